@@ -1,0 +1,146 @@
+/*
+ * smtpuv — an asynchronous ESMTP client library.
+ *
+ * This umbrella header carries what every layer shares: version macros and
+ * the runtime version query, the error codes (one X-macro list, so codes,
+ * names and messages cannot drift), and the per-object allocator.
+ *
+ * Layers (each has its own header, all included from here):
+ *   smtpuv/protocol.h  sans-io ESMTP state machine (smtpuv_proto_*), libc only
+ *   smtpuv/auth.h      SASL authenticators (smtpuv_auth_*), OpenSSL libcrypto
+ *   smtpuv/client.h    libuv client (smtpuv_client_*), libuv + OpenSSL libssl
+ *
+ * Conventions used by every function of the library:
+ *   - functions return 0 (or a documented non-negative value) on success and a
+ *     negative SMTPUV_E* code on failure; a failing call changes nothing;
+ *   - a function that takes a callback and fails never calls that callback;
+ *   - the library never prints, never exits or aborts on bad input, and never
+ *     initialises or tears down OpenSSL's global state.
+ */
+#ifndef SMTPUV_H
+#define SMTPUV_H
+
+#include <stddef.h>
+
+#include "smtpuv/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define SMTPUV_EXTERN __declspec(dllexport)
+#elif defined(__GNUC__) || defined(__clang__)
+#define SMTPUV_EXTERN __attribute__((visibility("default")))
+#else
+#define SMTPUV_EXTERN
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * XX(NAME, value, message). Ranges:
+ *   -1 .. -99     misuse and local refusals: nothing was written to the wire;
+ *   -100 .. -199  the server's answer or behaviour (protocol, AUTH, replies);
+ *   -200 .. -299  transport: resolution, connection, timeouts, TLS.
+ */
+#define SMTPUV_ERRNO_MAP(XX)                                                   \
+  XX(EINVAL, -1, "invalid argument")                                           \
+  XX(ESTATE, -2, "command not allowed in the current protocol state")          \
+  XX(EBUSY, -3, "a reply is still awaited and the server does not pipeline")   \
+  XX(ENOMEM, -4, "out of memory")                                              \
+  XX(EADDRESS, -5,                                                             \
+     "address refused: it contains CR, LF, NUL, '<' or '>' or is malformed")   \
+  XX(ENOEXT, -6, "the server does not offer a required extension")             \
+  XX(E8BIT, -7, "8-bit data needs 8BITMIME (or BINARYMIME) from the server")   \
+  XX(ETOOBIG, -8, "message larger than the server's SIZE limit")               \
+  XX(ENORCPT, -9, "no recipient was accepted")                                 \
+  XX(EAGAIN, -10, "not ready yet: try again after more input")                 \
+  XX(ECANCELED, -11, "operation canceled")                                     \
+  XX(ECLOSED, -12, "the client is closing or closed")                          \
+  XX(EBODY, -13, "the message body source failed")                             \
+  XX(EHEADER, -14, "message headers are malformed or ambiguous")              \
+  XX(ELIMIT, -15, "a built-in limit was exceeded")                             \
+  XX(EPROTO, -100, "the server violated the SMTP protocol")                    \
+  XX(EINJECT, -101,                                                            \
+     "the server sent data after STARTTLS's 220 (response injection)")         \
+  XX(ETEMPFAIL, -102, "the server answered with a temporary failure (4xx)")    \
+  XX(EPERMFAIL, -103, "the server answered with a permanent failure (5xx)")    \
+  XX(ESHUTDOWN, -104, "the server is closing the session (421)")               \
+  XX(EAUTH, -110, "authentication failed")                                     \
+  XX(EAUTHMECH, -111, "no authentication mechanism fits the server's offer")   \
+  XX(EPLAINTEXT, -112,                                                         \
+     "refusing to send credentials over an unencrypted connection")           \
+  XX(EAUTHSERVER, -113, "the server failed to prove its identity (SCRAM)")     \
+  XX(ECREDENTIALS, -114,                                                       \
+     "credentials cannot be encoded for this mechanism")                       \
+  XX(ERESOLVE, -200, "host name could not be resolved")                        \
+  XX(ECONNECT, -201, "connection failed")                                      \
+  XX(ETIMEDOUT, -202, "timed out")                                             \
+  XX(ECONNLOST, -203, "connection closed or reset by the server")             \
+  XX(EIO, -204, "I/O error")                                                   \
+  XX(ETLS, -210, "TLS handshake or record error")                              \
+  XX(ECERT, -211, "the server's certificate could not be verified")           \
+  XX(ENOTLS, -212, "TLS is required but the server does not offer STARTTLS")
+
+typedef enum smtpuv_errno {
+  SMTPUV_OK = 0,
+#define SMTPUV_ERRNO_ENUM_(name, val, msg) SMTPUV_##name = (val),
+  SMTPUV_ERRNO_MAP(SMTPUV_ERRNO_ENUM_)
+#undef SMTPUV_ERRNO_ENUM_
+  SMTPUV_ERRNO_MAX_ = -1000
+} smtpuv_errno;
+
+/** A static English message for an error code ("unknown error" otherwise). */
+SMTPUV_EXTERN const char *smtpuv_strerror(int err);
+
+/** The code's name ("SMTPUV_EPROTO"), or "SMTPUV_UNKNOWN". */
+SMTPUV_EXTERN const char *smtpuv_err_name(int err);
+
+/* ------------------------------------------------------------------------ */
+/* Version                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct smtpuv_info {
+  int age;                 /**< 1 for this layout; grows when fields append */
+  unsigned version_num;    /**< SMTPUV_VERSION_NUM of the linked library */
+  const char *version_str; /**< SMTPUV_VERSION of the linked library */
+} smtpuv_info;
+
+/**
+ * Version of the library actually linked. Returns NULL if it is older than
+ * `least_version` (a SMTPUV_VERSION_NUM value; 0 accepts any).
+ */
+SMTPUV_EXTERN const smtpuv_info *smtpuv_version(unsigned least_version);
+
+/* ------------------------------------------------------------------------ */
+/* Allocator                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Per-object allocator. Every object of the library takes an optional
+ * `const smtpuv_mem *`; NULL means the C library's malloc family. The struct
+ * is copied, so it need not outlive the call. All four functions must be set.
+ * There is no process-global allocator: two users of smtpuv in one process
+ * (say two Node addons) never see each other's choice.
+ */
+typedef struct smtpuv_mem {
+  void *user; /**< passed back as the last argument of every function */
+  void *(*malloc)(size_t size, void *user);
+  void (*free)(void *ptr, void *user);
+  void *(*calloc)(size_t nmemb, size_t size, void *user);
+  void *(*realloc)(void *ptr, size_t size, void *user);
+} smtpuv_mem;
+
+/** The default allocator (malloc, free, calloc, realloc). */
+SMTPUV_EXTERN const smtpuv_mem *smtpuv_mem_default(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#include "smtpuv/protocol.h"
+
+#endif /* SMTPUV_H */

@@ -1,0 +1,17 @@
+/* smtpuv version macros. CMake reads the numbers from this file. */
+#ifndef SMTPUV_VERSION_H
+#define SMTPUV_VERSION_H
+
+#define SMTPUV_VERSION_MAJOR 0
+#define SMTPUV_VERSION_MINOR 1
+#define SMTPUV_VERSION_PATCH 0
+
+/** "MAJOR.MINOR.PATCH" */
+#define SMTPUV_VERSION "0.1.0"
+
+/** 0xMMmmpp: compare with `>=` to test for a minimum version at compile time. */
+#define SMTPUV_VERSION_NUM                                                     \
+  ((SMTPUV_VERSION_MAJOR << 16) | (SMTPUV_VERSION_MINOR << 8) |                \
+   SMTPUV_VERSION_PATCH)
+
+#endif /* SMTPUV_VERSION_H */
