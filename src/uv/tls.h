@@ -1,0 +1,123 @@
+/*
+ * Internal: the TLS engine. One OpenSSL SSL object over two memory BIOs,
+ * sans-io: ciphertext in through smtpuv__tls_feed(), ciphertext out through
+ * smtpuv__tls_take_output(), plaintext through smtpuv__tls_read()/_write().
+ * STARTTLS and implicit TLS both use it; the libuv connection only moves
+ * bytes. Unit-tested against an in-process OpenSSL server (no sockets).
+ *
+ * Every call clears OpenSSL's per-thread error queue before it touches the
+ * SSL object and turns whatever the call left there into the engine's own
+ * error text (smtpuv__tls_error_text()), so no leftover can poison another
+ * connection or the host application (Node). Nothing is ever printed.
+ */
+#ifndef SMTPUV_SRC_UV_TLS_H
+#define SMTPUV_SRC_UV_TLS_H
+
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#include "smtpuv.h"
+
+typedef struct smtpuv_tls smtpuv_tls;
+
+/* Client-side verification settings for smtpuv__tls_new(). */
+typedef struct smtpuv_tls_config {
+  SSL_CTX *ctx;          /* caller's context (referenced, not owned); NULL:
+                            the engine builds one from the fields below */
+  const char *ca_file;   /* PEM bundle; NULL with ca_dir NULL: system store */
+  const char *ca_dir;    /* hashed directory */
+  const char *host;      /* SNI and SSL_set1_host() name; an IP literal is
+                            verified with X509_VERIFY_PARAM_set1_ip_asc() and
+                            sends no SNI; a trailing dot is dropped */
+  int verify;            /* 1 (default in the client): verify chain + name;
+                            0: accept any certificate (explicit opt-out) */
+  char *err;             /* optional: receives the text when
+                            smtpuv__tls_new() fails (e.g. CA file missing) */
+  size_t errlen;         /* size of `err` */
+} smtpuv_tls_config;
+
+/*
+ * Build a client SSL_CTX: TLS 1.2 minimum, verification on, trust from
+ * ca_file/ca_dir or the system's default paths. Returns 0, SMTPUV_ENOMEM,
+ * SMTPUV_EINVAL (out NULL), or SMTPUV_ETLS with `err` (may be NULL) filled from the OpenSSL error
+ * queue (e.g. "cannot load CA file /x: No such file"). Free with SSL_CTX_free.
+ */
+int smtpuv__tls_ctx_new(const char *ca_file, const char *ca_dir, SSL_CTX **out,
+                        char *err, size_t errlen);
+
+/* New client engine; the handshake starts with the first
+   smtpuv__tls_handshake(). Returns 0, SMTPUV_ENOMEM, SMTPUV_EINVAL (verify
+   without a host, name too long), SMTPUV_ETLS (text in cfg->err).
+   A caller's cfg->ctx is used as is (its minimum version, trust and verify
+   callback), except that verification is forced on or off per cfg->verify;
+   the SSL object holds its own reference, so the caller may free its context
+   whenever it likes. A context built here dies with the engine. */
+int smtpuv__tls_new(const smtpuv_mem *mem, const smtpuv_tls_config *cfg,
+                    smtpuv_tls **out);
+
+/* Free the SSL object, its BIOs, any ciphertext not yet taken, and wipe
+   buffered plaintext. NULL is accepted. */
+void smtpuv__tls_free(smtpuv_tls *t);
+
+/* Hand the engine ciphertext received from the network. Returns 0 or
+   SMTPUV_ENOMEM. */
+int smtpuv__tls_feed(smtpuv_tls *t, const void *data, size_t len);
+
+/* The TCP stream ended: tell OpenSSL (memory BIO EOF return 0) so a pending
+   read reports the close instead of waiting for more. */
+void smtpuv__tls_eof(smtpuv_tls *t);
+
+/*
+ * Advance the handshake. Returns 1 when it is complete, 0 when it needs more
+ * input (take and send the output first), or SMTPUV_ECERT (chain or host
+ * name rejected; the text names the reason, e.g. "certificate verify failed:
+ * hostname mismatch"), SMTPUV_ETLS (any other failure, incl. an alert from
+ * the peer), SMTPUV_ECONNLOST (EOF during the handshake). Errors are
+ * sticky: later calls return the same code. After 1, call
+ * smtpuv__tls_read(): the last flight may already have carried data.
+ */
+int smtpuv__tls_handshake(smtpuv_tls *t);
+
+/*
+ * Decrypt into `buf`. Returns the number of bytes (> 0), 0 when more input
+ * is needed, SMTPUV_ECONNLOST when the peer sent close_notify or the stream
+ * ended (after smtpuv__tls_eof(); an EOF without close_notify is reported
+ * the same way: the caller decides whether it was benign, e.g. after QUIT),
+ * or SMTPUV_ETLS; SMTPUV_ESTATE before the handshake completed, SMTPUV_EINVAL
+ * when cap is 0. Call until it returns <= 0: OpenSSL may hold more than
+ * one record. Reads may produce output (alerts, TLS 1.2 renegotiation;
+ * OpenSSL answers a TLS 1.3 KeyUpdate with the next write): take it.
+ */
+long smtpuv__tls_read(smtpuv_tls *t, void *buf, size_t cap);
+
+/* Encrypt all `len` bytes into the output queue. Returns 0, SMTPUV_ENOMEM,
+   SMTPUV_ETLS, or SMTPUV_ESTATE before the handshake completed. */
+int smtpuv__tls_write(smtpuv_tls *t, const void *data, size_t len);
+
+/* Queue a close_notify alert (does not wait for the peer's). Returns 0 (also
+   when already queued), SMTPUV_ESTATE before the handshake completed (nothing
+   to close: just close the stream), or the engine's sticky error. */
+int smtpuv__tls_shutdown(smtpuv_tls *t);
+
+/* Bytes of ciphertext waiting to be sent. */
+size_t smtpuv__tls_pending_output(const smtpuv_tls *t);
+
+/*
+ * Take all waiting ciphertext: `*buf` is a new allocation from the engine's
+ * allocator, owned by the caller (free it with that allocator, e.g. in the
+ * write callback), `*len` its size. `*buf` is NULL and `*len` 0 when nothing
+ * waits. Returns 0 or SMTPUV_ENOMEM.
+ */
+int smtpuv__tls_take_output(smtpuv_tls *t, void **buf, size_t *len);
+
+/* Text of the last error (OpenSSL's reason strings, verify result), or "". */
+const char *smtpuv__tls_error_text(const smtpuv_tls *t);
+
+/* After the handshake: one line describing the session and the peer
+   certificate: "TLSv1.3 TLS_AES_256_GCM_SHA384; subject CN=localhost; issuer
+   CN=Test CA; expires 2027-11-24". Returns the length written (truncated to
+   cap-1, NUL-terminated). */
+size_t smtpuv__tls_summary(const smtpuv_tls *t, char *buf, size_t cap);
+
+#endif
