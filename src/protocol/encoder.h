@@ -31,7 +31,8 @@ typedef struct smtpuv_encoder {
 void smtpuv__encoder_init(smtpuv_encoder *e, int dot_stuff);
 
 /* Encode `len` bytes into `out` (at least SMTPUV_ENCODE_BOUND(len) bytes).
-   Returns the number of bytes written. */
+   Returns the number of bytes written. The bytes of `out` after those (up
+   to the bound) may be overwritten too: the copy runs ahead in vectors. */
 size_t smtpuv__encoder_encode(smtpuv_encoder *e, const char *in, size_t len,
                               char *out);
 
