@@ -142,5 +142,6 @@ SMTPUV_EXTERN const smtpuv_mem *smtpuv_mem_default(void);
 #endif
 
 #include "smtpuv/protocol.h"
+#include "smtpuv/auth.h"
 
 #endif /* SMTPUV_H */
