@@ -26,10 +26,14 @@
  *   - it returns 0 after appending the command's bytes to the outgoing
  *     buffer, or a negative SMTPUV_E* code after writing nothing and changing
  *     nothing;
- *   - SMTPUV_ESTATE: the command is not allowed in the current state
- *     (see smtpuv_proto_state());
- *   - SMTPUV_EBUSY: the server does not pipeline (or pipelining was switched
+ *   - checks run in this order: the sticky error, the state (SMTPUV_ESTATE:
+ *     the command is not allowed in the current state, see
+ *     smtpuv_proto_state()), the arguments (SMTPUV_EINVAL, SMTPUV_EADDRESS)
+ *     and the server's extensions (SMTPUV_ENOEXT, ...), then
+ *     SMTPUV_EBUSY: the server does not pipeline (or pipelining was switched
  *     off) and a reply is still awaited; wait for it and call again;
+ *   - SMTPUV_EINVAL also for a NULL session; SMTPUV_ENOMEM when memory for
+ *     the command could not be had (nothing changed: retry later);
  *   - once the server violated the protocol (SMTPUV_EPROTO, SMTPUV_EINJECT)
  *     the object is finished and every call returns that error again.
  *
@@ -40,9 +44,19 @@
  * transaction's MAIL may follow the end-of-data mark at once (message content
  * may open a group). EHLO, HELO, STARTTLS, AUTH, NOOP and VRFY end a group:
  * they may follow queued commands, but nothing but QUIT is accepted
- * (SMTPUV_EBUSY) until their reply is in. QUIT may follow anything.
+ * (SMTPUV_EBUSY) until their reply is in. QUIT may follow anything except
+ * DATA, STARTTLS and AUTH, whose positive replies would turn it into body
+ * text, a TLS record or a SASL response (see smtpuv_proto_quit()).
  * Without pipelining every command waits for the previous reply
  * (SMTPUV_EBUSY).
+ *
+ * Transactions: replies are tracked per transaction (MAIL to end of data).
+ * When MAIL is refused, the replies to the RCPT, DATA and BDAT commands
+ * pipelined behind it carry SMTPUV_REPLY_TXN_FAILED, and the state returns
+ * to READY at once (or, when DATA was issued, with DATA's reply). A reply
+ * 421 to any command means the server is closing: the state becomes
+ * FINISHED (no error). After DATA or the end of data was refused, issue
+ * RSET before the next MAIL (servers keep the transaction open).
  */
 #ifndef SMTPUV_PROTOCOL_H
 #define SMTPUV_PROTOCOL_H
@@ -101,7 +115,8 @@ typedef enum smtpuv_state {
   SMTPUV_STATE_DATA_PENDING,   /**< DATA issued, its 354 not yet received */
   SMTPUV_STATE_DATA,           /**< 354 received: data_write, data_end */
   SMTPUV_STATE_BDAT,           /**< BDAT chunks issued, LAST not yet */
-  SMTPUV_STATE_FINISHED        /**< QUIT issued, 421 received, or violation */
+  SMTPUV_STATE_FINISHED        /**< QUIT issued, 421 received, greeting
+                                    refused, or violation */
 } smtpuv_state;
 
 SMTPUV_EXTERN const char *smtpuv_state_name(smtpuv_state state);
@@ -135,14 +150,17 @@ typedef struct smtpuv_reply {
   int code;             /**< 200..599 */
   int positive;         /**< 1 when the code means success for `command`
                              (2xx; 354 for DATA; 334 for AUTH; 220 for
-                             GREETING and STARTTLS) */
+                             GREETING and STARTTLS); 0 for the end of data
+                             the core wrote itself (SMTPUV_REPLY_EMPTY_DATA)
+                             and for an unsolicited 421 */
   unsigned flags;       /**< SMTPUV_REPLY_* */
   /** Enhanced status code (RFC 3463) of the first line when the server
       advertised ENHANCEDSTATUSCODES and the line starts with one whose class
       matches the code's first digit; all zero otherwise. */
   int enh_class, enh_subject, enh_detail;
   char enhanced[16];    /**< "5.1.1" or "" (NUL-terminated) */
-  /** Text of every line, without the code, separator and line ending. */
+  /** Text of every line, without the code, separator and line ending
+      (each points into `text`). */
   const smtpuv_str *lines;
   size_t nlines;
   /** The whole text: the lines joined with "\n", NUL-terminated. */
@@ -180,20 +198,32 @@ SMTPUV_EXTERN void smtpuv_proto_free(smtpuv_proto *p);
  * bytes are copied. Replies become available through smtpuv_proto_next_reply();
  * call it until it returns 0 after each feed.
  *
- * Lines end with CRLF; a bare LF is tolerated. Returns 0, SMTPUV_ENOMEM, or
- * a sticky SMTPUV_EPROTO (malformed reply, line longer than
- * SMTPUV_MAX_REPLY_LINE, reply larger than SMTPUV_MAX_REPLY_SIZE, code
- * outside 200..599, codes differing between lines, a reply nobody asked for)
- * or SMTPUV_EINJECT (bytes after STARTTLS's 220). The check is made as bytes
- * arrive, so memory stays bounded whatever the server sends.
+ * Lines end with CRLF; a bare LF is tolerated. Returns 0, SMTPUV_EINVAL
+ * (NULL data with a length), SMTPUV_ENOMEM (nothing of `data` was taken:
+ * feed it again), or a sticky SMTPUV_EPROTO (malformed reply: no 3-digit
+ * code, no space or '-' after it, a NUL or a CR inside a line; line longer
+ * than SMTPUV_MAX_REPLY_LINE, reply larger than SMTPUV_MAX_REPLY_SIZE, code
+ * outside 200..599, codes differing between lines, a reply nobody asked for
+ * (only a 421 may come unasked, once), anything after such a 421) or
+ * SMTPUV_EINJECT (bytes after STARTTLS's 220, in the same read or a later
+ * one before smtpuv_proto_tls_established()). The check is made as bytes
+ * arrive, so memory stays bounded whatever the server sends. Replies that
+ * were complete before the violation can still be popped: next_reply()
+ * returns them, then the error (a "250 queued" is not lost to the junk
+ * that follows it). smtpuv_proto_error_text() tells where it happened.
  */
 SMTPUV_EXTERN int smtpuv_proto_feed(smtpuv_proto *p, const void *data,
                                     size_t len);
 
 /**
  * Pop the next complete reply. Returns 1 and fills `*reply`, 0 when no
- * complete reply is buffered, or the sticky error code. Popping a reply
- * updates the state and the server's extensions (after EHLO).
+ * complete reply is buffered, SMTPUV_EINVAL, SMTPUV_ENOMEM (the reply stays
+ * queued: call again), or the sticky error code once the replies received
+ * before the error are popped. Popping a reply updates the state and the
+ * server's extensions (after EHLO); popping DATA's 354 when no recipient
+ * was accepted appends ".\r\n" to the output (SMTPUV_REPLY_EMPTY_DATA).
+ * Once the session is FINISHED, replies are still delivered but change
+ * nothing.
  */
 SMTPUV_EXTERN int smtpuv_proto_next_reply(smtpuv_proto *p, smtpuv_reply *reply);
 
@@ -230,7 +260,8 @@ SMTPUV_EXTERN void smtpuv_proto_consumed(smtpuv_proto *p, size_t n);
 /** Bytes issued but not yet consumed. */
 SMTPUV_EXTERN size_t smtpuv_proto_pending_output(const smtpuv_proto *p);
 
-/** Number of commands whose replies are still awaited (the greeting counts). */
+/** Number of commands whose replies have not been popped yet (the greeting
+    and the end of data the core writes itself count). */
 SMTPUV_EXTERN size_t smtpuv_proto_pending_replies(const smtpuv_proto *p);
 
 /** Current state (see smtpuv_state). */
@@ -300,11 +331,14 @@ SMTPUV_EXTERN const char *smtpuv_proto_server_name(const smtpuv_proto *p);
 /* Commands                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/** EHLO `domain` (a host name or address literal without CR/LF/space).
-    State: GREETED (also after a failed EHLO, after tls_established()). */
+/** EHLO `domain`: a host name or address literal, 1..255 printable ASCII
+    characters without space (else SMTPUV_EINVAL). State: GREETED (also
+    after a failed EHLO or HELO, and after tls_established()). On 250 the
+    state is READY with the advertised extensions; on a refusal GREETED. */
 SMTPUV_EXTERN int smtpuv_proto_ehlo(smtpuv_proto *p, const char *domain);
 
-/** HELO `domain`: the fallback when EHLO was refused (no extensions). */
+/** HELO `domain`: the fallback when EHLO was refused (no extensions). Same
+    rules as smtpuv_proto_ehlo(). */
 SMTPUV_EXTERN int smtpuv_proto_helo(smtpuv_proto *p, const char *domain);
 
 /**
@@ -312,12 +346,14 @@ SMTPUV_EXTERN int smtpuv_proto_helo(smtpuv_proto *p, const char *domain);
  * the state stays STARTTLS_PENDING: run the TLS handshake, then call
  * smtpuv_proto_tls_established(). Any byte the server sent after that 220
  * is response injection and finishes the session with SMTPUV_EINJECT.
- * On a refusal the state returns to READY.
+ * On a refusal the state returns to READY. State: READY.
  */
 SMTPUV_EXTERN int smtpuv_proto_starttls(smtpuv_proto *p);
 
 /** The TLS handshake completed: forget the extensions and require a new
-    EHLO (state GREETED). Only after STARTTLS's 220. */
+    EHLO (state GREETED). Only after STARTTLS's 220 was popped (else
+    SMTPUV_ESTATE). Returns 0, SMTPUV_EINVAL, SMTPUV_ESTATE or the sticky
+    error. */
 SMTPUV_EXTERN int smtpuv_proto_tls_established(smtpuv_proto *p);
 
 /**
@@ -326,16 +362,21 @@ SMTPUV_EXTERN int smtpuv_proto_tls_established(smtpuv_proto *p);
  * response, "" sends "=" (an empty one). Replies: 334 (positive, a
  * challenge: its text is the base64 challenge) keeps AUTHENTICATING; 235
  * returns to READY; anything else returns to READY with the failure.
- * Base64 strings are checked: only A-Z a-z 0-9 + / = are accepted.
+ * The mechanism name must follow RFC 4422 (1..20 of A-Z 0-9 - _, upper
+ * case) and base64 strings may only hold A-Z a-z 0-9 + / =, else
+ * SMTPUV_EINVAL. Needs the AUTH extension (SMTPUV_ENOEXT). State: READY.
  */
 SMTPUV_EXTERN int smtpuv_proto_auth(smtpuv_proto *p, const char *mechanism,
                                     const char *initial_b64);
 
-/** Answer a 334 challenge with a base64 line ("" sends an empty line). */
+/** Answer a 334 challenge with a base64 line ("" sends an empty line).
+    SMTPUV_ESTATE unless a 334 was popped and not answered yet;
+    SMTPUV_EINVAL for NULL or characters outside the base64 alphabet. */
 SMTPUV_EXTERN int smtpuv_proto_auth_response(smtpuv_proto *p,
                                              const char *response_b64);
 
-/** Cancel the exchange after a 334 ("*"); the server answers 501. */
+/** Cancel the exchange after a 334 ("*"); the server answers 501. Same
+    state rule as smtpuv_proto_auth_response(). */
 SMTPUV_EXTERN int smtpuv_proto_auth_cancel(smtpuv_proto *p);
 
 /** BODY= values for MAIL. */
@@ -354,9 +395,10 @@ typedef enum smtpuv_dsn_ret {
 } smtpuv_dsn_ret;
 
 /**
- * MAIL FROM parameters. Zero-initialise (or use SMTPUV_MAIL_PARAMS_INIT);
- * fields are only ever appended and `struct_size` tells the library how many
- * it may read.
+ * MAIL FROM parameters. Use SMTPUV_MAIL_PARAMS_INIT (or zero-initialise
+ * and set struct_size); fields are only ever appended and `struct_size`
+ * tells the library how many it may read (smaller than this version's
+ * struct: SMTPUV_EINVAL).
  */
 typedef struct smtpuv_mail_params {
   size_t struct_size;     /**< sizeof(smtpuv_mail_params) */
@@ -364,15 +406,17 @@ typedef struct smtpuv_mail_params {
                                server advertises a limit and size exceeds it,
                                MAIL is refused with SMTPUV_ETOOBIG. SIZE= is
                                only sent when the server advertises SIZE. */
-  smtpuv_body_type body;  /**< BODY=; 8BITMIME/BINARYMIME need the extension
-                               (else SMTPUV_E8BIT / SMTPUV_ENOEXT) */
+  smtpuv_body_type body;  /**< BODY=; 7BIT and 8BITMIME need 8BITMIME (else
+                               SMTPUV_ENOEXT / SMTPUV_E8BIT), BINARYMIME
+                               needs BINARYMIME and CHUNKING (SMTPUV_ENOEXT) */
   int smtputf8;           /**< 1: add SMTPUTF8 (needs SMTPUTF8, else
                                SMTPUV_ENOEXT). Added automatically when the
                                sender is non-ASCII; a later non-ASCII RCPT
                                without it is refused with SMTPUV_ENOEXT. */
   smtpuv_dsn_ret dsn_ret; /**< RET=FULL/HDRS (needs DSN, else SMTPUV_ENOEXT) */
   const char *dsn_envid;  /**< ENVID=, xtext-encoded by the core (needs DSN);
-                               printable ASCII only, max 100 characters */
+                               1..100 printable ASCII characters (else
+                               SMTPUV_EINVAL) */
   int requiretls;         /**< 1: REQUIRETLS (needs REQUIRETLS, else
                                SMTPUV_ENOEXT) */
 } smtpuv_mail_params;
@@ -387,27 +431,35 @@ enum {
   SMTPUV_DSN_NOTIFY_NEVER = 1u << 3
 };
 
-/** RCPT TO parameters; zero-initialise, same growth rule as above. */
+/** RCPT TO parameters; SMTPUV_RCPT_PARAMS_INIT, same growth rule as above. */
 typedef struct smtpuv_rcpt_params {
   size_t struct_size;    /**< sizeof(smtpuv_rcpt_params) */
-  unsigned dsn_notify;   /**< SMTPUV_DSN_NOTIFY_* or 0 (needs DSN) */
+  unsigned dsn_notify;   /**< SMTPUV_DSN_NOTIFY_* or 0 (needs DSN); NEVER
+                              with another bit or unknown bits:
+                              SMTPUV_EINVAL */
   const char *dsn_orcpt; /**< original recipient: sent as
-                              ORCPT=rfc822;<xtext> (needs DSN) */
+                              ORCPT=rfc822;<xtext> (needs DSN); the address
+                              rules apply, non-ASCII allowed (xtext) */
 } smtpuv_rcpt_params;
 
 #define SMTPUV_RCPT_PARAMS_INIT {sizeof(smtpuv_rcpt_params), 0, NULL}
 
 /**
  * MAIL FROM:<sender>. `sender` "" is the null reverse-path <>. The address
- * is refused with SMTPUV_EADDRESS when it contains CR, LF, NUL, '<' or '>'
- * or is longer than SMTPUV_MAX_ADDRESS; non-ASCII needs SMTPUTF8
- * (SMTPUV_ENOEXT). `params` may be NULL. State: READY.
+ * is refused with SMTPUV_EADDRESS as smtpuv_check_address() says (CR, LF,
+ * other control characters, '<', '>', malformed UTF-8, longer than
+ * SMTPUV_MAX_ADDRESS, NULL); non-ASCII needs SMTPUTF8 (SMTPUV_ENOEXT) and
+ * adds the SMTPUTF8 parameter. `params` may be NULL. Parameters are written
+ * in this order: SIZE= BODY= SMTPUTF8 RET= ENVID= REQUIRETLS. SMTPUV_ETOOBIG
+ * when params->size exceeds the advertised SIZE limit. State: READY.
  */
 SMTPUV_EXTERN int smtpuv_proto_mail(smtpuv_proto *p, const char *sender,
                                     const smtpuv_mail_params *params);
 
-/** RCPT TO:<recipient> (non-empty; same address rules). `params` may be
-    NULL. State: MAIL_TRANSACTION or RECIPIENT_SENT. */
+/** RCPT TO:<recipient> (non-empty; same address rules, SMTPUV_EADDRESS). A
+    non-ASCII recipient needs SMTPUTF8 declared by this transaction's MAIL
+    (SMTPUV_ENOEXT). `params` may be NULL; written as " NOTIFY=... ORCPT=...".
+    State: MAIL_TRANSACTION or RECIPIENT_SENT. */
 SMTPUV_EXTERN int smtpuv_proto_rcpt(smtpuv_proto *p, const char *recipient,
                                     const smtpuv_rcpt_params *params);
 
@@ -415,7 +467,10 @@ SMTPUV_EXTERN int smtpuv_proto_rcpt(smtpuv_proto *p, const char *recipient,
  * DATA. State: RECIPIENT_SENT. Refused with SMTPUV_ENORCPT when every RCPT
  * reply is in and none was positive (issue RSET), with SMTPUV_ENOEXT when
  * the transaction declared BINARYMIME. The body may be written once the
- * 354 has been popped (state DATA).
+ * 354 has been popped (state DATA). Until then (DATA_PENDING) no command
+ * can be issued. If the 354 comes although no recipient was accepted, the
+ * core writes the end of data itself (see SMTPUV_REPLY_EMPTY_DATA) and the
+ * state is READY.
  */
 SMTPUV_EXTERN int smtpuv_proto_data(smtpuv_proto *p);
 
@@ -425,7 +480,7 @@ SMTPUV_EXTERN int smtpuv_proto_data(smtpuv_proto *p);
  * calls. When the transaction did not declare BODY=8BITMIME (or the server
  * lacks 8BITMIME) a chunk with a byte >= 0x80 is refused with SMTPUV_E8BIT
  * and nothing of it is written (the transaction cannot be completed: close
- * the connection). State: DATA.
+ * the connection). SMTPUV_EINVAL for NULL with a length. State: DATA.
  */
 SMTPUV_EXTERN int smtpuv_proto_data_write(smtpuv_proto *p, const void *buf,
                                           size_t len);
@@ -440,22 +495,32 @@ SMTPUV_EXTERN int smtpuv_proto_data_end(smtpuv_proto *p);
  * chunks) but not dot-stuffed, and <n> is the normalised size; with
  * BODY=BINARYMIME the bytes are sent as they are. The LAST chunk adds a final
  * CRLF when the body did not end with one (not for BINARYMIME) and may be
- * empty. Needs CHUNKING (SMTPUV_ENOEXT). State: RECIPIENT_SENT or BDAT.
+ * empty. Needs CHUNKING (SMTPUV_ENOEXT). 8-bit bytes need BODY=8BITMIME or
+ * BINARYMIME (SMTPUV_E8BIT, checked before anything is written); the first
+ * chunk is refused with SMTPUV_ENORCPT like DATA. State: RECIPIENT_SENT or
+ * BDAT; READY after the LAST chunk (MAIL may follow).
  */
 SMTPUV_EXTERN int smtpuv_proto_bdat(smtpuv_proto *p, const void *buf,
                                     size_t len, int last);
 
-/** RSET: aborts the transaction. State: READY and any transaction state
-    except DATA (where only data_end can end the body). */
+/** RSET: aborts the transaction. State: READY, MAIL_TRANSACTION,
+    RECIPIENT_SENT or BDAT (not DATA_PENDING or DATA: the server may be
+    reading the body). */
 SMTPUV_EXTERN int smtpuv_proto_rset(smtpuv_proto *p);
 
 /** NOOP. State: GREETED or READY (ends a pipelining group). */
 SMTPUV_EXTERN int smtpuv_proto_noop(smtpuv_proto *p);
 
-/** VRFY <string> (same character rules as addresses). State: READY. */
+/** VRFY <string> (non-empty, same character rules as addresses:
+    SMTPUV_EADDRESS). Non-ASCII needs SMTPUTF8 (SMTPUV_ENOEXT) and adds the
+    SMTPUTF8 parameter. State: READY (ends a pipelining group). */
 SMTPUV_EXTERN int smtpuv_proto_vrfy(smtpuv_proto *p, const char *string);
 
-/** QUIT. Allowed in every state but DATA and FINISHED; state FINISHED. */
+/** QUIT; the state becomes FINISHED. State: GREETED, EHLO_SENT, READY,
+    MAIL_TRANSACTION, RECIPIENT_SENT or BDAT. Not before the greeting, and
+    not while the server may read it as something else: in DATA_PENDING and
+    DATA (body text), STARTTLS_PENDING (TLS) or AUTHENTICATING (a SASL
+    response); close the connection there instead. */
 SMTPUV_EXTERN int smtpuv_proto_quit(smtpuv_proto *p);
 
 /* ------------------------------------------------------------------------ */
@@ -470,8 +535,10 @@ SMTPUV_EXTERN int smtpuv_is_8bit(const void *buf, size_t len);
 SMTPUV_EXTERN int smtpuv_needs_binarymime(const void *buf, size_t len);
 
 /**
- * Check an address for mail()/rcpt(): 0, SMTPUV_EADDRESS (CR, LF, NUL, '<',
- * '>', too long), or with `smtputf8_ok` 0 and a non-ASCII byte SMTPUV_ENOEXT.
+ * Check an address for mail()/rcpt(): 0, SMTPUV_EADDRESS (NULL, a control
+ * character such as CR, LF, TAB or DEL, '<', '>', malformed UTF-8, longer
+ * than SMTPUV_MAX_ADDRESS bytes), or with `smtputf8_ok` 0 and a non-ASCII
+ * byte SMTPUV_ENOEXT.
  */
 SMTPUV_EXTERN int smtpuv_check_address(const char *addr, int smtputf8_ok);
 

@@ -1,0 +1,322 @@
+/*
+ * The session object: life cycle, the queue of commands awaiting replies,
+ * what each popped reply does to the state, and the output accessors.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "protocol/mem.h"
+#include "protocol/proto_int.h"
+
+#define RING_MIN_CAP 8
+
+int smtpuv_proto_new(const smtpuv_mem *mem, smtpuv_proto **out) {
+  if (out == NULL)
+    return SMTPUV_EINVAL;
+  *out = NULL;
+  if (mem != NULL && (mem->malloc == NULL || mem->free == NULL ||
+                      mem->calloc == NULL || mem->realloc == NULL))
+    return SMTPUV_EINVAL;
+  smtpuv_mem m;
+  smtpuv__mem_init(&m, mem);
+  smtpuv_proto *p = smtpuv__calloc(&m, 1, sizeof *p);
+  if (p == NULL)
+    return SMTPUV_ENOMEM;
+  p->mem = m;
+  p->ring = smtpuv__malloc(&m, RING_MIN_CAP * sizeof *p->ring);
+  if (p->ring == NULL) {
+    smtpuv__free(&m, p);
+    return SMTPUV_ENOMEM;
+  }
+  p->ring_cap = RING_MIN_CAP;
+  p->state = SMTPUV_STATE_GREETING_EXPECTED;
+  p->pipelining_allowed = 1;
+  p->lines = p->lines_inline;
+  p->lines_cap = SMTPUV__INLINE_LINES;
+  smtpuv__ring_push(p, SMTPUV_CMD_GREETING);
+  *out = p;
+  return 0;
+}
+
+void smtpuv_proto_free(smtpuv_proto *p) {
+  if (p == NULL)
+    return;
+  smtpuv_mem m = p->mem;
+  smtpuv__outbuf_free(&p->out, &m);
+  if (p->lines != p->lines_inline)
+    smtpuv__free(&m, p->lines);
+  smtpuv__free(&m, p->ehlo);
+  smtpuv__free(&m, p->ring);
+  smtpuv__free(&m, p->in.buf);
+  smtpuv__free(&m, p);
+}
+
+int smtpuv__proto_fail(smtpuv_proto *p, int err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(p->errtext, sizeof p->errtext, fmt, ap);
+  va_end(ap);
+  p->err = err;
+  p->state = SMTPUV_STATE_FINISHED;
+  return err;
+}
+
+/* ---- the ring of commands awaiting replies ------------------------------ */
+
+int smtpuv__ring_reserve(smtpuv_proto *p, size_t n) {
+  if (p->ring_count + n <= p->ring_cap)
+    return 0;
+  size_t cap = p->ring_cap;
+  while (cap < p->ring_count + n)
+    cap *= 2;
+  smtpuv__pending *ring = smtpuv__malloc(&p->mem, cap * sizeof *ring);
+  if (ring == NULL)
+    return SMTPUV_ENOMEM;
+  for (size_t i = 0; i < p->ring_count; i++)
+    ring[i] = *smtpuv__ring_at(p, i);
+  smtpuv__free(&p->mem, p->ring);
+  p->ring = ring;
+  p->ring_cap = cap;
+  p->ring_head = 0;
+  return 0;
+}
+
+/* Commands after which nothing but QUIT may be pipelined (RFC 2920 3.1). */
+static int ends_group(unsigned cmd) {
+  switch (cmd) {
+  case SMTPUV_CMD_EHLO:
+  case SMTPUV_CMD_HELO:
+  case SMTPUV_CMD_STARTTLS:
+  case SMTPUV_CMD_AUTH:
+  case SMTPUV_CMD_NOOP:
+  case SMTPUV_CMD_VRFY:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+smtpuv__pending *smtpuv__ring_push(smtpuv_proto *p, smtpuv_cmd cmd) {
+  smtpuv__pending *e = smtpuv__ring_at(p, p->ring_count++);
+  memset(e, 0, sizeof *e);
+  e->cmd = (uint8_t)cmd;
+  e->txn = p->txo.id;
+  p->group_enders += (unsigned)ends_group(cmd);
+  return e;
+}
+
+/* ---- replies and the state ---------------------------------------------- */
+
+/* The transaction `e` belongs to has failed: MAIL refused or, once every
+   RCPT reply is in, no recipient accepted. */
+static int txn_failed(const smtpuv_proto *p, const smtpuv__pending *e) {
+  return e->txn == p->txi.id &&
+         (p->txi.mail_failed || p->txi.rcpt_accepted == 0);
+}
+
+int smtpuv__session_prepare(smtpuv_proto *p, const smtpuv__pending *e,
+                            const smtpuv_reply *r, smtpuv__apply *a) {
+  a->ehlo = NULL;
+  a->auto_end = 0;
+  if (p->state == SMTPUV_STATE_FINISHED)
+    return 0;
+  if ((e->cmd == SMTPUV_CMD_EHLO || e->cmd == SMTPUV_CMD_HELO) && r->positive)
+    return smtpuv__ehlo_build(&p->mem, r->lines, r->nlines,
+                              e->cmd == SMTPUV_CMD_EHLO, &a->ehlo);
+  if (e->cmd == SMTPUV_CMD_DATA && r->positive && txn_failed(p, e)) {
+    /* data() left room for both; this only allocates after a consumed()
+       dropped the block and the spare was taken (it cannot be). */
+    if (smtpuv__ring_reserve(p, 1) != 0 ||
+        smtpuv__outbuf_reserve(&p->out, &p->mem, 3) == NULL)
+      return SMTPUV_ENOMEM;
+    a->auto_end = 1;
+  }
+  return 0;
+}
+
+/* The 354 came although the transaction failed: end the body at once. */
+static void write_empty_body(smtpuv_proto *p, const smtpuv__pending *e) {
+  char *w = smtpuv__outbuf_reserve(&p->out, &p->mem, 3);
+  memcpy(w, ".\r\n", 3);
+  smtpuv__outbuf_commit(&p->out, 3);
+  smtpuv__pending *end = smtpuv__ring_push(p, SMTPUV_CMD_DATA_END);
+  end->txn = e->txn;
+  end->auto_end = 1;
+}
+
+/* Reply flags and the reply side of the transaction bookkeeping. */
+static void track_transaction(smtpuv_proto *p, const smtpuv__pending *e,
+                              smtpuv_reply *r) {
+  switch (e->cmd) {
+  case SMTPUV_CMD_MAIL:
+    p->txi.id = e->txn;
+    p->txi.mail_failed = !r->positive;
+    p->txi.rcpt_replied = p->txi.rcpt_accepted = 0;
+    break;
+  case SMTPUV_CMD_RCPT:
+    if (e->txn == p->txi.id) {
+      p->txi.rcpt_replied++;
+      p->txi.rcpt_accepted += (uint32_t)r->positive;
+      if (p->txi.mail_failed)
+        r->flags |= SMTPUV_REPLY_TXN_FAILED;
+    }
+    break;
+  case SMTPUV_CMD_DATA:
+  case SMTPUV_CMD_DATA_END:
+  case SMTPUV_CMD_BDAT:
+    if (txn_failed(p, e))
+      r->flags |= SMTPUV_REPLY_TXN_FAILED;
+    if (e->auto_end) {
+      r->flags |= SMTPUV_REPLY_EMPTY_DATA;
+      r->positive = 0;
+    }
+    break;
+  default:
+    break;
+  }
+}
+
+static void move_state(smtpuv_proto *p, const smtpuv__pending *e,
+                       const smtpuv_reply *r, smtpuv__apply *a) {
+  switch (e->cmd) {
+  case SMTPUV_CMD_GREETING:
+    p->state = r->positive ? SMTPUV_STATE_GREETED : SMTPUV_STATE_FINISHED;
+    break;
+  case SMTPUV_CMD_EHLO:
+  case SMTPUV_CMD_HELO:
+    if (r->positive) {
+      smtpuv__free(&p->mem, p->ehlo);
+      p->ehlo = a->ehlo;
+      a->ehlo = NULL;
+    }
+    p->state = r->positive ? SMTPUV_STATE_READY : SMTPUV_STATE_GREETED;
+    break;
+  case SMTPUV_CMD_STARTTLS:
+    if (r->positive)
+      p->tls_ready = 1;
+    else
+      p->state = SMTPUV_STATE_READY;
+    break;
+  case SMTPUV_CMD_AUTH:
+    if (r->code == 334)
+      p->auth_challenge = 1;
+    else
+      p->state = SMTPUV_STATE_READY;
+    break;
+  case SMTPUV_CMD_MAIL:
+    /* Refused: the transaction is over unless DATA is already on its way
+       (then its reply ends it). */
+    if (!r->positive && e->txn == p->txo.id &&
+        (p->state == SMTPUV_STATE_MAIL_TRANSACTION ||
+         p->state == SMTPUV_STATE_RECIPIENT_SENT ||
+         p->state == SMTPUV_STATE_BDAT))
+      p->state = SMTPUV_STATE_READY;
+    break;
+  case SMTPUV_CMD_DATA:
+    if (a->auto_end)
+      write_empty_body(p, e);
+    p->state = r->positive && !a->auto_end ? SMTPUV_STATE_DATA
+                                           : SMTPUV_STATE_READY;
+    break;
+  default:
+    break;
+  }
+}
+
+void smtpuv__session_apply(smtpuv_proto *p, const smtpuv__pending *e,
+                           smtpuv_reply *r, smtpuv__apply *a) {
+  if (r->command == SMTPUV_CMD_DATA && a->auto_end)
+    r->flags |= SMTPUV_REPLY_EMPTY_DATA;
+  track_transaction(p, e, r);
+  if (ends_group(e->cmd))
+    p->group_enders--;
+  if (p->state != SMTPUV_STATE_FINISHED)
+    move_state(p, e, r, a);
+  if (r->code == 421)
+    p->state = SMTPUV_STATE_FINISHED; /* the server closes the channel */
+  smtpuv__free(&p->mem, a->ehlo); /* unused when the state did not move */
+}
+
+int smtpuv_proto_tls_established(smtpuv_proto *p) {
+  if (p == NULL)
+    return SMTPUV_EINVAL;
+  if (p->err != 0)
+    return p->err;
+  if (p->state != SMTPUV_STATE_STARTTLS_PENDING || !p->tls_ready)
+    return SMTPUV_ESTATE;
+  smtpuv__free(&p->mem, p->ehlo);
+  p->ehlo = NULL;
+  p->tls_ready = 0;
+  p->rd.tls_wait = 0;
+  p->state = SMTPUV_STATE_GREETED;
+  return 0;
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+void smtpuv_proto_outgoing(smtpuv_proto *p, const void **ptr, size_t *len) {
+  if (p == NULL) {
+    *ptr = NULL;
+    *len = 0;
+    return;
+  }
+  smtpuv__outbuf_peek(&p->out, ptr, len);
+}
+
+int smtpuv_proto_outgoing_iov(smtpuv_proto *p, size_t skip, smtpuv_iov *iov,
+                              int iovcnt) {
+  if (p == NULL || iov == NULL || iovcnt <= 0)
+    return 0;
+  return smtpuv__outbuf_iov(&p->out, skip, iov, iovcnt);
+}
+
+void smtpuv_proto_consumed(smtpuv_proto *p, size_t n) {
+  if (p != NULL)
+    smtpuv__outbuf_consume(&p->out, &p->mem, n);
+}
+
+size_t smtpuv_proto_pending_output(const smtpuv_proto *p) {
+  return p != NULL ? p->out.pending : 0;
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+size_t smtpuv_proto_pending_replies(const smtpuv_proto *p) {
+  return p != NULL ? p->ring_count : 0;
+}
+
+smtpuv_state smtpuv_proto_state(const smtpuv_proto *p) {
+  return p != NULL ? p->state : SMTPUV_STATE_FINISHED;
+}
+
+int smtpuv_proto_error(const smtpuv_proto *p) {
+  return p != NULL ? p->err : SMTPUV_EINVAL;
+}
+
+const char *smtpuv_proto_error_text(const smtpuv_proto *p) {
+  return p != NULL && p->err != 0 ? p->errtext : "";
+}
+
+void smtpuv_proto_set_pipelining(smtpuv_proto *p, int enable) {
+  if (p != NULL)
+    p->pipelining_allowed = enable != 0;
+}
+
+const char *smtpuv_cmd_name(smtpuv_cmd cmd) {
+  static const char *const names[] = {
+      "unsolicited", "greeting", "EHLO", "HELO", "STARTTLS",
+      "AUTH",        "MAIL",     "RCPT", "DATA", "end-of-data",
+      "BDAT",        "RSET",     "NOOP", "VRFY", "QUIT"};
+  return (unsigned)cmd < sizeof names / sizeof names[0] ? names[cmd] : "?";
+}
+
+const char *smtpuv_state_name(smtpuv_state state) {
+  static const char *const names[] = {
+      "GREETING_EXPECTED", "GREETED",          "EHLO_SENT",
+      "STARTTLS_PENDING",  "AUTHENTICATING",   "READY",
+      "MAIL_TRANSACTION",  "RECIPIENT_SENT",   "DATA_PENDING",
+      "DATA",              "BDAT",             "FINISHED"};
+  return (unsigned)state < sizeof names / sizeof names[0] ? names[state]
+                                                          : "?";
+}
