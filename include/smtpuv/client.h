@@ -1,0 +1,664 @@
+/*
+ * smtpuv/client.h — the libuv SMTP client.
+ *
+ * Sending a message (error handling shortened):
+ *
+ *   #include <smtpuv/client.h>
+ *
+ *   static void on_sent(smtpuv_client *c, const smtpuv_send_result *r,
+ *                       void *data) {
+ *     if (r->status == SMTPUV_SEND_SENT)
+ *       printf("queued: %s\n", r->reply_text);        // "2.0.0 Ok: queued as ..."
+ *     else
+ *       printf("%s in %s: %s\n", smtpuv_send_status_name(r->status),
+ *              smtpuv_phase_name(r->phase), r->message);
+ *     smtpuv_client_close(c, NULL);                    // QUIT, then free
+ *   }
+ *
+ *   smtpuv_options *o;
+ *   smtpuv_options_new(NULL, &o);
+ *   smtpuv_options_set_host(o, "smtp.example.com");   // port 587, STARTTLS required
+ *   smtpuv_options_set_credentials(o, "me@example.com", "secret", NULL);
+ *   smtpuv_client *c;
+ *   smtpuv_client_new(uv_default_loop(), o, &c);      // copies the options
+ *   smtpuv_options_free(o);
+ *
+ *   const char *to[] = {"you@example.org"};
+ *   smtpuv_envelope env = SMTPUV_ENVELOPE_INIT;
+ *   env.sender = "me@example.com";
+ *   env.recipients = to;
+ *   env.nrecipients = 1;
+ *   static const char msg[] = "From: me@example.com\r\nTo: you@example.org\r\n"
+ *                             "Subject: hi\r\n\r\nHello.\r\n";
+ *   smtpuv_body body;
+ *   smtpuv_body_init_buffer(&body, msg, sizeof msg - 1); // kept until on_sent
+ *   smtpuv_client_send(c, &env, &body, on_sent, NULL);
+ *   uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+ *
+ * Or, without an event loop, in one blocking call:
+ *
+ *   smtpuv_send_result *r;
+ *   int rc = smtpuv_send_sync(o, &env, &body, &r);    // 0 when sent
+ *   ...; smtpuv_send_result_free(r);
+ *
+ * Or let the message's own headers give the envelope (Sender/From; To, Cc,
+ * Bcc; Bcc never transmitted): smtpuv_client_send_message(c, msg, len, cb,
+ * data) and smtpuv_send_message_sync(o, msg, len, &r).
+ *
+ * What the client does for you:
+ *   - resolves the host (every address is tried in turn), connects with
+ *     TCP_NODELAY, negotiates TLS (STARTTLS or implicit; certificate and host
+ *     name verified), EHLO, AUTH, and keeps the connection for the next
+ *     message (re-opened when the server closed it while idle);
+ *   - sends queued messages in order on one connection, pipelining MAIL,
+ *     RCPT and DATA (RFC 2920) and using BDAT (RFC 3030) when offered;
+ *   - calls the send callback exactly once per message, never from inside
+ *     smtpuv_client_send(), with the fate of every recipient.
+ *
+ * SIGPIPE: libuv writes with write(2), so a server that closes the
+ * connection while the client writes raises SIGPIPE, whose default action
+ * ends the process. As in every libuv program, ignore it once at start-up:
+ * signal(SIGPIPE, SIG_IGN) (Node does). The library never changes signal
+ * dispositions; smtpuv_send_sync() blocks SIGPIPE in the calling thread
+ * while it runs and discards one it caused.
+ *
+ * Threading: a client belongs to its loop's thread. All callbacks run on
+ * that thread. Nothing is global: many clients may share a loop and many
+ * loops may run in one process.
+ */
+#ifndef SMTPUV_CLIENT_H
+#define SMTPUV_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "../smtpuv.h"
+#include "auth.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* OpenSSL's SSL_CTX, declared without including OpenSSL's headers. */
+struct ssl_ctx_st;
+
+/* ------------------------------------------------------------------------ */
+/* Options                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * TLS modes. The default, SMTPUV_TLS_REQUIRED, is the safe one: nothing but
+ * EHLO and STARTTLS is ever written before the TLS handshake succeeded, and
+ * a server that does not offer STARTTLS (or refuses it) fails the message
+ * before AUTH or MAIL is sent.
+ */
+typedef enum smtpuv_tls_mode {
+  SMTPUV_TLS_REQUIRED = 0,   /**< STARTTLS must succeed (default; port 587) */
+  SMTPUV_TLS_OPPORTUNISTIC,  /**< STARTTLS when offered, else plaintext. A
+                                  failed handshake still fails the message:
+                                  there is no silent downgrade after it. */
+  SMTPUV_TLS_IMPLICIT,       /**< TLS from the first byte (port 465) */
+  SMTPUV_TLS_NONE            /**< never TLS (explicit opt-out) */
+} smtpuv_tls_mode;
+
+/** Timeouts, in milliseconds; see smtpuv_options_set_timeout(). */
+typedef enum smtpuv_timeout {
+  SMTPUV_TIMEOUT_CONNECT = 0, /**< resolution + TCP connect, all addresses
+                                   together (default 30 000) */
+  SMTPUV_TIMEOUT_COMMAND,     /**< each reply, the greeting and the TLS
+                                   handshake (default 60 000) */
+  SMTPUV_TIMEOUT_DATA,        /**< body transmission: reset whenever a write
+                                   completes (default 180 000) */
+  SMTPUV_TIMEOUT_FINAL,       /**< the reply to the final "." or BDAT LAST
+                                   (default 600 000, RFC 5321 4.5.3.2.6) */
+  SMTPUV_TIMEOUT_IDLE         /**< an idle connection is closed with QUIT
+                                   after this long (default 60 000) */
+} smtpuv_timeout;
+
+/** Trace record kinds for the trace callback. */
+typedef enum smtpuv_trace_kind {
+  SMTPUV_TRACE_SEND = 0, /**< command bytes written (plaintext SMTP); AUTH
+                              payloads appear as "<redacted>" */
+  SMTPUV_TRACE_SEND_BODY, /**< message content as written (dot-stuffed for
+                               DATA; the bytes after "BDAT n" for BDAT) */
+  SMTPUV_TRACE_RECV,     /**< bytes received (plaintext SMTP) */
+  SMTPUV_TRACE_INFO      /**< one line of client commentary without line
+                              ending: "connecting to 127.0.0.1:587",
+                              "TLS: TLSv1.3 TLS_AES_256_GCM_SHA384; ..." */
+} smtpuv_trace_kind;
+
+/**
+ * Trace callback: `bytes`/`len` are exactly what went over the wire (after
+ * TLS decryption, before TLS encryption), in arbitrary pieces; not
+ * NUL-terminated. Runs synchronously inside the client: do not call into
+ * the client from it.
+ */
+typedef void (*smtpuv_trace_cb)(void *data, smtpuv_trace_kind kind,
+                                const char *bytes, size_t len);
+
+/** Client options: an opaque builder, copied by smtpuv_client_new(). */
+typedef struct smtpuv_options smtpuv_options;
+
+/**
+ * New options with every default. `mem` (may be NULL) is the allocator for
+ * the options and for clients created from them.
+ * Returns 0, SMTPUV_EINVAL (out is NULL or `mem` incomplete) or
+ * SMTPUV_ENOMEM.
+ */
+SMTPUV_EXTERN int smtpuv_options_new(const smtpuv_mem *mem,
+                                     smtpuv_options **out);
+
+/** Free the options (secrets are wiped). NULL is accepted. */
+SMTPUV_EXTERN void smtpuv_options_free(smtpuv_options *o);
+
+/*
+ * Setters. Strings are copied. Each returns 0, SMTPUV_EINVAL for a bad value
+ * (the options are unchanged) or SMTPUV_ENOMEM.
+ */
+
+/** Server host name or IP address literal (required). It is also the name
+    the certificate is verified against unless set_tls_server_name(). */
+SMTPUV_EXTERN int smtpuv_options_set_host(smtpuv_options *o, const char *host);
+
+/** Server port; 0 (default) means 587, or 465 with SMTPUV_TLS_IMPLICIT. */
+SMTPUV_EXTERN int smtpuv_options_set_port(smtpuv_options *o, unsigned port);
+
+/** TLS mode (default SMTPUV_TLS_REQUIRED). */
+SMTPUV_EXTERN int smtpuv_options_set_tls(smtpuv_options *o,
+                                         smtpuv_tls_mode mode);
+
+/**
+ * Use the caller's SSL_CTX (its trust store, protocol range, client
+ * certificate...). The context is referenced (SSL_CTX_up_ref) and released
+ * with the options and clients; it must be a client context. When none is
+ * given the client builds one: TLS 1.2 minimum, verification on, trust from
+ * set_ca() or the system's default paths. NULL removes a previous one.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_ssl_ctx(smtpuv_options *o,
+                                             struct ssl_ctx_st *ctx);
+
+/** Trust anchors for the built-in SSL_CTX: a PEM bundle and/or a hashed
+    directory (either may be NULL; both NULL: the system store). An
+    unreadable file fails the first connection with SMTPUV_ETLS and the
+    OpenSSL reason in the result's message. */
+SMTPUV_EXTERN int smtpuv_options_set_ca(smtpuv_options *o, const char *file,
+                                        const char *dir);
+
+/** Name sent as SNI and checked against the certificate when it differs
+    from the host connected to (e.g. host "127.0.0.1", name "localhost").
+    NULL: the host. */
+SMTPUV_EXTERN int smtpuv_options_set_tls_server_name(smtpuv_options *o,
+                                                     const char *name);
+
+/** 0 accepts ANY certificate and host name (the connection is encrypted
+    but not authenticated: a man in the middle can read everything,
+    credentials included). Default 1. For tests only. */
+SMTPUV_EXTERN int smtpuv_options_set_tls_verify(smtpuv_options *o,
+                                                int verify);
+
+/** EHLO/HELO name; default: the machine's host name (an address literal
+    "[a.b.c.d]" of the local end when the host name is unusable). */
+SMTPUV_EXTERN int smtpuv_options_set_ehlo_name(smtpuv_options *o,
+                                               const char *name);
+
+/**
+ * User name and password for AUTH, with an optional authorization identity
+ * (PLAIN's authzid; NULL for none). Passing user NULL removes them. The
+ * mechanism is chosen by set_auth_mechanism() (default "auto": the strongest
+ * the server offers). AUTH is attempted only when credentials (or an
+ * authenticator) are set; when they are set and the server offers no usable
+ * mechanism the message fails (SMTPUV_EAUTHMECH, phase AUTH).
+ */
+SMTPUV_EXTERN int smtpuv_options_set_credentials(smtpuv_options *o,
+                                                 const char *user,
+                                                 const char *password,
+                                                 const char *authzid);
+
+/**
+ * Full credentials (see smtpuv/auth.h): user name, password, authzid, an
+ * OAuth token or token callback (answered with smtpuv_auth_token_provide()
+ * on the authenticator the callback receives, now or later), OAUTHBEARER
+ * host/port, mechanisms `auto` must not pick. Copied. NULL removes them.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_auth_credentials(
+    smtpuv_options *o, const smtpuv_auth_credentials *creds);
+
+/**
+ * Use an application authenticator (smtpuv_auth_new() or any built-in
+ * constructor) instead of credentials. Borrowed: it must outlive every
+ * client made from these options, and serves one connection at a time (do
+ * not share it between clients that run at once). NULL removes it.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_authenticator(smtpuv_options *o,
+                                                  smtpuv_auth *auth);
+
+/**
+ * SASL mechanism: "auto" (default) or a name such as "PLAIN", "LOGIN",
+ * "CRAM-MD5", "SCRAM-SHA-256", "XOAUTH2", "OAUTHBEARER". A named mechanism
+ * the server does not offer fails the message with SMTPUV_EAUTHMECH.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_auth_mechanism(smtpuv_options *o,
+                                                    const char *mechanism);
+
+/** 1 allows AUTH over a connection without TLS (default 0: refused with
+    SMTPUV_EPLAINTEXT before a byte of the credentials is written). */
+SMTPUV_EXTERN int smtpuv_options_set_allow_plaintext_auth(smtpuv_options *o,
+                                                          int allow);
+
+/** Set one timeout in milliseconds; 0 disables it (wait forever; for
+    SMTPUV_TIMEOUT_IDLE: keep idle connections open until the server
+    closes them). */
+SMTPUV_EXTERN int smtpuv_options_set_timeout(smtpuv_options *o,
+                                             smtpuv_timeout which,
+                                             unsigned ms);
+
+/** 0 never pipelines even when the server offers PIPELINING (default 1). */
+SMTPUV_EXTERN int smtpuv_options_set_pipelining(smtpuv_options *o,
+                                                int enable);
+
+/** 0 never uses BDAT even when the server offers CHUNKING (default 1).
+    Messages declared BODY=BINARYMIME then fail with SMTPUV_ENOEXT. */
+SMTPUV_EXTERN int smtpuv_options_set_chunking(smtpuv_options *o, int enable);
+
+/**
+ * 1: a message counts as sent only when EVERY recipient was accepted. When
+ * one is refused the client sends RSET instead of DATA and the message
+ * fails (SMTPUV_ENORCPT, phase RCPT); DATA is then never pipelined behind
+ * the RCPTs. Default 0: sent when at least one recipient accepted it.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_require_all_recipients(smtpuv_options *o,
+                                                            int enable);
+
+/** Trace the SMTP conversation (see smtpuv_trace_cb). NULL turns it off. */
+SMTPUV_EXTERN int smtpuv_options_set_trace(smtpuv_options *o,
+                                           smtpuv_trace_cb cb, void *data);
+
+/* ------------------------------------------------------------------------ */
+/* Messages: envelope, body, result                                          */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Who the message is from and to. Zero-initialise (or SMTPUV_ENVELOPE_INIT):
+ * fields are only appended and `struct_size` says how many the library may
+ * read. Everything is copied by smtpuv_client_send().
+ */
+typedef struct smtpuv_envelope {
+  size_t struct_size;            /**< sizeof(smtpuv_envelope) */
+  const char *sender;            /**< MAIL FROM; "" is the null path <> */
+  const char *const *recipients; /**< RCPT TO addresses (at least one) */
+  size_t nrecipients;
+  /** NULL, or one RCPT parameter set (DSN) per recipient. */
+  const smtpuv_rcpt_params *rcpt_params;
+  /** NULL, or MAIL parameters. When `body` is SMTPUV_BODY_UNSPECIFIED the
+      client chooses: a buffer body is scanned once and declared
+      BODY=8BITMIME when it has 8-bit bytes (BODY=BINARYMIME when it holds
+      NUL or lines over 998 octets and the server offers BINARYMIME and
+      CHUNKING); a streamed body is declared BODY=8BITMIME whenever the
+      server offers it. `size` 0 is filled in from the body. */
+  const smtpuv_mail_params *mail_params;
+} smtpuv_envelope;
+
+#define SMTPUV_ENVELOPE_INIT {sizeof(smtpuv_envelope), NULL, NULL, 0, NULL, NULL}
+
+/**
+ * Streaming body source: copy up to `cap` bytes of the message into `buf`
+ * and return how many (> 0), 0 at the end of the message, SMTPUV_EAGAIN
+ * when nothing is available yet (call smtpuv_client_body_ready() when there
+ * is), or another negative value to abort the message (it fails with
+ * SMTPUV_EBODY; the connection is dropped since DATA cannot be aborted).
+ */
+typedef long (*smtpuv_body_read_cb)(void *user, void *buf, size_t cap);
+
+/** Rewind a streaming source to its first byte. Return 0, or a negative
+    value when that is impossible. */
+typedef int (*smtpuv_body_rewind_cb)(void *user);
+
+/**
+ * The message content (headers and body, lines ending in CRLF or LF; the
+ * client dot-stuffs and normalises line endings, the caller must not).
+ * Either a buffer (`read` NULL) or a streaming source. Use the init
+ * functions below. The struct is copied by smtpuv_client_send(); the buffer
+ * (or the source's `user`) must stay valid until the send callback.
+ *
+ * A message that failed BEFORE its final "." was written because the
+ * connection broke (a reused connection the server had just closed) is
+ * retried once on a fresh connection when the body is a buffer or its
+ * source has a `rewind` hook. Never after the final ".".
+ */
+typedef struct smtpuv_body {
+  size_t struct_size;          /**< sizeof(smtpuv_body) */
+  const void *data;            /**< buffer body */
+  size_t len;
+  smtpuv_body_read_cb read;    /**< streaming body (then data is ignored) */
+  smtpuv_body_rewind_cb rewind; /**< NULL: not rewindable */
+  void *user;                  /**< passed to read/rewind */
+  uint64_t size;               /**< streaming: total size if known (SIZE=),
+                                    0 when unknown */
+} smtpuv_body;
+
+/** A body from a caller buffer kept valid until the send callback. */
+static inline void smtpuv_body_init_buffer(smtpuv_body *b, const void *data,
+                                           size_t len) {
+  smtpuv_body z = {sizeof(smtpuv_body), data, len, NULL, NULL, NULL, 0};
+  *b = z;
+}
+
+/** A streamed body; `rewind` may be NULL, `size` 0 when unknown. */
+static inline void smtpuv_body_init_stream(smtpuv_body *b,
+                                           smtpuv_body_read_cb read,
+                                           smtpuv_body_rewind_cb rewind,
+                                           void *user, uint64_t size) {
+  smtpuv_body z = {sizeof(smtpuv_body), NULL, 0, read, rewind, user, size};
+  *b = z;
+}
+
+/** Overall fate of a message. */
+typedef enum smtpuv_send_status {
+  SMTPUV_SEND_SENT = 0, /**< the server took responsibility for it (for at
+                             least one recipient; all with the option) */
+  SMTPUV_SEND_FAILED,   /**< not delivered to anyone; safe to retry */
+  SMTPUV_SEND_UNKNOWN,  /**< the connection was lost (or timed out) after
+                             the final "." was written and before its
+                             reply: it may or may not have been accepted.
+                             Retrying risks a duplicate. The phase names
+                             the reply that was awaited (with pipelining
+                             the whole message may be written before the
+                             reply to MAIL arrives). */
+  SMTPUV_SEND_CANCELED  /**< smtpuv_client_close() before it was sent */
+} smtpuv_send_status;
+
+SMTPUV_EXTERN const char *smtpuv_send_status_name(smtpuv_send_status s);
+
+/** Where in the session a message's outcome was decided. */
+typedef enum smtpuv_phase {
+  SMTPUV_PHASE_NONE = 0,    /**< never started (canceled while queued) */
+  SMTPUV_PHASE_CONNECT,     /**< resolution and TCP connection */
+  SMTPUV_PHASE_TLS,         /**< STARTTLS command or TLS handshake */
+  SMTPUV_PHASE_GREETING,    /**< the server's opening reply */
+  SMTPUV_PHASE_EHLO,        /**< EHLO (or HELO) */
+  SMTPUV_PHASE_AUTH,
+  SMTPUV_PHASE_MAIL,
+  SMTPUV_PHASE_RCPT,
+  SMTPUV_PHASE_DATA,        /**< DATA command, or body transmission */
+  SMTPUV_PHASE_END_OF_DATA, /**< the reply to "." or to BDAT LAST */
+  SMTPUV_PHASE_QUIT
+} smtpuv_phase;
+
+SMTPUV_EXTERN const char *smtpuv_phase_name(smtpuv_phase p);
+
+/** The server's verdict on one recipient. */
+typedef struct smtpuv_rcpt_result {
+  const char *address;  /**< as given in the envelope */
+  int accepted;         /**< 1 when RCPT got 2xx */
+  int code;             /**< RCPT reply code, 0 when RCPT was never answered */
+  const char *enhanced; /**< "2.1.5" or "" */
+  const char *text;     /**< reply text (lines joined by "\n"), or "" */
+} smtpuv_rcpt_result;
+
+/**
+ * What happened to a message. Passed to the send callback; every pointer is
+ * valid only during the callback (keep a copy with smtpuv_send_result_dup()).
+ * Fields are only appended.
+ */
+typedef struct smtpuv_send_result {
+  size_t struct_size;         /**< sizeof(smtpuv_send_result) */
+  smtpuv_send_status status;
+  int error;                  /**< 0 when SENT with every recipient accepted;
+                                   else an SMTPUV_E* code: ETEMPFAIL /
+                                   EPERMFAIL / ESHUTDOWN for a refusing
+                                   reply, ENORCPT when recipients were
+                                   refused (also with status SENT when only
+                                   some were), transport and TLS codes,
+                                   ECANCELED... */
+  smtpuv_phase phase;         /**< where it was decided */
+  const char *message;        /**< one line for humans, never NULL:
+                                   "RCPT TO:<a@b>: 550 5.1.1 unknown user",
+                                   "connect 127.0.0.1:25: connection refused",
+                                   "certificate verify failed: hostname
+                                   mismatch" */
+  int reply_code;             /**< the deciding server reply (the reply to
+                                   the final "." when sent), 0 when none */
+  const char *reply_enhanced; /**< "2.0.0" or "" */
+  const char *reply_text;     /**< its text, lines joined by "\n", or "" */
+  const smtpuv_rcpt_result *recipients; /**< one per envelope recipient */
+  size_t nrecipients;
+  size_t naccepted;           /**< recipients accepted by RCPT */
+  unsigned attempts;          /**< connections tried for it (1, or 2 after
+                                   a retry) */
+  const char *tls;            /**< TLS summary of the connection
+                                   ("TLSv1.3 ...; subject CN=...") or NULL
+                                   for plaintext / not connected */
+} smtpuv_send_result;
+
+/** Deep copy of a result (one allocation from `mem`, may be NULL).
+    Returns 0, SMTPUV_EINVAL or SMTPUV_ENOMEM. */
+SMTPUV_EXTERN int smtpuv_send_result_dup(const smtpuv_mem *mem,
+                                         const smtpuv_send_result *r,
+                                         smtpuv_send_result **out);
+
+/** Free a result from smtpuv_send_result_dup() or smtpuv_send_sync().
+    NULL is accepted. */
+SMTPUV_EXTERN void smtpuv_send_result_free(smtpuv_send_result *r);
+
+/* ------------------------------------------------------------------------ */
+/* The client                                                                */
+/* ------------------------------------------------------------------------ */
+
+/** One client: a queue of messages and (at most) one connection. Opaque. */
+typedef struct smtpuv_client smtpuv_client;
+
+/** Send callback: runs exactly once per message, on the loop, never from
+    inside smtpuv_client_send(). It may call smtpuv_client_send() and
+    smtpuv_client_close(). */
+typedef void (*smtpuv_send_cb)(smtpuv_client *client,
+                               const smtpuv_send_result *result, void *data);
+
+/** Close callback: the last thing the client does; the client is freed
+    when it returns. */
+typedef void (*smtpuv_close_cb)(smtpuv_client *client);
+
+/**
+ * Create a client on `loop`; the options are copied (free them whenever).
+ * Nothing happens on the network until the first message is sent.
+ * Returns 0, SMTPUV_EINVAL (NULL argument, no host set) or SMTPUV_ENOMEM.
+ */
+SMTPUV_EXTERN int smtpuv_client_new(uv_loop_t *loop,
+                                    const smtpuv_options *options,
+                                    smtpuv_client **out);
+
+/**
+ * Queue a message. The envelope and body struct are copied; the body's
+ * buffer or source must stay valid until `cb` runs. Messages are sent in
+ * the order queued. `cb` may be NULL (fire and forget).
+ *
+ * A failure while the connection is set up (resolution, connect, TLS,
+ * greeting, EHLO, AUTH) fails every message queued at that moment with
+ * that phase; a message queued later tries a new connection. A message
+ * the client refuses by itself (8-bit body without 8BITMIME, larger than
+ * the server's SIZE, non-ASCII address without SMTPUTF8, DSN parameters
+ * without DSN) fails before any of its bytes is written and the next one
+ * goes on.
+ *
+ * Returns 0 (cb will run exactly once), or without queuing anything and
+ * without calling cb: SMTPUV_EINVAL (NULL argument, no recipient, a NULL
+ * address, body with neither data nor read), SMTPUV_EADDRESS (an address
+ * with CR, LF, NUL, '<' or '>' or too long: refused before any byte is
+ * written), SMTPUV_ECLOSED (smtpuv_client_close() was called),
+ * SMTPUV_ENOMEM.
+ */
+SMTPUV_EXTERN int smtpuv_client_send(smtpuv_client *client,
+                                     const smtpuv_envelope *envelope,
+                                     const smtpuv_body *body,
+                                     smtpuv_send_cb cb, void *data);
+
+/**
+ * Queue a complete message (RFC 5322 headers + body in `data`) with the
+ * envelope taken from its headers the way Python's smtplib send_message()
+ * does (see smtpuv_message_new()); Bcc and Resent-Bcc are not transmitted.
+ * `data` must stay valid until `cb` runs.
+ * Returns smtpuv_client_send()'s codes and SMTPUV_EHEADER (no sender, no
+ * recipient, more than one Resent- block, malformed header).
+ */
+SMTPUV_EXTERN int smtpuv_client_send_message(smtpuv_client *client,
+                                             const void *data, size_t len,
+                                             smtpuv_send_cb cb, void *cbdata);
+
+/** A streaming body that returned SMTPUV_EAGAIN has data again. Returns
+    0 (also when no body is waiting) or SMTPUV_ECLOSED. */
+SMTPUV_EXTERN int smtpuv_client_body_ready(smtpuv_client *client);
+
+/** Messages queued or in flight whose callback has not run yet. */
+SMTPUV_EXTERN size_t smtpuv_client_pending(const smtpuv_client *client);
+
+/**
+ * Close the client: messages not yet started fail with
+ * SMTPUV_SEND_CANCELED (SMTPUV_ECANCELED); a message whose body is being
+ * written is abandoned (CANCELED, the connection is dropped); a message
+ * whose final "." is already written keeps its chance: its reply is awaited
+ * (SMTPUV_TIMEOUT_FINAL at most). Then QUIT, every handle is closed, and
+ * `cb` (may be NULL) runs last; the client is freed after it. Callable from
+ * inside any callback of the client. Every send callback runs before `cb`.
+ * Returns 0, or SMTPUV_ECLOSED when already closing (cb will not run).
+ */
+SMTPUV_EXTERN int smtpuv_client_close(smtpuv_client *client,
+                                      smtpuv_close_cb cb);
+
+/** The caller's pointer for this client (NULL initially). */
+SMTPUV_EXTERN void smtpuv_client_set_data(smtpuv_client *client, void *data);
+SMTPUV_EXTERN void *smtpuv_client_get_data(const smtpuv_client *client);
+
+/** The loop the client runs on. */
+SMTPUV_EXTERN uv_loop_t *smtpuv_client_loop(const smtpuv_client *client);
+
+/* ------------------------------------------------------------------------ */
+/* Envelope from headers                                                     */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * A parsed message: the envelope its headers imply and a body source that
+ * leaves out Bcc and Resent-Bcc. Opaque.
+ */
+typedef struct smtpuv_message smtpuv_message;
+
+/**
+ * Parse the header block of `data` (kept by the caller for the lifetime of
+ * the message object; not copied) and derive the envelope like Python's
+ * send_message():
+ *   - with no Resent-Date header: sender = first address of Sender, else of
+ *     From; recipients = every address of To, Bcc and Cc;
+ *   - with exactly one Resent-Date: the same from Resent-Sender /
+ *     Resent-From and Resent-To, Resent-Bcc, Resent-Cc;
+ *   - more than one Resent-Date (several resent blocks): SMTPUV_EHEADER.
+ * Addresses are read from RFC 5322 address lists (display names, quoted
+ * strings, comments, groups, folded lines). When an address is non-ASCII
+ * the envelope asks for SMTPUTF8 (and BODY=8BITMIME).
+ * Returns 0, SMTPUV_EINVAL, SMTPUV_EHEADER (no header block, no sender, no
+ * recipient, several Resent- blocks, an unparsable address) or
+ * SMTPUV_ENOMEM.
+ */
+SMTPUV_EXTERN int smtpuv_message_new(const smtpuv_mem *mem, const void *data,
+                                     size_t len, smtpuv_message **out);
+
+/** The derived envelope (owned by the message; valid until it is freed). */
+SMTPUV_EXTERN const smtpuv_envelope *
+smtpuv_message_envelope(const smtpuv_message *m);
+
+/** Fill `body` with the message without its Bcc and Resent-Bcc header
+    fields: the buffer itself when it has none, else a rewindable, sized
+    streaming source over it (no copy). It reads from `m`: free `m` only
+    after the send callback. */
+SMTPUV_EXTERN void smtpuv_message_body(smtpuv_message *m, smtpuv_body *body);
+
+/** Free the message object. NULL is accepted. */
+SMTPUV_EXTERN void smtpuv_message_free(smtpuv_message *m);
+
+/* ------------------------------------------------------------------------ */
+/* Blocking convenience                                                      */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Send one message and wait for the outcome, on a private loop (for
+ * programs without an event loop; do not call it from a loop's callback).
+ * `*result` (when `result` is not NULL) receives a copy of the outcome to
+ * free with smtpuv_send_result_free(); it is NULL when the call failed
+ * before a message was queued.
+ * Returns 0 when the status is SMTPUV_SEND_SENT (check result->error and
+ * the recipients for refused ones), else the result's error code (for an
+ * unknown outcome the transport error, with status SMTPUV_SEND_UNKNOWN), or
+ * smtpuv_client_new()'s and smtpuv_client_send()'s codes.
+ */
+SMTPUV_EXTERN int smtpuv_send_sync(const smtpuv_options *options,
+                                   const smtpuv_envelope *envelope,
+                                   const smtpuv_body *body,
+                                   smtpuv_send_result **result);
+
+/** smtpuv_send_sync() with the envelope from the message's headers (see
+    smtpuv_message_new()); Bcc is not transmitted. Also SMTPUV_EHEADER. */
+SMTPUV_EXTERN int smtpuv_send_message_sync(const smtpuv_options *options,
+                                           const void *data, size_t len,
+                                           smtpuv_send_result **result);
+
+/* ------------------------------------------------------------------------ */
+/* Server probe (src/uv/probe.c; used by smtpuv-send --serverinfo)           */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * What a server says about itself before any mail is sent. Passed to the
+ * probe callback; pointers are valid only during the callback. Fields are
+ * only appended (check struct_size).
+ */
+typedef struct smtpuv_probe_result {
+  size_t struct_size;         /**< sizeof(smtpuv_probe_result) */
+  int error;                  /**< 0, or the SMTPUV_E* code that stopped the
+                                   probe (ENOTLS: TLS required but STARTTLS
+                                   not offered; the extensions are still
+                                   filled in) */
+  smtpuv_phase phase;         /**< where it stopped (QUIT when complete) */
+  const char *message;        /**< one line for humans, "" when error is 0 */
+  const char *peer;           /**< "127.0.0.1:587" once connected, else "" */
+  int greeting_code;          /**< 220, or 0 when none was received */
+  const char *greeting;       /**< greeting text, lines joined by "\n" */
+  const char *server_name;    /**< first line of the last EHLO reply */
+  const char *extensions;     /**< the last EHLO reply's other lines ("SIZE
+                                   10485760", "PIPELINING", ...) joined by
+                                   "\n"; "" when none */
+  const char *extensions_plain; /**< the EHLO reply before STARTTLS when the
+                                   session was upgraded, else NULL */
+  unsigned ext_flags;         /**< SMTPUV_EXT_* of the last EHLO reply */
+  uint64_t max_size;          /**< SIZE limit, 0 when none or unlimited */
+  const char *auth_mechanisms; /**< "PLAIN LOGIN" (upper case), "" */
+  const char *tls;            /**< TLS summary ("TLSv1.3 ...; subject CN=...;
+                                   issuer ...; expires ...") or NULL */
+} smtpuv_probe_result;
+
+/** Probe callback: runs exactly once, after the connection is closed. */
+typedef void (*smtpuv_probe_cb)(const smtpuv_probe_result *result,
+                                void *data);
+
+/**
+ * Connect to the server of `options` and report its greeting, its EHLO
+ * extensions (after STARTTLS when TLS is on), its SIZE limit, its AUTH
+ * mechanisms and the TLS session with the peer certificate; then QUIT.
+ * Nothing but EHLO, STARTTLS and QUIT is sent: no AUTH, no MAIL.
+ * The TLS mode, certificate checks, host, port, EHLO name, connect and
+ * command timeouts and the trace callback of `options` apply (the options
+ * are copied). With SMTPUV_TLS_REQUIRED and no STARTTLS offered the result
+ * has error SMTPUV_ENOTLS and the plaintext extensions. A certificate that
+ * fails verification stops the probe with SMTPUV_ECERT.
+ * Returns 0 (cb will run exactly once, never from inside this call), or
+ * without calling cb: SMTPUV_EINVAL (NULL loop, options or cb; no host) or
+ * SMTPUV_ENOMEM.
+ */
+SMTPUV_EXTERN int smtpuv_client_probe(uv_loop_t *loop,
+                                      const smtpuv_options *options,
+                                      smtpuv_probe_cb cb, void *data);
+
+/* ---------------------------- end of probe ------------------------------ */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SMTPUV_CLIENT_H */

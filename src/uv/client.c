@@ -1,0 +1,338 @@
+/* The client API, the send queue and the deferred dispatch.
+ *
+ * Every send callback runs from the idle handle's callback (`dispatch`),
+ * never from inside smtpuv_client_send() or from the middle of reply
+ * processing, so a callback may call send() or close() freely: both only
+ * queue work. The client is freed only from the idle handle's close
+ * callback, after every connection is gone and every callback has run.
+ */
+#include <string.h>
+
+#include "uv/client_int.h"
+
+int smtpuv__valid_ehlo(const char *s);
+
+static void dispatch(uv_idle_t *h);
+
+void smtpuv__client_kick(smtpuv_client *c) {
+  if (!c->idle_active && !c->close_done) {
+    uv_idle_start(&c->idle, dispatch);
+    c->idle_active = 1;
+  }
+}
+
+unsigned smtpuv__client_timeout(const smtpuv_client *c, smtpuv_timeout w) {
+  return c->opts.timeouts[w];
+}
+
+static void default_ehlo_name(smtpuv_client *c) {
+  char name[256];
+  size_t n = sizeof name;
+  c->ehlo_name[0] = '\0';
+  if (uv_os_gethostname(name, &n) == 0 && smtpuv__valid_ehlo(name))
+    memcpy(c->ehlo_name, name, strlen(name) + 1);
+}
+
+static int make_auth(smtpuv_client *c) {
+  const smtpuv_options *o = &c->opts;
+  if (o->authenticator != NULL) {
+    c->auth = o->authenticator;
+    c->auth_owned = 0;
+    return 0;
+  }
+  if (!o->has_creds)
+    return 0;
+  int rc;
+  if (o->mechanism == NULL) {
+    rc = smtpuv_auth_auto_new(&c->mem, &o->creds, &c->auth);
+  } else {
+    smtpuv_auth_mech mech = smtpuv_auth_mech_from_name(o->mechanism);
+    rc = smtpuv_auth_mech_new(&c->mem, mech, &o->creds, &c->auth);
+  }
+  if (rc == SMTPUV_ECREDENTIALS)
+    rc = SMTPUV_EINVAL;
+  c->auth_owned = rc == 0;
+  return rc;
+}
+
+int smtpuv_client_new(uv_loop_t *loop, const smtpuv_options *options,
+                      smtpuv_client **out) {
+  if (out == NULL)
+    return SMTPUV_EINVAL;
+  *out = NULL;
+  if (loop == NULL || options == NULL || options->host == NULL)
+    return SMTPUV_EINVAL;
+  smtpuv_client *c = smtpuv__calloc(&options->mem, 1, sizeof *c);
+  if (c == NULL)
+    return SMTPUV_ENOMEM;
+  c->mem = options->mem;
+  c->loop = loop;
+  int rc = smtpuv__options_copy(&c->opts, options);
+  if (rc != 0) {
+    smtpuv__free(&c->mem, c);
+    return rc;
+  }
+  if (c->opts.port == 0)
+    c->opts.port = c->opts.tls == SMTPUV_TLS_IMPLICIT ? 465 : 587;
+  if (c->opts.ehlo != NULL)
+    memcpy(c->ehlo_name, c->opts.ehlo, strlen(c->opts.ehlo) + 1);
+  else
+    default_ehlo_name(c);
+  rc = make_auth(c);
+  if (rc != 0) {
+    smtpuv__options_clear(&c->opts);
+    smtpuv__free(&c->mem, c);
+    return rc;
+  }
+  uv_idle_init(loop, &c->idle);
+  c->idle.data = c;
+  *out = c;
+  return 0;
+}
+
+static void queue_push(smtpuv__msg **head, smtpuv__msg **tail,
+                       smtpuv__msg *m) {
+  m->next = NULL;
+  if (*tail != NULL)
+    (*tail)->next = m;
+  else
+    *head = m;
+  *tail = m;
+}
+
+int smtpuv_client_send(smtpuv_client *c, const smtpuv_envelope *env,
+                       const smtpuv_body *body, smtpuv_send_cb cb,
+                       void *data) {
+  if (c == NULL)
+    return SMTPUV_EINVAL;
+  if (c->closing)
+    return SMTPUV_ECLOSED;
+  smtpuv__msg *m;
+  int rc = smtpuv__msg_new(&c->mem, env, body, &m);
+  if (rc != 0)
+    return rc;
+  m->cb = cb;
+  m->cbdata = data;
+  queue_push(&c->queue, &c->queue_tail, m);
+  c->pending++;
+  smtpuv__client_kick(c);
+  return 0;
+}
+
+int smtpuv_client_send_message(smtpuv_client *c, const void *data, size_t len,
+                               smtpuv_send_cb cb, void *cbdata) {
+  if (c == NULL || data == NULL)
+    return SMTPUV_EINVAL;
+  if (c->closing)
+    return SMTPUV_ECLOSED;
+  smtpuv_message *msg;
+  int rc = smtpuv_message_new(&c->mem, data, len, &msg);
+  if (rc != 0)
+    return rc;
+  smtpuv_body body;
+  smtpuv_message_body(msg, &body);
+  rc = smtpuv_client_send(c, smtpuv_message_envelope(msg), &body, cb, cbdata);
+  if (rc != 0) {
+    smtpuv_message_free(msg);
+    return rc;
+  }
+  c->queue_tail->owned = msg;
+  return 0;
+}
+
+int smtpuv_client_body_ready(smtpuv_client *c) {
+  if (c == NULL)
+    return SMTPUV_EINVAL;
+  if (c->close_done)
+    return SMTPUV_ECLOSED;
+  if (c->body_blocked) {
+    c->body_blocked = 0;
+    smtpuv__client_kick(c);
+  }
+  return 0;
+}
+
+size_t smtpuv_client_pending(const smtpuv_client *c) {
+  return c != NULL ? c->pending : 0;
+}
+
+void smtpuv_client_set_data(smtpuv_client *c, void *data) {
+  if (c != NULL)
+    c->data = data;
+}
+
+void *smtpuv_client_get_data(const smtpuv_client *c) {
+  return c != NULL ? c->data : NULL;
+}
+
+uv_loop_t *smtpuv_client_loop(const smtpuv_client *c) {
+  return c != NULL ? c->loop : NULL;
+}
+
+void smtpuv__client_complete(smtpuv_client *c, smtpuv__msg *m) {
+  m->stage = SMTPUV__M_DONE;
+  queue_push(&c->done, &c->done_tail, m);
+  smtpuv__client_kick(c);
+}
+
+void smtpuv__client_requeue(smtpuv_client *c, smtpuv__msg *m) {
+  /* retried messages keep their order ahead of the never-started ones: they
+     are requeued oldest first by the caller, each after the previous */
+  smtpuv__msg_reset(m);
+  smtpuv__msg *prev = NULL, *it = c->queue;
+  while (it != NULL && it->attempts > 0) {
+    prev = it;
+    it = it->next;
+  }
+  m->next = it;
+  if (prev != NULL)
+    prev->next = m;
+  else
+    c->queue = m;
+  if (it == NULL)
+    c->queue_tail = m;
+  smtpuv__client_kick(c);
+}
+
+void smtpuv__client_fail_queue(smtpuv_client *c, smtpuv_send_status st,
+                               int err, smtpuv_phase phase,
+                               const smtpuv_reply *reply, const char *text,
+                               const char *tls) {
+  smtpuv__msg *m = c->queue;
+  c->queue = c->queue_tail = NULL;
+  while (m != NULL) {
+    smtpuv__msg *next = m->next;
+    if (m->attempts == 0)
+      m->attempts = 1;
+    smtpuv__msg_decide(&c->mem, m, st, err, phase, reply, "%s", text);
+    if (tls != NULL)
+      m->tls = smtpuv__msg_str(&c->mem, m, tls, strlen(tls));
+    smtpuv__client_complete(c, m);
+    m = next;
+  }
+}
+
+int smtpuv__client_ssl_ctx(smtpuv_client *c, SSL_CTX **ctx, char *err,
+                           size_t errlen) {
+  if (c->ssl_ctx == NULL) {
+    if (c->opts.ssl_ctx != NULL) {
+      SSL_CTX_up_ref(c->opts.ssl_ctx);
+      c->ssl_ctx = c->opts.ssl_ctx;
+    } else {
+      int rc = smtpuv__tls_ctx_new(c->opts.ca_file, c->opts.ca_dir,
+                                   &c->ssl_ctx, err, errlen);
+      if (rc != 0)
+        return rc;
+    }
+  }
+  *ctx = c->ssl_ctx;
+  return 0;
+}
+
+/* ---- closing -------------------------------------------------------------- */
+
+static void client_free(smtpuv_client *c) {
+  smtpuv_mem m = c->mem;
+  if (c->auth_owned)
+    smtpuv_auth_free(c->auth);
+  if (c->ssl_ctx != NULL)
+    SSL_CTX_free(c->ssl_ctx);
+  smtpuv__options_clear(&c->opts);
+  smtpuv__free(&m, c->read_buf);
+  smtpuv__free(&m, c->plain_buf);
+  smtpuv__free(&m, c->pump_buf);
+  smtpuv__free(&m, c);
+}
+
+static void on_idle_closed(uv_handle_t *h) {
+  smtpuv_client *c = h->data;
+  if (c->close_cb != NULL)
+    c->close_cb(c);
+  client_free(c);
+}
+
+int smtpuv_client_close(smtpuv_client *c, smtpuv_close_cb cb) {
+  if (c == NULL)
+    return SMTPUV_EINVAL;
+  if (c->closing)
+    return SMTPUV_ECLOSED;
+  c->closing = 1;
+  c->close_cb = cb;
+  smtpuv__client_fail_queue(c, SMTPUV_SEND_CANCELED, SMTPUV_ECANCELED,
+                            SMTPUV_PHASE_NONE, NULL,
+                            "canceled: the client was closed", NULL);
+  smtpuv__client_kick(c);
+  return 0;
+}
+
+void smtpuv__client_conn_gone(smtpuv_client *c, smtpuv__conn *cn) {
+  (void)cn;
+  c->nconns--;
+  smtpuv__client_kick(c);
+}
+
+/* ---- dispatch ----------------------------------------------------------------- */
+
+static void deliver(smtpuv_client *c, smtpuv__msg *m) {
+  smtpuv_rcpt_result stack_rr[8];
+  smtpuv_rcpt_result *rr = stack_rr;
+  if (m->nrcpts > 8) {
+    rr = smtpuv__malloc(&c->mem, m->nrcpts * sizeof *rr);
+    if (rr == NULL) {
+      /* still call back, with the recipients left out */
+      size_t n = m->nrcpts;
+      m->nrcpts = 0;
+      smtpuv_send_result r;
+      smtpuv__msg_result(m, &r, stack_rr);
+      m->nrcpts = n;
+      if (m->cb != NULL)
+        m->cb(c, &r, m->cbdata);
+      return;
+    }
+  }
+  smtpuv_send_result r;
+  smtpuv__msg_result(m, &r, rr);
+  if (m->cb != NULL)
+    m->cb(c, &r, m->cbdata);
+  if (rr != stack_rr)
+    smtpuv__free(&c->mem, rr);
+}
+
+static void dispatch(uv_idle_t *h) {
+  smtpuv_client *c = h->data;
+  c->in_dispatch++;
+  /* 1. callbacks (a callback may queue more: the loop takes them too) */
+  while (c->done != NULL) {
+    smtpuv__msg *m = c->done;
+    c->done = m->next;
+    if (c->done == NULL)
+      c->done_tail = NULL;
+    c->pending--;
+    deliver(c, m);
+    smtpuv_message_free(m->owned);
+    smtpuv__msg_free(&c->mem, m);
+  }
+  /* 2. the connection */
+  if (c->closing) {
+    if (c->conn != NULL)
+      smtpuv__session_close(c->conn);
+  } else if (c->queue != NULL && c->conn == NULL) {
+    int rc = smtpuv__conn_start(c);
+    if (rc != 0)
+      smtpuv__client_fail_queue(c, SMTPUV_SEND_FAILED, rc,
+                                SMTPUV_PHASE_CONNECT, NULL,
+                                smtpuv_strerror(rc), NULL);
+  } else if (c->conn != NULL) {
+    smtpuv__session_process(c->conn);
+  }
+  c->in_dispatch--;
+  if (c->done != NULL)
+    return; /* stay active: more callbacks */
+  uv_idle_stop(&c->idle);
+  c->idle_active = 0;
+  if (c->closing && c->conn == NULL && c->nconns == 0 && c->queue == NULL &&
+      !c->close_done) {
+    c->close_done = 1;
+    uv_close((uv_handle_t *)&c->idle, on_idle_closed);
+  }
+}

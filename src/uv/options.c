@@ -1,0 +1,346 @@
+/* The options builder. */
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "uv/client_int.h"
+
+static const unsigned default_timeouts[SMTPUV__NTIMEOUTS] = {
+    30000,  /* CONNECT */
+    60000,  /* COMMAND */
+    180000, /* DATA */
+    600000, /* FINAL */
+    60000   /* IDLE */
+};
+
+static void secret_free(const smtpuv_mem *m, char *s) {
+  if (s != NULL) {
+    OPENSSL_cleanse(s, strlen(s));
+    smtpuv__free(m, s);
+  }
+}
+
+/* Replace *dst by a copy of src (NULL allowed). */
+static int set_str(const smtpuv_mem *m, char **dst, const char *src,
+                   int secret) {
+  char *copy = NULL;
+  if (src != NULL) {
+    copy = smtpuv__strdup(m, src);
+    if (copy == NULL)
+      return SMTPUV_ENOMEM;
+  }
+  if (secret)
+    secret_free(m, *dst);
+  else
+    smtpuv__free(m, *dst);
+  *dst = copy;
+  return 0;
+}
+
+static void creds_clear(const smtpuv_mem *m, smtpuv_auth_credentials *c) {
+  smtpuv__free(m, (char *)c->username);
+  secret_free(m, (char *)c->password);
+  secret_free(m, (char *)c->authzid);
+  secret_free(m, (char *)c->token);
+  smtpuv__free(m, (char *)c->host);
+  smtpuv_auth_credentials z = SMTPUV_AUTH_CREDENTIALS_INIT;
+  *c = z;
+}
+
+/* Copy a credentials struct of any valid struct_size. */
+static int creds_copy(const smtpuv_mem *m, smtpuv_auth_credentials *dst,
+                      const smtpuv_auth_credentials *src) {
+  smtpuv_auth_credentials in = SMTPUV_AUTH_CREDENTIALS_INIT;
+  size_t n = src->struct_size;
+  if (n < offsetof(smtpuv_auth_credentials, password) + sizeof(char *))
+    return SMTPUV_EINVAL;
+  if (n > sizeof in)
+    n = sizeof in;
+  memcpy(&in, src, n);
+  in.struct_size = sizeof in;
+  smtpuv_auth_credentials out = in;
+  out.username = out.password = out.authzid = out.token = out.host = NULL;
+  int rc = 0;
+  if ((in.username && !(out.username = smtpuv__strdup(m, in.username))) ||
+      (in.password && !(out.password = smtpuv__strdup(m, in.password))) ||
+      (in.authzid && !(out.authzid = smtpuv__strdup(m, in.authzid))) ||
+      (in.token && !(out.token = smtpuv__strdup(m, in.token))) ||
+      (in.host && !(out.host = smtpuv__strdup(m, in.host))))
+    rc = SMTPUV_ENOMEM;
+  if (rc != 0) {
+    creds_clear(m, &out);
+    return rc;
+  }
+  *dst = out;
+  return 0;
+}
+
+int smtpuv_options_new(const smtpuv_mem *mem, smtpuv_options **out) {
+  if (out == NULL)
+    return SMTPUV_EINVAL;
+  *out = NULL;
+  if (mem != NULL && (mem->malloc == NULL || mem->free == NULL ||
+                      mem->calloc == NULL || mem->realloc == NULL))
+    return SMTPUV_EINVAL;
+  smtpuv_mem m;
+  smtpuv__mem_init(&m, mem);
+  smtpuv_options *o = smtpuv__calloc(&m, 1, sizeof *o);
+  if (o == NULL)
+    return SMTPUV_ENOMEM;
+  o->mem = m;
+  o->tls = SMTPUV_TLS_REQUIRED;
+  o->verify = 1;
+  memcpy(o->timeouts, default_timeouts, sizeof o->timeouts);
+  o->pipelining = 1;
+  o->chunking = 1;
+  smtpuv_auth_credentials z = SMTPUV_AUTH_CREDENTIALS_INIT;
+  o->creds = z;
+  *out = o;
+  return 0;
+}
+
+void smtpuv__options_clear(smtpuv_options *o) {
+  const smtpuv_mem *m = &o->mem;
+  smtpuv__free(m, o->host);
+  smtpuv__free(m, o->ca_file);
+  smtpuv__free(m, o->ca_dir);
+  smtpuv__free(m, o->server_name);
+  smtpuv__free(m, o->ehlo);
+  smtpuv__free(m, o->mechanism);
+  creds_clear(m, &o->creds);
+  if (o->ssl_ctx != NULL)
+    SSL_CTX_free(o->ssl_ctx);
+  o->host = o->ca_file = o->ca_dir = o->server_name = o->ehlo = NULL;
+  o->mechanism = NULL;
+  o->ssl_ctx = NULL;
+}
+
+void smtpuv_options_free(smtpuv_options *o) {
+  if (o == NULL)
+    return;
+  smtpuv_mem m = o->mem;
+  smtpuv__options_clear(o);
+  smtpuv__free(&m, o);
+}
+
+int smtpuv__options_copy(smtpuv_options *dst, const smtpuv_options *src) {
+  const smtpuv_mem *m = &src->mem;
+  *dst = *src;
+  dst->host = dst->ca_file = dst->ca_dir = dst->server_name = NULL;
+  dst->ehlo = dst->mechanism = NULL;
+  dst->ssl_ctx = NULL;
+  smtpuv_auth_credentials z = SMTPUV_AUTH_CREDENTIALS_INIT;
+  dst->creds = z;
+  if (set_str(m, &dst->host, src->host, 0) ||
+      set_str(m, &dst->ca_file, src->ca_file, 0) ||
+      set_str(m, &dst->ca_dir, src->ca_dir, 0) ||
+      set_str(m, &dst->server_name, src->server_name, 0) ||
+      set_str(m, &dst->ehlo, src->ehlo, 0) ||
+      set_str(m, &dst->mechanism, src->mechanism, 0) ||
+      (src->has_creds && creds_copy(m, &dst->creds, &src->creds))) {
+    smtpuv__options_clear(dst);
+    return SMTPUV_ENOMEM;
+  }
+  if (src->ssl_ctx != NULL) {
+    SSL_CTX_up_ref(src->ssl_ctx);
+    dst->ssl_ctx = src->ssl_ctx;
+  }
+  return 0;
+}
+
+/* A host name, IPv4 or IPv6 literal: no control characters, spaces or
+   brackets inside, not empty. */
+static int valid_host(const char *h) {
+  if (h == NULL || *h == '\0' || strlen(h) > 255)
+    return 0;
+  for (const unsigned char *p = (const unsigned char *)h; *p; p++)
+    if (*p <= 0x20 || *p >= 0x7f || *p == '/' || *p == '@')
+      return 0;
+  return 1;
+}
+
+int smtpuv_options_set_host(smtpuv_options *o, const char *host) {
+  if (o == NULL || !valid_host(host))
+    return SMTPUV_EINVAL;
+  return set_str(&o->mem, &o->host, host, 0);
+}
+
+int smtpuv_options_set_port(smtpuv_options *o, unsigned port) {
+  if (o == NULL || port > 65535)
+    return SMTPUV_EINVAL;
+  o->port = port;
+  return 0;
+}
+
+int smtpuv_options_set_tls(smtpuv_options *o, smtpuv_tls_mode mode) {
+  if (o == NULL || (unsigned)mode > SMTPUV_TLS_NONE)
+    return SMTPUV_EINVAL;
+  o->tls = mode;
+  return 0;
+}
+
+int smtpuv_options_set_ssl_ctx(smtpuv_options *o, struct ssl_ctx_st *ctx) {
+  if (o == NULL)
+    return SMTPUV_EINVAL;
+  if (ctx != NULL && SSL_CTX_up_ref(ctx) != 1)
+    return SMTPUV_ENOMEM;
+  if (o->ssl_ctx != NULL)
+    SSL_CTX_free(o->ssl_ctx);
+  o->ssl_ctx = ctx;
+  return 0;
+}
+
+int smtpuv_options_set_ca(smtpuv_options *o, const char *file,
+                          const char *dir) {
+  if (o == NULL || (file != NULL && *file == '\0') ||
+      (dir != NULL && *dir == '\0'))
+    return SMTPUV_EINVAL;
+  char *f = NULL, *d = NULL;
+  if (set_str(&o->mem, &f, file, 0) || set_str(&o->mem, &d, dir, 0)) {
+    smtpuv__free(&o->mem, f);
+    return SMTPUV_ENOMEM;
+  }
+  smtpuv__free(&o->mem, o->ca_file);
+  smtpuv__free(&o->mem, o->ca_dir);
+  o->ca_file = f;
+  o->ca_dir = d;
+  return 0;
+}
+
+int smtpuv_options_set_tls_server_name(smtpuv_options *o, const char *name) {
+  if (o == NULL || (name != NULL && !valid_host(name)))
+    return SMTPUV_EINVAL;
+  return set_str(&o->mem, &o->server_name, name, 0);
+}
+
+int smtpuv_options_set_tls_verify(smtpuv_options *o, int verify) {
+  if (o == NULL)
+    return SMTPUV_EINVAL;
+  o->verify = verify != 0;
+  return 0;
+}
+
+/* An EHLO argument: a domain or an address literal, printable ASCII
+   without spaces. */
+int smtpuv__valid_ehlo(const char *s);
+int smtpuv__valid_ehlo(const char *s) {
+  if (s == NULL || *s == '\0' || strlen(s) > 255)
+    return 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    if (*p <= 0x20 || *p >= 0x7f)
+      return 0;
+  return 1;
+}
+
+int smtpuv_options_set_ehlo_name(smtpuv_options *o, const char *name) {
+  if (o == NULL || (name != NULL && !smtpuv__valid_ehlo(name)))
+    return SMTPUV_EINVAL;
+  return set_str(&o->mem, &o->ehlo, name, 0);
+}
+
+int smtpuv_options_set_auth_credentials(smtpuv_options *o,
+                                        const smtpuv_auth_credentials *creds) {
+  if (o == NULL)
+    return SMTPUV_EINVAL;
+  if (creds == NULL) {
+    creds_clear(&o->mem, &o->creds);
+    o->has_creds = 0;
+    return 0;
+  }
+  smtpuv_auth_credentials c;
+  int rc = creds_copy(&o->mem, &c, creds);
+  if (rc != 0)
+    return rc;
+  creds_clear(&o->mem, &o->creds);
+  o->creds = c;
+  o->has_creds = 1;
+  return 0;
+}
+
+int smtpuv_options_set_credentials(smtpuv_options *o, const char *user,
+                                   const char *password, const char *authzid) {
+  if (o == NULL)
+    return SMTPUV_EINVAL;
+  if (user == NULL)
+    return smtpuv_options_set_auth_credentials(o, NULL);
+  if (password == NULL)
+    return SMTPUV_EINVAL;
+  smtpuv_auth_credentials c = SMTPUV_AUTH_CREDENTIALS_INIT;
+  c.username = user;
+  c.password = password;
+  c.authzid = authzid;
+  return smtpuv_options_set_auth_credentials(o, &c);
+}
+
+int smtpuv_options_set_authenticator(smtpuv_options *o, smtpuv_auth *auth) {
+  if (o == NULL)
+    return SMTPUV_EINVAL;
+  o->authenticator = auth;
+  return 0;
+}
+
+int smtpuv_options_set_auth_mechanism(smtpuv_options *o,
+                                      const char *mechanism) {
+  if (o == NULL || mechanism == NULL)
+    return SMTPUV_EINVAL;
+  size_t n = strlen(mechanism);
+  if (n == 0 || n > 20)
+    return SMTPUV_EINVAL;
+  for (size_t i = 0; i < n; i++) {
+    char ch = mechanism[i];
+    if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+          (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
+      return SMTPUV_EINVAL;
+  }
+  int is_auto = n == 4 && (mechanism[0] | 0x20) == 'a' &&
+                (mechanism[1] | 0x20) == 'u' && (mechanism[2] | 0x20) == 't' &&
+                (mechanism[3] | 0x20) == 'o';
+  if (!is_auto && smtpuv_auth_mech_from_name(mechanism) == SMTPUV_AUTH_MECH_NONE)
+    return SMTPUV_EINVAL;
+  return set_str(&o->mem, &o->mechanism, is_auto ? NULL : mechanism, 0);
+}
+
+int smtpuv_options_set_allow_plaintext_auth(smtpuv_options *o, int allow) {
+  if (o == NULL)
+    return SMTPUV_EINVAL;
+  o->allow_plain_auth = allow != 0;
+  return 0;
+}
+
+int smtpuv_options_set_timeout(smtpuv_options *o, smtpuv_timeout which,
+                               unsigned ms) {
+  if (o == NULL || (unsigned)which >= SMTPUV__NTIMEOUTS)
+    return SMTPUV_EINVAL;
+  o->timeouts[which] = ms;
+  return 0;
+}
+
+int smtpuv_options_set_pipelining(smtpuv_options *o, int enable) {
+  if (o == NULL)
+    return SMTPUV_EINVAL;
+  o->pipelining = enable != 0;
+  return 0;
+}
+
+int smtpuv_options_set_chunking(smtpuv_options *o, int enable) {
+  if (o == NULL)
+    return SMTPUV_EINVAL;
+  o->chunking = enable != 0;
+  return 0;
+}
+
+int smtpuv_options_set_require_all_recipients(smtpuv_options *o, int enable) {
+  if (o == NULL)
+    return SMTPUV_EINVAL;
+  o->require_all = enable != 0;
+  return 0;
+}
+
+int smtpuv_options_set_trace(smtpuv_options *o, smtpuv_trace_cb cb,
+                             void *data) {
+  if (o == NULL)
+    return SMTPUV_EINVAL;
+  o->trace = cb;
+  o->trace_data = cb != NULL ? data : NULL;
+  return 0;
+}
