@@ -45,7 +45,9 @@
  *                  is useless, and the server proves that it holds the
  *                  verifier (a wrong server signature fails the session with
  *                  SMTPUV_EAUTHSERVER), so a man in the middle that got past
- *                  TLS still learns nothing usable;
+ *                  TLS cannot log in with what it saw and, with the
+ *                  iteration floor (SMTPUV_AUTH_SCRAM_MIN_ITERATIONS), can
+ *                  only run a slow offline dictionary attack on the proof;
  *   SCRAM-SHA-1    the same protocol with a weaker hash;
  *   PLAIN          sends the password itself, which is fine inside TLS (the
  *                  client refuses AUTH over plaintext by default) and is
@@ -57,7 +59,12 @@
  *                  it rests on MD5, is deprecated (RFC 8314 era), and the
  *                  exchange can be brute-forced offline by anyone who sees it.
  * SCRAM is skipped when the username or password is not printable ASCII
- * (smtpuv does not implement SASLprep), falling back to PLAIN.
+ * (smtpuv does not implement SASLprep), falling back to PLAIN. Likewise a
+ * mechanism whose rules the credentials break is skipped rather than chosen
+ * to fail: LOGIN and CRAM-MD5 with an authorization id, CRAM-MD5 with a
+ * space or control character in the username, XOAUTH2 with a username that
+ * is not printable ASCII without spaces, OAUTHBEARER with a non-printable
+ * authorization id or host.
  * Mechanisms in `disabled` are never chosen.
  */
 #ifndef SMTPUV_AUTH_H
@@ -119,13 +126,23 @@ typedef struct smtpuv_auth smtpuv_auth;
  * or later from the same thread (say when an HTTP request to the token
  * endpoint completes). A session waiting for the answer calls its ready
  * callback when it arrives.
+ *
+ * Rules: answer every call, even when the session that asked has been
+ * freed meanwhile (the answer is kept for the next session; an unanswered
+ * request makes every later session on this authenticator wait for it).
+ * Inside the callback do not free the authenticator or a session attached
+ * to it (it runs inside smtpuv_auth_begin()/smtpuv_auth_session_start());
+ * later, from the ready callback, both may be freed. Never answer after
+ * smtpuv_auth_free(): cancel your request first. A second answer to the
+ * same call just replaces the held token (it is never sent twice).
  */
 typedef void (*smtpuv_auth_token_cb)(smtpuv_auth *auth, int rejected,
                                      void *data);
 
 /**
  * What the application knows. Zero-initialise (or SMTPUV_AUTH_CREDENTIALS_INIT);
- * fields are only ever appended and `struct_size` says how many are read.
+ * fields are only ever appended and `struct_size` says how many are read
+ * (whole fields only).
  * Strings are copied (secrets into memory that is wiped when freed): they
  * need not outlive the call that takes them.
  */
@@ -206,8 +223,9 @@ SMTPUV_EXTERN int smtpuv_auth_cram_md5_new(const smtpuv_mem *mem,
 /**
  * SCRAM-SHA-1 / SCRAM-SHA-256 (RFC 5802 / RFC 7677) without channel binding
  * (GS2 header "n,," or "n,a=authzid,"). The client nonce comes from
- * RAND_bytes(); the server's nonce must extend it; the iteration count must
- * be 1..SMTPUV_AUTH_SCRAM_MAX_ITERATIONS; the server signature is checked in
+ * RAND_bytes(); the server's nonce must extend it (printable, no ','); the
+ * iteration count must be SMTPUV_AUTH_SCRAM_MIN_ITERATIONS..
+ * SMTPUV_AUTH_SCRAM_MAX_ITERATIONS; the server signature is checked in
  * constant time, and a wrong one (or a 235 without it) fails the session
  * with SMTPUV_EAUTHSERVER. A server-final "e=..." fails with SMTPUV_EAUTH.
  * SASLprep is not implemented: username, password and authzid must be
@@ -223,6 +241,13 @@ SMTPUV_EXTERN int smtpuv_auth_scram_sha256_new(const smtpuv_mem *mem,
                                                const char *username,
                                                const char *password,
                                                smtpuv_auth **out);
+
+/** Smallest SCRAM iteration count accepted from a server (RFC 7677 section
+    4, RFC 5802 section 5.1): whoever answers in the server's place chooses
+    salt and count, and a low count would let it test password guesses
+    against the client's proof cheaply offline. A lower count fails the
+    exchange with SMTPUV_EPROTO. */
+#define SMTPUV_AUTH_SCRAM_MIN_ITERATIONS 4096
 
 /** Largest SCRAM iteration count accepted from a server (a larger one would
     let a server make the client spin). */
@@ -324,6 +349,39 @@ SMTPUV_EXTERN int smtpuv_auth_token_fail(smtpuv_auth *auth, int err,
 /* Application-defined mechanisms                                            */
 /* ------------------------------------------------------------------------ */
 
+/*
+ * A mechanism is a smtpuv_auth_ops table plus a state pointer. The session
+ * calls begin() once per attempt (its smtpuv_auth_respond(), if any, is the
+ * initial response), step() for every 334 challenge (already base64-decoded;
+ * what step() passes to smtpuv_auth_respond() is base64-encoded and sent),
+ * success() on 235, destroy() from smtpuv_auth_free(). Every response buffer
+ * is wiped by the library; wipe your own state in destroy(). Example, a
+ * mechanism "X-TOKEN" that sends a fixed secret after the server's
+ * challenge "ready":
+ *
+ *   static int xt_step(smtpuv_auth *a, void *st, const unsigned char *c,
+ *                      size_t n) {
+ *     if (n != 5 || memcmp(c, "ready", 5) != 0) {
+ *       smtpuv_auth_set_error(a, "X-TOKEN: unexpected challenge");
+ *       return SMTPUV_EPROTO;             // the session sends "*"
+ *     }
+ *     return smtpuv_auth_respond(a, st, strlen(st));
+ *   }
+ *   static void xt_destroy(smtpuv_auth *a, void *st) {
+ *     (void)a;
+ *     OPENSSL_cleanse(st, strlen(st));
+ *     free(st);
+ *   }
+ *   static const smtpuv_auth_ops xt_ops = {
+ *       sizeof(smtpuv_auth_ops), "X-TOKEN", 0,
+ *       NULL,          // begin: no initial response
+ *       xt_step, NULL, xt_destroy};
+ *   ...
+ *   char *secret = strdup("s3cr3t");
+ *   if (smtpuv_auth_new(NULL, &xt_ops, secret, &auth) != 0)
+ *     free(secret);                       // still ours on failure
+ */
+
 /** smtpuv_auth_ops.flags */
 enum {
   /** A 535 reply may be retried once: begin() is then called again with
@@ -345,12 +403,14 @@ enum {
  * failure reason (never put a secret there).
  */
 typedef struct smtpuv_auth_ops {
-  size_t struct_size; /**< sizeof(smtpuv_auth_ops) */
+  size_t struct_size; /**< sizeof(smtpuv_auth_ops); fields are only ever
+                           appended, the whole fields it covers are read */
   /** SASL mechanism name: 1..20 characters of A-Z 0-9 - _ (RFC 4422);
       copied. */
   const char *name;
   unsigned flags; /**< SMTPUV_AUTH_OPS_* */
   /**
+   * Optional (NULL: no initial response, nothing to check).
    * Start an attempt (also called again after it returned SMTPUV_EAGAIN and
    * the mechanism called smtpuv_auth_wake()). Call smtpuv_auth_respond() to
    * give the initial response (length 0 is an empty one, sent as "="); not
@@ -359,10 +419,11 @@ typedef struct smtpuv_auth_ops {
    */
   int (*begin)(smtpuv_auth *auth, void *state, unsigned flags);
   /**
-   * A decoded server challenge. Call smtpuv_auth_respond() with the answer
-   * (not calling it sends an empty response). Return 0 or a negative code:
-   * the session then cancels the exchange ("*") and reports that code.
-   * Required.
+   * A decoded server challenge (`len` bytes, any content: it comes from the
+   * server, validate it; valid during the call only; not NUL-terminated).
+   * Call smtpuv_auth_respond() with the answer (not calling it sends an
+   * empty response). Return 0 or a negative code: the session then cancels
+   * the exchange ("*") and reports that code. Required.
    */
   int (*step)(smtpuv_auth *auth, void *state, const unsigned char *challenge,
               size_t len);

@@ -1,5 +1,6 @@
 /* The authenticator object: ops, the response buffer, error text, OAuth
  * token source, and the mechanism-level API (begin/step/success). */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,7 +26,15 @@ int smtpuv__auth_alloc(const smtpuv_mem *mem, const smtpuv_auth_ops *ops,
     return SMTPUV_EINVAL;
   smtpuv_auth_ops copy;
   memset(&copy, 0, sizeof(copy));
-  size_t n = ops->struct_size < sizeof(copy) ? ops->struct_size : sizeof(copy);
+#define END(f) (offsetof(smtpuv_auth_ops, f) + sizeof(copy.f))
+  static const size_t ends[] = {END(struct_size), END(name), END(flags),
+                                END(begin),       END(step), END(success),
+                                END(destroy)};
+#undef END
+  /* whole fields only: a struct_size in the middle of `step` must not give
+     half a function pointer */
+  size_t n = smtpuv__struct_prefix(ops->struct_size, ends,
+                                   sizeof(ends) / sizeof(ends[0]));
   memcpy(&copy, ops, n);
   copy.struct_size = sizeof(copy);
   if (copy.step == NULL)
@@ -41,6 +50,14 @@ int smtpuv__auth_alloc(const smtpuv_mem *mem, const smtpuv_auth_ops *ops,
   memcpy(a->name, ops->name, strlen(ops->name) + 1);
   *out = a;
   return 0;
+}
+
+size_t smtpuv__struct_prefix(size_t struct_size, const size_t *ends,
+                             size_t n) {
+  size_t got = 0;
+  for (size_t i = 0; i < n && ends[i] <= struct_size; i++)
+    got = ends[i];
+  return got;
 }
 
 int smtpuv_auth_new(const smtpuv_mem *mem, const smtpuv_auth_ops *ops,
@@ -98,6 +115,16 @@ void smtpuv__auth_clean_text(char *dst, size_t dstlen, const char *src,
   dst[n] = '\0';
 }
 
+void smtpuv__auth_clean_line(char *dst, size_t dstlen, const char *src,
+                             size_t srclen) {
+  if (dstlen == 0)
+    return;
+  smtpuv__auth_clean_text(dst, dstlen, src, srclen);
+  for (; *dst != '\0'; dst++)
+    if (*dst == '\n')
+      *dst = '?';
+}
+
 int smtpuv__auth_printable(const char *s) {
   for (; *s != '\0'; s++)
     if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
@@ -106,7 +133,9 @@ int smtpuv__auth_printable(const char *s) {
 }
 
 int smtpuv_auth_respond(smtpuv_auth *a, const void *data, size_t len) {
-  if (a == NULL || (data == NULL && len > 0))
+  /* len + 1 must not wrap; a response is base64-encoded on the wire, whose
+     encoder takes up to INT_MAX / 2 bytes */
+  if (a == NULL || (data == NULL && len > 0) || len > (size_t)INT_MAX / 2)
     return SMTPUV_EINVAL;
   if (len + 1 > a->resp_cap) {
     unsigned char *np = smtpuv__malloc(&a->mem, len + 1);
@@ -229,7 +258,7 @@ int smtpuv_auth_token_fail(smtpuv_auth *a, int err, const char *reason) {
   a->token_err = err < 0 ? err : SMTPUV_EAUTH;
   char clean[SMTPUV__AUTH_ERRLEN];
   const char *r = reason != NULL ? reason : "";
-  smtpuv__auth_clean_text(clean, sizeof(clean), r, strlen(r));
+  smtpuv__auth_clean_line(clean, sizeof(clean), r, strlen(r));
   snprintf(a->token_reason, sizeof(a->token_reason), "OAuth token: %.240s",
            clean[0] != '\0' ? clean : "the token source failed");
   if (was_pending && !a->in_token_cb)

@@ -115,9 +115,19 @@ void smtpuv__auth_token_reject(smtpuv_auth *a);
    >= 0x80 with '?' (server texts in error messages). */
 void smtpuv__auth_clean_text(char *dst, size_t dstlen, const char *src,
                              size_t srclen);
+/* The same on one line: '\n' becomes '?' too (a server's challenge text in
+   an error message must not forge a second line in the caller's log). */
+void smtpuv__auth_clean_line(char *dst, size_t dstlen, const char *src,
+                             size_t srclen);
 
 /* 1 when every byte of s is printable ASCII (0x20..0x7e). */
 int smtpuv__auth_printable(const char *s);
+
+/* How many bytes of a caller's struct of `struct_size` to copy: the end of
+   the last whole field it covers (`ends`: the fields' end offsets in
+   order), never a part of a pointer. */
+size_t smtpuv__struct_prefix(size_t struct_size, const size_t *ends,
+                             size_t n);
 
 /* ---- built-in mechanisms ------------------------------------------------- */
 

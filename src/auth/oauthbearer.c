@@ -115,7 +115,7 @@ static int ob_step(smtpuv_auth *a, void *state, const unsigned char *chal,
                    size_t len) {
   (void)state;
   char clean[SMTPUV__AUTH_ERRLEN - 16];
-  smtpuv__auth_clean_text(clean, sizeof(clean), (const char *)chal, len);
+  smtpuv__auth_clean_line(clean, sizeof(clean), (const char *)chal, len);
   smtpuv__auth_errorf(a, 0, "OAUTHBEARER: %s", clean);
   return smtpuv_auth_respond(a, "\001", 1);
 }

@@ -212,6 +212,33 @@ static int attr(const char *msg, size_t len, size_t *pos, char k,
   return 1;
 }
 
+/* RFC 5802: printable = %x21-2B / %x2D-7E (no ',', no space) */
+static int nonce_chars(const char *v, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)v[i] < 0x21 || (unsigned char)v[i] > 0x7e ||
+        v[i] == ',')
+      return 0;
+  return 1;
+}
+
+/* What follows i=: nothing, or ("," ALPHA "=" 1*value-char)+ (RFC 5802
+   extensions, ignored when optional). */
+static int extensions_ok(const char *msg, size_t len, size_t pos) {
+  if (pos == len)
+    return msg[len - 1] != ','; /* "i=4096," is not an extension */
+  while (pos < len) {
+    const char *v;
+    size_t vlen;
+    char k = msg[pos];
+    if (!((k >= 'a' && k <= 'z') || (k >= 'A' && k <= 'Z')) ||
+        !attr(msg, len, &pos, k, &v, &vlen) || vlen == 0)
+      return 0;
+    if (pos == len && msg[len - 1] == ',')
+      return 0;
+  }
+  return 1;
+}
+
 static int hmac(const EVP_MD *md, const void *key, size_t klen,
                 const void *data, size_t dlen, unsigned char *out) {
   unsigned int n = 0;
@@ -234,8 +261,12 @@ static int server_first(smtpuv_auth *a, scram_state *s, const char *msg,
       !attr(msg, len, &pos, 'i', &it, &itlen))
     return smtpuv__auth_errorf(a, SMTPUV_EPROTO,
                                "%s: malformed server-first-message", s->name);
+  if (!extensions_ok(msg, len, pos))
+    return smtpuv__auth_errorf(a, SMTPUV_EPROTO,
+                               "%s: malformed server-first-message", s->name);
   const char *cnonce = s->first_bare + strlen(s->first_bare) - s->nonce_len;
-  if (rlen <= s->nonce_len || memcmp(r, cnonce, s->nonce_len) != 0)
+  if (rlen <= s->nonce_len || memcmp(r, cnonce, s->nonce_len) != 0 ||
+      !nonce_chars(r, rlen))
     return smtpuv__auth_errorf(a, SMTPUV_EPROTO,
                                "%s: the server nonce does not extend the "
                                "client nonce",
@@ -250,10 +281,14 @@ static int server_first(smtpuv_auth *a, scram_state *s, const char *msg,
                                  "%s: malformed iteration count", s->name);
     iter = iter * 10 + (unsigned long)(it[i] - '0');
   }
-  if (iter < 1 || iter > SMTPUV_AUTH_SCRAM_MAX_ITERATIONS)
+  /* A low count would let whoever answers in the server's place (a MITM
+     past TLS, a rogue server) test password guesses cheaply offline
+     against the proof: refuse it (RFC 7677 section 4: at least 4096). */
+  if (iter < SMTPUV_AUTH_SCRAM_MIN_ITERATIONS ||
+      iter > SMTPUV_AUTH_SCRAM_MAX_ITERATIONS)
     return smtpuv__auth_errorf(a, SMTPUV_EPROTO,
-                               "%s: iteration count %lu outside 1..%d",
-                               s->name, iter,
+                               "%s: iteration count %lu outside %d..%d",
+                               s->name, iter, SMTPUV_AUTH_SCRAM_MIN_ITERATIONS,
                                SMTPUV_AUTH_SCRAM_MAX_ITERATIONS);
   unsigned char *salt = NULL;
   size_t saltlen = 0;
@@ -338,7 +373,7 @@ static int server_final(smtpuv_auth *a, scram_state *s, const char *msg,
   size_t vlen, pos = 0;
   if (attr(msg, len, &pos, 'e', &v, &vlen)) {
     char clean[128];
-    smtpuv__auth_clean_text(clean, sizeof(clean), v, vlen);
+    smtpuv__auth_clean_line(clean, sizeof(clean), v, vlen);
     return smtpuv__auth_errorf(a, SMTPUV_EAUTH, "%s: server error: %s",
                                s->name, clean);
   }

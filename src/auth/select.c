@@ -69,7 +69,15 @@ int smtpuv__creds_copy(smtpuv_auth_credentials *dst,
   if (src == NULL || src->struct_size < sizeof(size_t))
     return SMTPUV_EINVAL;
   memset(dst, 0, sizeof(*dst));
-  size_t n = src->struct_size < sizeof(*dst) ? src->struct_size : sizeof(*dst);
+#define END(f) (offsetof(smtpuv_auth_credentials, f) + sizeof(dst->f))
+  static const size_t ends[] = {
+      END(struct_size), END(username), END(password), END(authzid),
+      END(token_cb),    END(token_data), END(token), END(host),
+      END(port),        END(disabled)};
+#undef END
+  /* whole fields only: never half a pointer */
+  size_t n = smtpuv__struct_prefix(src->struct_size, ends,
+                                   sizeof(ends) / sizeof(ends[0]));
   memcpy(dst, src, n);
   dst->struct_size = sizeof(*dst);
   return 0;
@@ -85,15 +93,33 @@ static int has_password(const smtpuv_auth_credentials *c) {
   return nonempty(c->username) && nonempty(c->password);
 }
 
+/* no byte <= 0x20 or 0x7f (UTF-8 passes): CRAM-MD5's username */
+static int no_space_or_control(const char *s) {
+  for (; *s != '\0'; s++)
+    if ((unsigned char)*s <= 0x20 || (unsigned char)*s == 0x7f)
+      return 0;
+  return 1;
+}
+
+/* printable ASCII without space (0x21..0x7e) */
+static int graphic(const char *s) {
+  return smtpuv__auth_printable(s) && strchr(s, ' ') == NULL;
+}
+
 /* Can `mech` work with these credentials (regardless of the server)? */
 static int usable(smtpuv_auth_mech mech, const smtpuv_auth_credentials *c) {
   if (c->disabled & SMTPUV_AUTH_MECH_BIT(mech))
     return 0;
   switch (mech) {
-  case SMTPUV_AUTH_MECH_OAUTHBEARER:
-    return has_token(c);
+  /* each case mirrors what the mechanism's begin() accepts, so that auto
+     moves on to the next mechanism instead of choosing one that fails */
+  case SMTPUV_AUTH_MECH_OAUTHBEARER: {
+    const char *az = c->authzid != NULL ? c->authzid : c->username;
+    return has_token(c) && (az == NULL || smtpuv__auth_printable(az)) &&
+           (c->host == NULL || graphic(c->host)) && c->port <= 65535;
+  }
   case SMTPUV_AUTH_MECH_XOAUTH2:
-    return has_token(c) && nonempty(c->username);
+    return has_token(c) && nonempty(c->username) && graphic(c->username);
   case SMTPUV_AUTH_MECH_SCRAM_SHA_256:
   case SMTPUV_AUTH_MECH_SCRAM_SHA_1:
     return has_password(c) && smtpuv__auth_printable(c->username) &&
@@ -106,7 +132,7 @@ static int usable(smtpuv_auth_mech mech, const smtpuv_auth_credentials *c) {
     return has_password(c) && !nonempty(c->authzid);
   case SMTPUV_AUTH_MECH_CRAM_MD5:
     return has_password(c) && !nonempty(c->authzid) &&
-           strchr(c->username, ' ') == NULL;
+           no_space_or_control(c->username);
   default:
     return 0;
   }
@@ -169,7 +195,7 @@ int smtpuv_auth_select(const char *offered,
   if (errbuf != NULL && errlen > 0) {
     char mine[128], theirs[160];
     list_usable(mine, sizeof(mine), &c);
-    smtpuv__auth_clean_text(theirs, sizeof(theirs), offered, strlen(offered));
+    smtpuv__auth_clean_line(theirs, sizeof(theirs), offered, strlen(offered));
     const char *have =
         mine[0] != '\0' ? mine
                         : "nothing (no username and password, no OAuth token "

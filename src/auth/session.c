@@ -194,7 +194,7 @@ int smtpuv_auth_session_start(smtpuv_auth_session *s) {
   snprintf(s->mech, sizeof(s->mech), "%s", s->a->name);
   if (!smtpuv_proto_auth_offered(s->p, s->mech)) {
     char theirs[SESSION_TEXT / 2];
-    smtpuv__auth_clean_text(theirs, sizeof(theirs), offered, strlen(offered));
+    smtpuv__auth_clean_line(theirs, sizeof(theirs), offered, strlen(offered));
     if (theirs[0] == '\0')
       snprintf(s->err, sizeof(s->err),
                "the server does not offer %s: it does not advertise AUTH",

@@ -75,7 +75,7 @@ static int xoauth2_step(smtpuv_auth *a, void *state, const unsigned char *chal,
   (void)state;
   /* The only challenge after the initial response is the error report. */
   char clean[SMTPUV__AUTH_ERRLEN - 16];
-  smtpuv__auth_clean_text(clean, sizeof(clean), (const char *)chal, len);
+  smtpuv__auth_clean_line(clean, sizeof(clean), (const char *)chal, len);
   smtpuv__auth_errorf(a, 0, "XOAUTH2: %s", clean);
   return smtpuv_auth_respond(a, "", 0);
 }

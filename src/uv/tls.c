@@ -339,6 +339,17 @@ int smtpuv__tls_new(const smtpuv_mem *mem, const smtpuv_tls_config *cfg,
 #ifdef SSL_OP_CLEANSE_PLAINTEXT
   SSL_set_options(t->ssl, SSL_OP_CLEANSE_PLAINTEXT);
 #endif
+  /* Refuse TLS 1.2 renegotiation (a HelloRequest gets a no_renegotiation
+     warning), as Go's crypto/tls does by default: SMTP servers have no use
+     for it, and an SSL_write during a renegotiation would need a read first
+     (WANT_READ), which a write-through engine cannot honour. Also applied
+     over a caller's context. */
+  SSL_set_options(t->ssl, SSL_OP_NO_RENEGOTIATION);
+  /* A caller's context may have cleared it: without it SSL_read stops with
+     WANT_READ after a non-data record (a TLS 1.3 session ticket) although
+     application data is already buffered behind it, and the engine would
+     report "need more input" for bytes it holds. */
+  SSL_set_mode(t->ssl, SSL_MODE_AUTO_RETRY);
   SSL_set_verify(t->ssl, t->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
   if (setup_name(t, t->host, t->verify) != 0)
     goto ssl_fail;
@@ -375,6 +386,12 @@ int smtpuv__tls_feed(smtpuv_tls *t, const void *data, size_t len) {
   ERR_clear_error();
   if (t == NULL || (data == NULL && len > 0))
     return SMTPUV_EINVAL;
+  if (len > 0 && BIO_ctrl_pending(t->rbio) > SMTPUV__TLS_INPUT_MAX) {
+    fmt_text(t->err, sizeof(t->err),
+             "TLS input: more than %d bytes fed and still unread",
+             SMTPUV__TLS_INPUT_MAX);
+    return SMTPUV_ELIMIT;
+  }
   while (len > 0) {
     int n = len > TLS_CHUNK_MAX ? TLS_CHUNK_MAX : (int)len;
     int w = BIO_write(t->rbio, p, n);

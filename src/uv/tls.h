@@ -49,10 +49,15 @@ int smtpuv__tls_ctx_new(const char *ca_file, const char *ca_dir, SSL_CTX **out,
 /* New client engine; the handshake starts with the first
    smtpuv__tls_handshake(). Returns 0, SMTPUV_ENOMEM, SMTPUV_EINVAL (verify
    without a host, name too long), SMTPUV_ETLS (text in cfg->err).
-   A caller's cfg->ctx is used as is (its minimum version, trust and verify
-   callback), except that verification is forced on or off per cfg->verify;
-   the SSL object holds its own reference, so the caller may free its context
-   whenever it likes. A context built here dies with the engine. */
+   A caller's cfg->ctx is used as is (its trust store, verify callback and
+   protocol range: the TLS 1.2 floor of smtpuv__tls_ctx_new() is NOT imposed
+   on it, a caller that allows TLS 1.0 made that choice; OpenSSL 3 refuses
+   anything below 1.2 at its default security level anyway), except that on
+   the engine's SSL object verification is forced on or off per cfg->verify,
+   TLS 1.2 renegotiation is refused (SSL_OP_NO_RENEGOTIATION: a server's
+   HelloRequest gets a no_renegotiation warning) and SSL_MODE_AUTO_RETRY is
+   set. The SSL object holds its own reference, so the caller may free its
+   context whenever it likes. A context built here dies with the engine. */
 int smtpuv__tls_new(const smtpuv_mem *mem, const smtpuv_tls_config *cfg,
                     smtpuv_tls **out);
 
@@ -60,8 +65,21 @@ int smtpuv__tls_new(const smtpuv_mem *mem, const smtpuv_tls_config *cfg,
    buffered plaintext. NULL is accepted. */
 void smtpuv__tls_free(smtpuv_tls *t);
 
-/* Hand the engine ciphertext received from the network. Returns 0 or
-   SMTPUV_ENOMEM. */
+/* Most ciphertext fed and not yet consumed by OpenSSL that the engine
+   accepts before refusing more (see smtpuv__tls_feed()). */
+#define SMTPUV__TLS_INPUT_MAX (1024 * 1024)
+
+/*
+ * Hand the engine ciphertext received from the network. The engine keeps
+ * what OpenSSL has not consumed yet; a caller that calls
+ * smtpuv__tls_handshake() or smtpuv__tls_read() (until <= 0) after every
+ * feed leaves at most one partial TLS record (< 17 KiB) behind, so memory
+ * is bounded by the size of its reads. Feeding again while more than
+ * SMTPUV__TLS_INPUT_MAX bytes are still unread is refused, so a caller that
+ * does not drain cannot be made to buffer without limit by a server.
+ * Returns 0, SMTPUV_ENOMEM, SMTPUV_ELIMIT (nothing taken: read first), or
+ * SMTPUV_EINVAL.
+ */
 int smtpuv__tls_feed(smtpuv_tls *t, const void *data, size_t len);
 
 /* The TCP stream ended: tell OpenSSL (memory BIO EOF return 0) so a pending
@@ -86,7 +104,7 @@ int smtpuv__tls_handshake(smtpuv_tls *t);
  * the same way: the caller decides whether it was benign, e.g. after QUIT),
  * or SMTPUV_ETLS; SMTPUV_ESTATE before the handshake completed, SMTPUV_EINVAL
  * when cap is 0. Call until it returns <= 0: OpenSSL may hold more than
- * one record. Reads may produce output (alerts, TLS 1.2 renegotiation;
+ * one record. Reads may produce output (alerts, a renegotiation refusal;
  * OpenSSL answers a TLS 1.3 KeyUpdate with the next write): take it.
  */
 long smtpuv__tls_read(smtpuv_tls *t, void *buf, size_t cap);

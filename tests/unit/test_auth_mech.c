@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -265,6 +266,11 @@ static void test_scram_server_signature(void **st) {
   assert_string_equal(smtpuv_auth_error_text(a),
                       "SCRAM-SHA-1: server error: invalid-proof");
   smtpuv_auth_free(a);
+  /* on one line (regression: the '\n' was kept) */
+  assert_int_equal(scram_final(&kat_sha1, "e=other\nline", &a), SMTPUV_EAUTH);
+  assert_string_equal(smtpuv_auth_error_text(a),
+                      "SCRAM-SHA-1: server error: other?line");
+  smtpuv_auth_free(a);
   /* neither */
   assert_int_equal(scram_final(&kat_sha1, "x=1", &a), SMTPUV_EPROTO);
   smtpuv_auth_free(a);
@@ -308,9 +314,9 @@ static void test_scram_bad_server_first(void **st) {
     const char *msg, *err;
   } cases[] = {
       {"r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=0",
-       "SCRAM-SHA-1: iteration count 0 outside 1..1000000"},
+       "SCRAM-SHA-1: iteration count 0 outside 4096..1000000"},
       {"r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=1000001",
-       "SCRAM-SHA-1: iteration count 1000001 outside 1..1000000"},
+       "SCRAM-SHA-1: iteration count 1000001 outside 4096..1000000"},
       {"r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=99999999999",
        "SCRAM-SHA-1: malformed iteration count"},
       {"r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=4k",
@@ -340,7 +346,8 @@ static void test_scram_bad_server_first(void **st) {
   }
   /* extensions after i= are allowed */
   assert_int_equal(
-      scram_first("r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=1,x=y",
+      scram_first("r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=4096,"
+                  "x=y,Z=w=v",
                   err, sizeof(err)),
       0);
   /* NUL inside the message */
@@ -351,6 +358,51 @@ static void test_scram_bad_server_first(void **st) {
   assert_int_equal(smtpuv_auth_step(a, STR_AND_LEN("r=fyko\0x"), &r, &n),
                    SMTPUV_EPROTO);
   smtpuv_auth_free(a);
+}
+
+/* Regressions (review): a low iteration count (a MITM choosing i=1 gets a
+   proof it can brute-force at one HMAC per guess), a server nonce with
+   characters RFC 5802 forbids, and malformed extensions after i= were all
+   accepted. */
+static void test_scram_strict_server_first(void **st) {
+  (void)st;
+  char err[256];
+  static const struct {
+    const char *msg, *err;
+  } cases[] = {
+      {"r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=1",
+       "SCRAM-SHA-1: iteration count 1 outside 4096..1000000"},
+      {"r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=4095",
+       "SCRAM-SHA-1: iteration count 4095 outside 4096..1000000"},
+      {"r=fyko+d2lbbFgONRv9qkxdawL3r c,s=QSXCR+Q6sek8bf92,i=4096",
+       "SCRAM-SHA-1: the server nonce does not extend the client nonce"},
+      {"r=fyko+d2lbbFgONRv9qkxdawL3r\001c,s=QSXCR+Q6sek8bf92,i=4096",
+       "SCRAM-SHA-1: the server nonce does not extend the client nonce"},
+      {"r=fyko+d2lbbFgONRv9qkxdawL3r\xc3\xa9,s=QSXCR+Q6sek8bf92,i=4096",
+       "SCRAM-SHA-1: the server nonce does not extend the client nonce"},
+      {"r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=4096,",
+       "SCRAM-SHA-1: malformed server-first-message"},
+      {"r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=4096,x",
+       "SCRAM-SHA-1: malformed server-first-message"},
+      {"r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=4096,x=",
+       "SCRAM-SHA-1: malformed server-first-message"},
+      {"r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=4096,1=2",
+       "SCRAM-SHA-1: malformed server-first-message"},
+      {"r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=4096,x=y,",
+       "SCRAM-SHA-1: malformed server-first-message"},
+      {"r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=4096,,x=y",
+       "SCRAM-SHA-1: malformed server-first-message"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    assert_int_equal(scram_first(cases[i].msg, err, sizeof(err)),
+                     SMTPUV_EPROTO);
+    assert_string_equal(err, cases[i].err);
+  }
+  /* the bounds themselves are accepted */
+  assert_int_equal(
+      scram_first("r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=4096",
+                  err, sizeof(err)),
+      0);
 }
 
 static void test_scram_names_and_authzid(void **st) {
@@ -364,7 +416,7 @@ static void test_scram_names_and_authzid(void **st) {
   assert_bytes(r, n, want, sizeof(want) - 1);
   assert_int_equal(
       smtpuv_auth_step(a, STR_AND_LEN("r=rOprNGfwEbeRWgbNEkqOxyz,s=QSXCR+"
-                                      "Q6sek8bf92,i=2"),
+                                      "Q6sek8bf92,i=4096"),
                        &r, &n),
       0);
   /* c= carries the GS2 header "n,a=ad=2Cm=3Dn," */
@@ -481,6 +533,13 @@ static void test_xoauth2_format(void **st) {
   char want_err[256];
   snprintf(want_err, sizeof(want_err), "XOAUTH2: %s", json);
   assert_string_equal(smtpuv_auth_error_text(a), want_err);
+  /* Regression: a pretty-printed JSON (or a hostile server) put line breaks
+     into the error text, which could forge lines in the caller's log. */
+  assert_int_equal(
+      smtpuv_auth_step(a, STR_AND_LEN("{\n\"status\":\"401\"\r\n}"), &r, &n),
+      0);
+  assert_string_equal(smtpuv_auth_error_text(a),
+                      "XOAUTH2: {?\"status\":\"401\"??}");
   /* retry: the callback is asked again with rejected = 1 */
   t.answer = "ya29.fresh";
   assert_int_equal(smtpuv_auth_begin(a, SMTPUV_AUTH_BEGIN_RETRY, &r, &n), 0);
@@ -658,6 +717,15 @@ static int c_step(smtpuv_auth *a, void *state, const unsigned char *chal,
   }
   if (len == 5 && memcmp(chal, "empty", 5) == 0)
     return 0; /* no respond(): empty response */
+  if (len == 4 && memcmp(chal, "huge", 4) == 0) {
+    /* Regression: len + 1 wrapped to 0, so the buffer was "big enough"
+       and memcpy ran off with SIZE_MAX bytes. */
+    assert_int_equal(smtpuv_auth_respond(a, chal, SIZE_MAX),
+                     SMTPUV_EINVAL);
+    assert_int_equal(smtpuv_auth_respond(a, chal, (size_t)INT_MAX),
+                     SMTPUV_EINVAL);
+    return smtpuv_auth_respond(a, "ok", 2);
+  }
   return smtpuv_auth_respond(a, chal, len);
 }
 
@@ -687,6 +755,8 @@ static void test_custom_mechanism(void **st) {
   assert_bytes(r, n, "hello", 5);
   assert_int_equal(smtpuv_auth_step(a, STR_AND_LEN("echo"), &r, &n), 0);
   assert_bytes(r, n, "echo", 4);
+  assert_int_equal(smtpuv_auth_step(a, STR_AND_LEN("huge"), &r, &n), 0);
+  assert_bytes(r, n, "ok", 2);
   assert_int_equal(smtpuv_auth_step(a, STR_AND_LEN("empty"), &r, &n), 0);
   assert_non_null(r);
   assert_int_equal(n, 0);
@@ -717,6 +787,10 @@ static void test_custom_mechanism(void **st) {
   assert_int_equal(c.successes, 1); /* not called: beyond struct_size */
   smtpuv_auth_free(a);
   assert_int_equal(c.destroyed, 1);
+  /* Regression: a struct_size ending inside `step` reads none of it (it used
+     to copy half of the function pointer and call that). */
+  ops.struct_size = offsetof(smtpuv_auth_ops, step) + sizeof(ops.step) / 2;
+  assert_int_equal(smtpuv_auth_new(NULL, &ops, &c, &a), SMTPUV_EINVAL);
 }
 
 /* ---- base64 ------------------------------------------------------------------ */
@@ -876,6 +950,7 @@ int main(void) {
       cmocka_unit_test(test_scram_server_signature),
       cmocka_unit_test(test_scram_success_without_proof),
       cmocka_unit_test(test_scram_bad_server_first),
+      cmocka_unit_test(test_scram_strict_server_first),
       cmocka_unit_test(test_scram_names_and_authzid),
       cmocka_unit_test(test_scram_non_ascii_refused),
       cmocka_unit_test(test_scram_random_nonce),

@@ -11,7 +11,15 @@
 
 #include "smtpuv.h"
 
-enum { PW = 1, TOK = 2, AUTHZ = 4, NONASCII = 8, NOUSER = 16, SPACEUSER = 32 };
+enum {
+  PW = 1,
+  TOK = 2,
+  AUTHZ = 4,
+  NONASCII = 8,
+  NOUSER = 16,
+  SPACEUSER = 32,
+  CTRLUSER = 64
+};
 
 typedef struct sel_case {
   unsigned creds;
@@ -29,7 +37,9 @@ static void dummy_cb(smtpuv_auth *a, int rejected, void *data) {
 static smtpuv_auth_credentials make_creds(unsigned f) {
   smtpuv_auth_credentials c = SMTPUV_AUTH_CREDENTIALS_INIT;
   if (!(f & NOUSER))
-    c.username = (f & SPACEUSER) ? "tim smith" : "tim";
+    c.username = (f & SPACEUSER)  ? "tim smith"
+                 : (f & CTRLUSER) ? "tim\tsmith"
+                                  : "tim";
   if (f & PW)
     c.password = (f & NONASCII) ? "p\xc3\xa4ss" : "pass";
   if (f & TOK)
@@ -70,6 +80,13 @@ static const sel_case cases[] = {
     /* CRAM-MD5 cannot carry a username with a space */
     {PW | SPACEUSER, 0, "CRAM-MD5 LOGIN", M(LOGIN)},
     {PW | SPACEUSER, 0, "CRAM-MD5", M(NONE)},
+    /* Regressions: auto picked a mechanism whose begin() then refused the
+       credentials, instead of the next one that works: CRAM-MD5 with a
+       control character in the username, XOAUTH2 with a space in it. */
+    {PW | CTRLUSER, 0, "CRAM-MD5 LOGIN", M(LOGIN)},
+    {PW | CTRLUSER, 0, "CRAM-MD5", M(NONE)},
+    {TOK | PW | SPACEUSER, 0, "XOAUTH2 PLAIN", M(PLAIN)},
+    {TOK | SPACEUSER, 0, "XOAUTH2 OAUTHBEARER", M(OAUTHBEARER)},
     /* password without username */
     {PW | NOUSER, 0, all, M(NONE)},
     /* disabled mechanisms */
@@ -178,6 +195,17 @@ static void test_arguments(void **st) {
   c.struct_size = offsetof(smtpuv_auth_credentials, token_cb);
   assert_int_equal(smtpuv_auth_select("XOAUTH2 PLAIN", &c, &m, NULL, 0), 0);
   assert_int_equal(m, M(PLAIN));
+  /* Regression: a struct_size that ends inside a field reads none of it
+     (it used to copy the field's first bytes: half a pointer, or here part
+     of `disabled`, which then disabled PLAIN). */
+  c = make_creds(PW);
+  c.disabled = SMTPUV_AUTH_MECH_BIT(M(PLAIN)) | 0x80000000u;
+  c.struct_size = offsetof(smtpuv_auth_credentials, disabled) + 2;
+  assert_int_equal(smtpuv_auth_select("PLAIN", &c, &m, NULL, 0), 0);
+  assert_int_equal(m, M(PLAIN));
+  c.struct_size = offsetof(smtpuv_auth_credentials, disabled) + sizeof(unsigned);
+  assert_int_equal(smtpuv_auth_select("PLAIN", &c, &m, NULL, 0),
+                   SMTPUV_EAUTHMECH);
 
   smtpuv_auth *a;
   smtpuv_auth_credentials none = SMTPUV_AUTH_CREDENTIALS_INIT;

@@ -701,6 +701,133 @@ static void test_refresh_on_plain_535(void **st) {
   h_close(&x);
 }
 
+/* Every reply code at every step of every mechanism, fed whole and byte by
+   byte: the session ends exactly when it says so, reports success only for
+   a 2xx that the mechanism accepts (SCRAM: after a verified signature),
+   maps 421 to SMTPUV_ESHUTDOWN, never writes after its end, and the proto
+   is back in READY whenever the server sent a final reply. */
+static void test_reply_matrix(void **st) {
+  (void)st;
+  static const char *const codes[] = {
+      "235 2.7.0 ok\r\n", "250 ok\r\n",       "334 \r\n",
+      "334 =\r\n",        "334 !!!!\r\n",     "334 e30=\r\n",
+      "354 go\r\n",       "421 4.7.0 bye\r\n", "432 4.7.12 pw\r\n",
+      "454 4.7.0 tmp\r\n", "500 5.5.1 what\r\n", "501 5.5.4 syntax\r\n",
+      "504 5.5.4 mech\r\n", "530 5.7.0 tls\r\n", "534 5.7.9 weak\r\n",
+      "535 5.7.8 bad\r\n", "538 5.7.11 enc\r\n", "550 5.7.1 no\r\n"};
+  static const char *const mechs[] = {"PLAIN", "LOGIN", "CRAM-MD5",
+                                      "SCRAM-SHA-1", "XOAUTH2", "OAUTHBEARER"};
+  char sfirst[256], sfinal[256];
+  snprintf(sfirst, sizeof(sfirst), "334 %s\r\n",
+           b64(scram_sha1.sfirst, strlen(scram_sha1.sfirst)));
+  snprintf(sfinal, sizeof(sfinal), "334 %s\r\n",
+           b64(scram_sha1.sfinal, strlen(scram_sha1.sfinal)));
+  for (size_t m = 0; m < sizeof(mechs) / sizeof(mechs[0]); m++) {
+    const char *script[2] = {NULL, NULL};
+    int nscript = 0;
+    if (m == 1) {
+      script[0] = "334 VXNlcm5hbWU6\r\n";
+      script[1] = "334 UGFzc3dvcmQ6\r\n";
+      nscript = 2;
+    } else if (m == 2) {
+      script[0] = "334 PDEuMkB4Pg==\r\n";
+      nscript = 1;
+    } else if (m == 3) {
+      script[0] = sfirst;
+      script[1] = sfinal;
+      nscript = 2;
+    }
+    for (int step = 0; step <= nscript; step++)
+      for (size_t c = 0; c < sizeof(codes) / sizeof(codes[0]); c++)
+        for (int bw = 0; bw < 2; bw++) {
+          h x;
+          tok t = {0, {0}, {"tok1", "tok2"}, NULL};
+          h_init(&x, EHLO_REPLY("PLAIN LOGIN CRAM-MD5 SCRAM-SHA-1 XOAUTH2 "
+                                "OAUTHBEARER"));
+          x.bytewise = bw;
+          switch (m) {
+          case 0:
+            assert_int_equal(
+                smtpuv_auth_plain_new(&x.tm.mem, NULL, "u", "pw", &x.a), 0);
+            break;
+          case 1:
+            assert_int_equal(
+                smtpuv_auth_login_new(&x.tm.mem, "u", "pw", &x.a), 0);
+            break;
+          case 2:
+            assert_int_equal(
+                smtpuv_auth_cram_md5_new(&x.tm.mem, "u", "pw", &x.a), 0);
+            break;
+          case 3:
+            assert_int_equal(smtpuv_auth_scram_sha1_new(&x.tm.mem, NULL,
+                                                        "user", "pencil",
+                                                        &x.a),
+                             0);
+            assert_int_equal(smtpuv__scram_set_nonce(x.a, scram_sha1.nonce),
+                             0);
+            break;
+          case 4:
+            assert_int_equal(
+                smtpuv_auth_xoauth2_new(&x.tm.mem, "u", tok_cb, &t, &x.a), 0);
+            break;
+          default:
+            assert_int_equal(smtpuv_auth_oauthbearer_new(&x.tm.mem, NULL, NULL,
+                                                         0, tok_cb, &t, &x.a),
+                             0);
+            break;
+          }
+          h_session(&x);
+          assert_int_equal(smtpuv_auth_session_start(x.s),
+                           SMTPUV_AUTH_PENDING);
+          out(&x);
+          for (int i = 0; i < step; i++) {
+            assert_int_equal(feed(&x, script[i]), 0);
+            assert_int_equal(x.last, SMTPUV_AUTH_PENDING);
+            out(&x);
+          }
+          int before = x.auth_replies;
+          assert_int_equal(feed(&x, codes[c]), 0);
+          assert_int_equal(x.auth_replies, before + 1);
+          int code = atoi(codes[c]);
+          int r = x.last;
+          const char *o = out(&x);
+          if (r == SMTPUV_AUTH_PENDING) {
+            /* a response, a "*", or a retried AUTH went out */
+            assert_true(strlen(o) >= 2);
+            assert_int_equal(smtpuv_auth_session_status(x.s),
+                             SMTPUV_AUTH_PENDING);
+            if (code != 334) /* only the OAuth retry after 535 */
+              assert_true(code == 535 && m >= 4 &&
+                          strncmp(o, "AUTH ", 5) == 0);
+            /* whatever comes next ends it or goes on; a 501 to "*" ends */
+            if (strcmp(o, "*\r\n") == 0) {
+              assert_int_equal(feed(&x, "501 5.0.0 aborted\r\n"), 0);
+              assert_true(x.last < 0);
+              assert_int_equal(smtpuv_auth_session_status(x.s), x.last);
+            }
+          } else {
+            assert_string_equal(o, "");
+            assert_int_equal(smtpuv_auth_session_status(x.s), r);
+            assert_true(r <= 0);
+            if (r == 0) {
+              assert_true(code / 100 == 2);
+              if (m == 3 && step < 2) /* only after the server-final */
+                fail_msg("SCRAM accepted %s at step %d", codes[c], step);
+            }
+            if (code == 421)
+              assert_int_equal(r, SMTPUV_ESHUTDOWN);
+            else if (code / 100 == 4 || code / 100 == 5 || code / 100 == 3)
+              assert_int_equal(r, SMTPUV_EAUTH);
+            if (code != 421 && code != 334)
+              assert_int_equal(smtpuv_proto_state(x.p), SMTPUV_STATE_READY);
+            assert_true(smtpuv_auth_session_error_text(x.s)[0] != '\0' ||
+                        r == 0);
+          }
+          h_close(&x);
+        }
+  }
+}
+
 /* ---- long initial responses (RFC 4954 section 4) ---------------------------- */
 
 static void test_long_initial_response(void **st) {
@@ -910,6 +1037,120 @@ static void test_custom_async_mechanism(void **st) {
   h_close(&x);
 }
 
+/* Token answers in awkward places: twice, after the asking session is gone,
+   and a session (and its authenticator) freed from inside the ready
+   callback that provide() runs. */
+typedef struct freer {
+  h *x;
+  int calls;
+} freer;
+
+static void free_in_ready(smtpuv_auth_session *s, void *data) {
+  freer *f = data;
+  f->calls++;
+  assert_ptr_equal(s, f->x->s);
+  smtpuv_auth_session_free(f->x->s);
+  smtpuv_auth_free(f->x->a);
+  f->x->s = NULL;
+  f->x->a = NULL;
+}
+
+static void test_token_reentrancy(void **st) {
+  (void)st;
+  char want[256];
+  /* provide() twice before resume: one ready call, the last token wins */
+  {
+    h x;
+    tok t = {0, {0}, {NULL}, NULL};
+    h_init(&x, EHLO_REPLY("OAUTHBEARER"));
+    assert_int_equal(smtpuv_auth_oauthbearer_new(&x.tm.mem, NULL, NULL, 0,
+                                                 tok_cb, &t, &x.a),
+                     0);
+    h_session(&x);
+    assert_int_equal(smtpuv_auth_session_start(x.s), SMTPUV_EAGAIN);
+    assert_int_equal(smtpuv_auth_token_provide(t.pending, "first"), 0);
+    assert_int_equal(smtpuv_auth_token_provide(t.pending, "second"), 0);
+    assert_int_equal(x.ready_calls, 1);
+    assert_int_equal(smtpuv_auth_session_resume(x.s), SMTPUV_AUTH_PENDING);
+    snprintf(want, sizeof(want), "AUTH OAUTHBEARER %s\r\n",
+             B64S("n,,\001auth=Bearer second\001\001"));
+    assert_string_equal(out(&x), want);
+    /* a late duplicate during the exchange changes nothing on the wire */
+    assert_int_equal(smtpuv_auth_token_provide(t.pending, "third"), 0);
+    assert_int_equal(x.ready_calls, 1);
+    assert_string_equal(out(&x), "");
+    assert_int_equal(feed(&x, "235 ok\r\n"), 0);
+    assert_int_equal(x.last, 0);
+    assert_int_equal(t.calls, 1);
+    h_close(&x);
+  }
+  /* the asking session is freed; the answer comes later and serves the
+     next session without asking again */
+  {
+    h x;
+    tok t = {0, {0}, {NULL}, NULL};
+    h_init(&x, EHLO_REPLY("OAUTHBEARER"));
+    assert_int_equal(smtpuv_auth_oauthbearer_new(&x.tm.mem, NULL, NULL, 0,
+                                                 tok_cb, &t, &x.a),
+                     0);
+    h_session(&x);
+    assert_int_equal(smtpuv_auth_session_start(x.s), SMTPUV_EAGAIN);
+    smtpuv_auth_session_free(x.s);
+    x.s = NULL;
+    assert_int_equal(smtpuv_auth_token_provide(t.pending, "late"), 0);
+    assert_int_equal(x.ready_calls, 0);
+    h_session(&x);
+    assert_int_equal(smtpuv_auth_session_start(x.s), SMTPUV_AUTH_PENDING);
+    snprintf(want, sizeof(want), "AUTH OAUTHBEARER %s\r\n",
+             B64S("n,,\001auth=Bearer late\001\001"));
+    assert_string_equal(out(&x), want);
+    assert_int_equal(t.calls, 1);
+    h_close(&x);
+  }
+  /* the session that waits is freed while the request is out; a new one
+     waits for the same answer (the callback is not asked twice) */
+  {
+    h x;
+    tok t = {0, {0}, {NULL}, NULL};
+    h_init(&x, EHLO_REPLY("OAUTHBEARER"));
+    assert_int_equal(smtpuv_auth_oauthbearer_new(&x.tm.mem, NULL, NULL, 0,
+                                                 tok_cb, &t, &x.a),
+                     0);
+    h_session(&x);
+    assert_int_equal(smtpuv_auth_session_start(x.s), SMTPUV_EAGAIN);
+    smtpuv_auth_session_free(x.s);
+    h_session(&x);
+    assert_int_equal(smtpuv_auth_session_start(x.s), SMTPUV_EAGAIN);
+    assert_int_equal(t.calls, 1);
+    assert_int_equal(smtpuv_auth_token_provide(t.pending, "tok"), 0);
+    assert_int_equal(x.ready_calls, 1);
+    assert_int_equal(smtpuv_auth_session_resume(x.s), SMTPUV_AUTH_PENDING);
+    h_close(&x);
+  }
+  /* session and authenticator freed inside the ready callback that
+     provide() / fail() runs: nothing touches them afterwards (ASan) */
+  for (int failing = 0; failing < 2; failing++) {
+    h x;
+    tok t = {0, {0}, {NULL}, NULL};
+    freer f = {&x, 0};
+    h_init(&x, EHLO_REPLY("XOAUTH2"));
+    assert_int_equal(
+        smtpuv_auth_xoauth2_new(&x.tm.mem, "u", tok_cb, &t, &x.a), 0);
+    assert_int_equal(smtpuv_auth_session_new(&x.tm.mem, x.p, x.a,
+                                             free_in_ready, &f, &x.s),
+                     0);
+    assert_int_equal(smtpuv_auth_session_start(x.s), SMTPUV_EAGAIN);
+    if (failing)
+      assert_int_equal(smtpuv_auth_token_fail(t.pending, 0, "nope"), 0);
+    else
+      assert_int_equal(smtpuv_auth_token_provide(t.pending, "tok"), 0);
+    assert_int_equal(f.calls, 1);
+    assert_null(x.s);
+    assert_null(x.a);
+    h_close(&x);
+  }
+}
+
 /* ---- no secret in any text ----------------------------------------------------- */
 
 static void test_no_secret_in_texts(void **st) {
@@ -1033,6 +1274,7 @@ int main(void) {
       cmocka_unit_test(test_scram_rfc_exchanges),
       cmocka_unit_test(test_scram_wrong_server_signature),
       cmocka_unit_test(test_failure_replies),
+      cmocka_unit_test(test_reply_matrix),
       cmocka_unit_test(test_malformed_base64),
       cmocka_unit_test(test_step_error_cancels),
       cmocka_unit_test(test_too_many_challenges),
@@ -1044,6 +1286,7 @@ int main(void) {
       cmocka_unit_test(test_auto_session),
       cmocka_unit_test(test_not_offered_and_states),
       cmocka_unit_test(test_custom_async_mechanism),
+      cmocka_unit_test(test_token_reentrancy),
       cmocka_unit_test(test_no_secret_in_texts),
       cmocka_unit_test(test_alloc_failures),
   };
