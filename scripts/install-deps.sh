@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages smtpuv needs to build, test and demo.
+# Idempotent: when every package is already installed it does no apt work at
+# all (one dpkg-query), so calling it at the start of every script is cheap.
+#
+#   scripts/install-deps.sh          install what is missing
+#   scripts/install-deps.sh --check  exit 1 (and list them) if any is missing
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config      # toolchain
+  libuv1-dev libssl-dev                 # library dependencies
+  libcmocka-dev                         # unit tests
+  clang libclang-rt-14-dev              # ASan/UBSan build and libFuzzer
+  valgrind                              # leak checks
+  python3 python3-aiosmtpd              # scripted test servers (/usr/bin/python3)
+  postfix dovecot-core                  # real MTA + SASL for integration tests, smtp-sink
+  swaks libnet-ssleay-perl              # reference SMTP client (its STARTTLS needs Net::SSLeay)
+  openssl curl libcurl4-openssl-dev     # certificates, TLS probes, curl as a peer in benchmarks
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+  [[ $status == ii* ]] || missing+=("$p")
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+if [[ ${1:-} == --check ]]; then
+  echo "install-deps: missing: ${missing[*]}" >&2
+  exit 1
+fi
+
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=(sudo)
+fi
+
+echo "install-deps: installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# Postfix must not ask questions nor configure a system MTA: the tests run
+# private instances (tests/servers/postfix_instance.sh) and never use /etc/postfix.
+echo "postfix postfix/main_mailer_type select No configuration" | "${SUDO[@]}" debconf-set-selections
+echo "postfix postfix/mailname string localhost" | "${SUDO[@]}" debconf-set-selections
+
+# Keep package scripts from starting system services (postfix, dovecot) on
+# machines without a policy of their own; removed again afterwards.
+policy_added=0
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+  "${SUDO[@]}" chmod 755 /usr/sbin/policy-rc.d
+  policy_added=1
+fi
+cleanup() { if [[ $policy_added == 1 ]]; then "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d; fi; }
+trap cleanup EXIT
+
+"${SUDO[@]}" apt-get update -q
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+  -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
+echo "install-deps: done"
