@@ -3,12 +3,13 @@
 #
 #   scripts/demo.sh
 #
-# Today the demo drives the sans-io protocol core through one full ESMTP
-# conversation against a scripted in-memory server and prints the wire
-# (examples/core_conversation.c). When the libuv client and smtpuv-send are
-# finished, the demo_client step below replaces it: a local aiosmtpd with
-# STARTTLS + AUTH, one message sent with smtpuv-send, and what the server
-# received. Select explicitly with SMTPUV_DEMO=core or SMTPUV_DEMO=client.
+# The demo generates a throwaway CA, starts a local aiosmtpd (a real SMTP
+# server from Debian's python3-aiosmtpd) on a free loopback port with
+# STARTTLS and AUTH, sends one message with smtpuv-send over STARTTLS + AUTH
+# (the conversation is printed, AUTH redacted), prints what the server
+# received and stops the server by its PID. SMTPUV_DEMO=core instead drives
+# the sans-io core alone through a scripted conversation
+# (examples/core_conversation.c).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -76,7 +77,7 @@ send_message() { # send_message PORT WORKDIR
   return "$rc"
 }
 
-case ${SMTPUV_DEMO:-core} in
+case ${SMTPUV_DEMO:-client} in
   core) demo_core ;;
   client) demo_client ;;
   *) echo "SMTPUV_DEMO must be core or client" >&2; exit 2 ;;
