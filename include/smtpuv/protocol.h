@@ -254,7 +254,11 @@ SMTPUV_EXTERN int smtpuv_proto_outgoing_iov(smtpuv_proto *p, size_t skip,
                                             smtpuv_iov *iov, int iovcnt);
 
 /** Mark the first `n` pending bytes written. `n` larger than what is pending
-    is clamped. */
+    is clamped. Memory: commands go to 4 KiB blocks, a streamed body to
+    64 KiB ones; once everything is consumed outside a body (states other
+    than DATA and BDAT) the large blocks are freed, so an idle session keeps
+    a few KiB whatever it sent before. Blocks that held AUTH lines are
+    zeroed when their bytes are consumed (and by smtpuv_proto_free()). */
 SMTPUV_EXTERN void smtpuv_proto_consumed(smtpuv_proto *p, size_t n);
 
 /** Bytes issued but not yet consumed. */
@@ -365,6 +369,8 @@ SMTPUV_EXTERN int smtpuv_proto_tls_established(smtpuv_proto *p);
  * The mechanism name must follow RFC 4422 (1..20 of A-Z 0-9 - _, upper
  * case) and base64 strings may only hold A-Z a-z 0-9 + / =, else
  * SMTPUV_EINVAL. Needs the AUTH extension (SMTPUV_ENOEXT). State: READY.
+ * The core's copy of the line is zeroed once written (see
+ * smtpuv_proto_consumed()); the caller's strings are the caller's to wipe.
  */
 SMTPUV_EXTERN int smtpuv_proto_auth(smtpuv_proto *p, const char *mechanism,
                                     const char *initial_b64);
@@ -529,6 +535,18 @@ SMTPUV_EXTERN int smtpuv_proto_quit(smtpuv_proto *p);
 
 /** 1 if `buf` holds a byte >= 0x80 (needs 8BITMIME), else 0. Word-at-a-time. */
 SMTPUV_EXTERN int smtpuv_is_8bit(const void *buf, size_t len);
+
+/**
+ * The message size a server counts for SIZE= (RFC 1870): the body's octets
+ * once lone CR and lone LF became CRLF, with the CRLF the core adds when the
+ * body does not end with a line ending, and without dot-stuffing and the
+ * end-of-data mark. It equals the sum of the BDAT chunk sizes the core
+ * writes for the same body, and what DATA writes minus the stuffed dots and
+ * the final ".\r\n". For BODY=BINARYMIME the size is `len` itself (bytes
+ * go unchanged). Returns 0 for an empty body or NULL. Reads the buffer once
+ * at memory speed and allocates nothing.
+ */
+SMTPUV_EXTERN uint64_t smtpuv_body_wire_size(const void *buf, size_t len);
 
 /** 1 if `buf` holds NUL or a bare CR/LF-less line over 998 octets — content
     that needs BINARYMIME; else 0. */

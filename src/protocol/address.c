@@ -40,18 +40,31 @@ static size_t utf8_seq(const unsigned char *s, size_t n) {
   return len;
 }
 
-int smtpuv_check_address(const char *addr, int smtputf8_ok) {
+/* ASCII bytes refused in addresses: controls, DEL, '<' and '>'. Bytes from
+   0x80 on are checked as UTF-8. */
+static const unsigned char addr_refused[128] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+};
+
+int smtpuv__scan_address(const char *addr, size_t *len_out, int *non_ascii) {
   if (addr == NULL)
     return SMTPUV_EADDRESS;
   size_t len = strnlen(addr, SMTPUV_MAX_ADDRESS + 1);
   if (len > SMTPUV_MAX_ADDRESS)
     return SMTPUV_EADDRESS;
   const unsigned char *s = (const unsigned char *)addr;
-  int non_ascii = 0;
+  int high = 0;
   for (size_t i = 0; i < len;) {
     unsigned c = s[i];
     if (c < 0x80) {
-      if (c < 0x20 || c == 0x7F || c == '<' || c == '>')
+      if (addr_refused[c])
         return SMTPUV_EADDRESS;
       i++;
       continue;
@@ -59,17 +72,22 @@ int smtpuv_check_address(const char *addr, int smtputf8_ok) {
     size_t n = utf8_seq(s + i, len - i);
     if (n == 0)
       return SMTPUV_EADDRESS;
-    non_ascii = 1;
+    high = 1;
     i += n;
   }
-  return non_ascii && !smtputf8_ok ? SMTPUV_ENOEXT : 0;
+  *len_out = len;
+  if (non_ascii != NULL)
+    *non_ascii = high;
+  return 0;
 }
 
-int smtpuv__has_8bit(const char *s, size_t len) {
-  for (size_t i = 0; i < len; i++)
-    if ((unsigned char)s[i] >= 0x80)
-      return 1;
-  return 0;
+int smtpuv_check_address(const char *addr, int smtputf8_ok) {
+  size_t len;
+  int non_ascii;
+  int rc = smtpuv__scan_address(addr, &len, &non_ascii);
+  if (rc != 0)
+    return rc;
+  return non_ascii && !smtputf8_ok ? SMTPUV_ENOEXT : 0;
 }
 
 /* A host name or address literal for EHLO/HELO: printable ASCII without

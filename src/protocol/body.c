@@ -11,28 +11,37 @@
 
 #include "protocol/proto_int.h"
 
-/* Input bytes per slice: the worst case output fits one standard block. */
-#define SLICE_MAX (SMTPUV_OUTBUF_BLOCK / SMTPUV_ENCODE_BOUND(1))
-/* A tail block with room for fewer input bytes than this is left as it is
-   and the slice goes to a new block. */
+/* A tail block with room for fewer input bytes than this (and fewer than
+   are left) is left as it is and the rest goes to a new block. */
 #define SLICE_MIN 512
+/* What is left of a body up to this size gets a small block (it fits one
+   unless it has many lone line endings), more a large one. */
+#define SMALL_BODY 3072
 
 /* "BDAT " 20 digits " LAST\r\n" */
 #define BDAT_HEADER_MAX 32
 
-/* Append `len` bytes: encoded with `e`, or as they are when `e` is NULL. */
+/* Append `len` bytes: encoded with `e`, or as they are when `e` is NULL.
+   With `check_8bit`, SMTPUV_E8BIT when a byte >= 0x80 comes: each slice is
+   checked just before it is encoded, while it is in cache (the caller rolls
+   back what earlier slices wrote). */
 static int put_body(smtpuv_proto *p, smtpuv_encoder *e, const char *in,
-                    size_t len) {
+                    size_t len, int check_8bit) {
   /* output room per input byte (the bound is linear) */
   const size_t factor = e != NULL ? SMTPUV_ENCODE_BOUND((size_t)1) : 1;
   while (len > 0) {
-    size_t n = len < SLICE_MAX ? len : SLICE_MAX;
     size_t fit = smtpuv__outbuf_room(&p->out) / factor;
-    if (fit < n && fit >= SLICE_MIN)
-      n = fit;
+    if (fit < len && fit < SLICE_MIN) {
+      size_t cap = len <= SMALL_BODY ? SMTPUV_OUTBUF_SMALL
+                                     : SMTPUV_OUTBUF_BLOCK;
+      if (smtpuv__outbuf_reserve(&p->out, &p->mem, cap) == NULL)
+        return SMTPUV_ENOMEM;
+      fit = smtpuv__outbuf_room(&p->out) / factor;
+    }
+    size_t n = len < fit ? len : fit;
+    if (check_8bit && smtpuv_is_8bit(in, n))
+      return SMTPUV_E8BIT;
     char *w = smtpuv__outbuf_reserve(&p->out, &p->mem, factor * n);
-    if (w == NULL)
-      return SMTPUV_ENOMEM;
     size_t out = n;
     if (e != NULL)
       out = smtpuv__encoder_encode(e, in, n, w);
@@ -42,6 +51,16 @@ static int put_body(smtpuv_proto *p, smtpuv_encoder *e, const char *in,
     in += n;
     len -= n;
   }
+  return 0;
+}
+
+/* The end of the body (encoder.h: smtpuv__encoder_finish). */
+static int put_finish(smtpuv_proto *p, smtpuv_encoder *e) {
+  char *w = smtpuv__outbuf_reserve(&p->out, &p->mem,
+                                   SMTPUV_ENCODE_FINISH_BOUND);
+  if (w == NULL)
+    return SMTPUV_ENOMEM;
+  smtpuv__outbuf_commit(&p->out, smtpuv__encoder_finish(e, w));
   return 0;
 }
 
@@ -61,12 +80,10 @@ int smtpuv_proto_data_write(smtpuv_proto *p, const void *buf, size_t len) {
     return SMTPUV_EINVAL;
   if (len == 0)
     return 0;
-  if (!eight_bit_ok(p) && smtpuv_is_8bit(buf, len))
-    return SMTPUV_E8BIT;
   smtpuv__outbuf_mark mark;
   smtpuv__outbuf_mark_get(&p->out, &mark);
   smtpuv_encoder saved = p->enc;
-  rc = put_body(p, &p->enc, buf, len);
+  rc = put_body(p, &p->enc, buf, len, !eight_bit_ok(p));
   if (rc != 0) {
     smtpuv__outbuf_rollback(&p->out, &p->mem, &mark);
     p->enc = saved;
@@ -80,13 +97,8 @@ int smtpuv_proto_data_end(smtpuv_proto *p) {
   int rc = smtpuv__check_state(p, SMTPUV__ST(DATA));
   if (rc != 0)
     return rc;
-  if (smtpuv__ring_reserve(p, 1) != 0)
+  if (smtpuv__ring_reserve(p, 1) != 0 || put_finish(p, &p->enc) != 0)
     return SMTPUV_ENOMEM;
-  char *w = smtpuv__outbuf_reserve(&p->out, &p->mem,
-                                   SMTPUV_ENCODE_FINISH_BOUND);
-  if (w == NULL)
-    return SMTPUV_ENOMEM;
-  smtpuv__outbuf_commit(&p->out, smtpuv__encoder_finish(&p->enc, w));
   smtpuv__ring_push(p, SMTPUV_CMD_DATA_END);
   p->state = SMTPUV_STATE_READY;
   return 0;
@@ -99,6 +111,15 @@ static size_t finish_len(const smtpuv_encoder *e, const char *buf,
   if (len > 0)
     return buf[len - 1] == '\n' || buf[len - 1] == '\r' ? 0 : 2;
   return e->empty || e->at_line_start ? 0 : 2;
+}
+
+uint64_t smtpuv_body_wire_size(const void *buf, size_t len) {
+  if (buf == NULL || len == 0)
+    return 0;
+  smtpuv_encoder e;
+  smtpuv__encoder_init(&e, 0); /* BDAT mode: normalised, not dot-stuffed */
+  return (uint64_t)smtpuv__encoder_measure(&e, buf, len) +
+         finish_len(&e, buf, len);
 }
 
 static size_t put_bdat_header(char *w0, uint64_t size, int last) {
@@ -123,14 +144,9 @@ static int write_chunk(smtpuv_proto *p, smtpuv_encoder *e, const char *buf,
   if (w == NULL)
     return SMTPUV_ENOMEM;
   smtpuv__outbuf_commit(&p->out, put_bdat_header(w, size, last));
-  int rc = put_body(p, e, buf, len);
-  if (rc == 0 && e != NULL && last) {
-    w = smtpuv__outbuf_reserve(&p->out, &p->mem, SMTPUV_ENCODE_FINISH_BOUND);
-    if (w == NULL)
-      rc = SMTPUV_ENOMEM;
-    else
-      smtpuv__outbuf_commit(&p->out, smtpuv__encoder_finish(e, w));
-  }
+  int rc = put_body(p, e, buf, len, 0);
+  if (rc == 0 && e != NULL && last)
+    rc = put_finish(p, e);
   if (rc != 0)
     smtpuv__outbuf_rollback(&p->out, &p->mem, &mark);
   return rc;

@@ -65,6 +65,14 @@ static int emit_arg(smtpuv_proto *p, smtpuv_cmd cmd, const char *verb,
   return 0;
 }
 
+/* A non-empty address or VRFY string: 0 or SMTPUV_EADDRESS, with its
+   length and whether it is non-ASCII. */
+static int scan_nonempty(const char *s, size_t *len, int *non_ascii) {
+  if (s == NULL || s[0] == '\0')
+    return SMTPUV_EADDRESS;
+  return smtpuv__scan_address(s, len, non_ascii);
+}
+
 /* ---- session commands ------------------------------------------------- */
 
 static int hello(smtpuv_proto *p, const char *domain, smtpuv_cmd cmd) {
@@ -136,6 +144,7 @@ int smtpuv_proto_auth(smtpuv_proto *p, const char *mechanism,
   }
   w = SMTPUV__PUT_LIT(w, "\r\n");
   line_end(p, w0, w, SMTPUV_CMD_AUTH);
+  smtpuv__outbuf_sensitive(&p->out); /* credentials: wiped when drained */
   p->state = SMTPUV_STATE_AUTHENTICATING;
   p->auth_challenge = 0;
   return 0;
@@ -155,8 +164,10 @@ int smtpuv_proto_auth_response(smtpuv_proto *p, const char *response_b64) {
     rc = smtpuv__check_base64(response_b64, &len);
   if (rc == 0)
     rc = emit_arg(p, SMTPUV_CMD_AUTH, "", 0, response_b64, len);
-  if (rc == 0)
+  if (rc == 0) {
+    smtpuv__outbuf_sensitive(&p->out);
     p->auth_challenge = 0;
+  }
   return rc;
 }
 
@@ -200,15 +211,14 @@ int smtpuv_proto_vrfy(smtpuv_proto *p, const char *string) {
   int rc = smtpuv__check_state(p, ST(READY));
   if (rc != 0)
     return rc;
-  int utf8_ok = (smtpuv__ext_bits(p) & SMTPUV_EXT_SMTPUTF8) != 0;
-  if (string == NULL || string[0] == '\0')
-    return SMTPUV_EADDRESS;
-  if ((rc = smtpuv_check_address(string, utf8_ok)) != 0)
+  size_t len;
+  int utf8;
+  if ((rc = scan_nonempty(string, &len, &utf8)) != 0)
     return rc;
+  if (utf8 && !(smtpuv__ext_bits(p) & SMTPUV_EXT_SMTPUTF8))
+    return SMTPUV_ENOEXT;
   if ((rc = smtpuv__check_busy(p, 0)) != 0)
     return rc;
-  size_t len = strlen(string);
-  int utf8 = smtpuv__has_8bit(string, len);
   char *w0 = line_begin(p, 5 + len + 9 + 2, 1);
   if (w0 == NULL)
     return SMTPUV_ENOMEM;
@@ -309,15 +319,15 @@ int smtpuv_proto_mail(smtpuv_proto *p, const char *sender,
     return SMTPUV_EINVAL;
   smtpuv_mail_params mp;
   size_t slen, envid_len = 0;
+  int utf8;
   int rc = smtpuv__check_state(p, ST(READY));
   if (rc == 0)
     rc = read_params(&mp, sizeof mp, params);
   if (rc == 0)
-    rc = smtpuv_check_address(sender, 1);
+    rc = smtpuv__scan_address(sender, &slen, &utf8);
   if (rc != 0)
     return rc;
-  slen = strlen(sender);
-  int utf8 = mp.smtputf8 || smtpuv__has_8bit(sender, slen);
+  utf8 = utf8 || mp.smtputf8;
   if ((rc = check_mail_params(p, &mp, utf8, &envid_len)) != 0)
     return rc;
   if ((rc = smtpuv__check_busy(p, 0)) != 0)
@@ -395,32 +405,27 @@ int smtpuv_proto_rcpt(smtpuv_proto *p, const char *recipient,
   if (p == NULL)
     return SMTPUV_EINVAL;
   smtpuv_rcpt_params rp;
-  size_t olen = 0;
+  size_t len, olen = 0;
+  int utf8;
   int rc = smtpuv__check_state(p, ST(MAIL_TRANSACTION) | ST(RECIPIENT_SENT));
   if (rc == 0)
     rc = read_params(&rp, sizeof rp, params);
-  if (rc == 0 && (recipient == NULL || recipient[0] == '\0'))
-    rc = SMTPUV_EADDRESS;
   if (rc == 0)
-    rc = smtpuv_check_address(recipient, 1);
+    rc = scan_nonempty(recipient, &len, &utf8);
   if (rc == 0 && rp.dsn_orcpt != NULL)
-    rc = rp.dsn_orcpt[0] == '\0' ? SMTPUV_EADDRESS
-                                 : smtpuv_check_address(rp.dsn_orcpt, 1);
+    rc = scan_nonempty(rp.dsn_orcpt, &olen, NULL); /* any: xtext */
   if (rc == 0)
     rc = check_notify(rp.dsn_notify);
   if (rc != 0)
     return rc;
-  size_t len = strlen(recipient);
   unsigned ext = smtpuv__ext_bits(p);
-  if (smtpuv__has_8bit(recipient, len) && !p->txo.smtputf8)
+  if (utf8 && !p->txo.smtputf8)
     return SMTPUV_ENOEXT;
   if ((rp.dsn_notify != 0 || rp.dsn_orcpt != NULL) && !(ext & SMTPUV_EXT_DSN))
     return SMTPUV_ENOEXT;
   if ((rc = smtpuv__check_busy(p, 0)) != 0)
     return rc;
 
-  if (rp.dsn_orcpt != NULL)
-    olen = strlen(rp.dsn_orcpt);
   size_t max = 9 + len + 1 + 7 + 24 + 14 + 3 * olen + 2;
   char *w0 = line_begin(p, max, 1);
   if (w0 == NULL)

@@ -160,10 +160,11 @@ int smtpuv__ehlo_build(const smtpuv_mem *mem, const smtpuv_str *lines,
   size_t next = with_ext ? nlines - 1 : 0, chars = lines[0].len + 1;
   for (size_t i = 1; i <= next; i++)
     chars += 3 * (lines[i].len + 1); /* keyword, params, AUTH list */
-  smtpuv__ehlo *h =
-      smtpuv__malloc(mem, sizeof *h + next * sizeof(smtpuv__ext) + chars + 1);
+  size_t size = sizeof(smtpuv__ehlo) + next * sizeof(smtpuv__ext) + chars + 1;
+  smtpuv__ehlo *h = smtpuv__malloc(mem, size);
   if (h == NULL)
     return SMTPUV_ENOMEM;
+  h->size = size;
   h->bits = 0;
   h->max_size = 0;
   h->next = 0;

@@ -370,6 +370,16 @@ int smtpuv_is_8bit(const void *buf, size_t len) {
   if (len == 0)
     return 0;
   end = p + len;
+#ifdef SMTPUV_ENC_SSE2
+  while (end - p >= 64) { /* a body: at memory speed, prefetched */
+    __m128i v = _mm_or_si128(_mm_or_si128(load16(p), load16(p + 16)),
+                             _mm_or_si128(load16(p + 32), load16(p + 48)));
+    prefetch_ahead(p);
+    if (_mm_movemask_epi8(v) != 0)
+      return 1;
+    p += 64;
+  }
+#endif
   while (end - p >= 32) {
     uint64_t w = load64(p) | load64(p + 8) | load64(p + 16) | load64(p + 24);
     if (w & HIGHS)

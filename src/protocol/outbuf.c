@@ -7,40 +7,61 @@
 
 struct smtpuv__oblock {
   smtpuv__oblock *next;
-  size_t cap;   /* bytes in data[] */
-  size_t start; /* first unconsumed byte */
-  size_t end;   /* first free byte */
+  size_t cap;    /* bytes in data[] */
+  size_t start;  /* first unconsumed byte */
+  size_t end;    /* first free byte */
+  int sensitive; /* holds a secret: wipe before free or reuse */
   char data[];
 };
 
 static smtpuv__oblock *block_new(smtpuv__outbuf *ob, const smtpuv_mem *mem,
                                  size_t n) {
   smtpuv__oblock *b;
-  if (n <= SMTPUV_OUTBUF_BLOCK && ob->spare != NULL) {
-    b = ob->spare;
-    ob->spare = NULL;
+  if (n <= SMTPUV_OUTBUF_SMALL && ob->spare_small != NULL) {
+    b = ob->spare_small;
+    ob->spare_small = NULL;
     return b;
   }
-  if (n < SMTPUV_OUTBUF_BLOCK)
-    n = SMTPUV_OUTBUF_BLOCK;
-  if (n > SIZE_MAX - sizeof *b)
+  if (n > SMTPUV_OUTBUF_SMALL && n <= SMTPUV_OUTBUF_BLOCK &&
+      ob->spare_large != NULL) {
+    b = ob->spare_large;
+    ob->spare_large = b->next;
+    ob->nspare_large--;
+    b->next = NULL;
+    return b;
+  }
+  size_t cap = n <= SMTPUV_OUTBUF_SMALL   ? SMTPUV_OUTBUF_SMALL
+               : n <= SMTPUV_OUTBUF_BLOCK ? SMTPUV_OUTBUF_BLOCK
+                                          : n;
+  if (cap > SIZE_MAX - sizeof *b)
     return NULL;
-  b = smtpuv__malloc(mem, sizeof *b + n);
+  b = smtpuv__malloc(mem, sizeof *b + cap);
   if (b == NULL)
     return NULL;
   b->next = NULL;
-  b->cap = n;
+  b->cap = cap;
   b->start = b->end = 0;
+  b->sensitive = 0;
   return b;
 }
 
-/* Keep a standard block as the spare if there is none, else free it. */
+/* Wipe a sensitive block, then keep it as a spare if there is room for
+   one of its size, else free it. */
 static void block_release(smtpuv__outbuf *ob, const smtpuv_mem *mem,
                           smtpuv__oblock *b) {
-  if (b->cap == SMTPUV_OUTBUF_BLOCK && ob->spare == NULL) {
+  if (b->sensitive) {
+    smtpuv__wipe(b->data, b->cap);
+    b->sensitive = 0;
+  }
+  b->start = b->end = 0;
+  if (b->cap == SMTPUV_OUTBUF_SMALL && ob->spare_small == NULL) {
     b->next = NULL;
-    b->start = b->end = 0;
-    ob->spare = b;
+    ob->spare_small = b;
+  } else if (b->cap == SMTPUV_OUTBUF_BLOCK &&
+             ob->nspare_large < SMTPUV_OUTBUF_LARGE_SPARES) {
+    b->next = ob->spare_large;
+    ob->spare_large = b;
+    ob->nspare_large++;
   } else {
     smtpuv__free(mem, b);
   }
@@ -57,9 +78,11 @@ static void chain_free(smtpuv__outbuf *ob, const smtpuv_mem *mem,
 
 void smtpuv__outbuf_free(smtpuv__outbuf *ob, const smtpuv_mem *mem) {
   chain_free(ob, mem, ob->head);
-  smtpuv__free(mem, ob->spare);
-  ob->head = ob->tail = ob->spare = NULL;
+  ob->head = ob->tail = NULL;
   ob->pending = 0;
+  smtpuv__outbuf_trim(ob, mem);
+  smtpuv__free(mem, ob->spare_small);
+  ob->spare_small = NULL;
 }
 
 size_t smtpuv__outbuf_room(const smtpuv__outbuf *ob) {
@@ -85,6 +108,11 @@ char *smtpuv__outbuf_reserve(smtpuv__outbuf *ob, const smtpuv_mem *mem,
 void smtpuv__outbuf_commit(smtpuv__outbuf *ob, size_t n) {
   ob->tail->end += n;
   ob->pending += n;
+}
+
+void smtpuv__outbuf_sensitive(smtpuv__outbuf *ob) {
+  if (ob->tail != NULL)
+    ob->tail->sensitive = 1;
 }
 
 void smtpuv__outbuf_mark_get(const smtpuv__outbuf *ob,
@@ -153,4 +181,25 @@ void smtpuv__outbuf_consume(smtpuv__outbuf *ob, const smtpuv_mem *mem,
       ob->tail = NULL;
     block_release(ob, mem, b);
   }
+}
+
+void smtpuv__outbuf_trim(smtpuv__outbuf *ob, const smtpuv_mem *mem) {
+  while (ob->spare_large != NULL) {
+    smtpuv__oblock *next = ob->spare_large->next;
+    smtpuv__free(mem, ob->spare_large);
+    ob->spare_large = next;
+  }
+  ob->nspare_large = 0;
+}
+
+static size_t chain_bytes(const smtpuv__oblock *b) {
+  size_t n = 0;
+  for (; b != NULL; b = b->next)
+    n += sizeof *b + b->cap;
+  return n;
+}
+
+size_t smtpuv__outbuf_heap_bytes(const smtpuv__outbuf *ob) {
+  return chain_bytes(ob->head) + chain_bytes(ob->spare_small) +
+         chain_bytes(ob->spare_large);
 }

@@ -74,6 +74,7 @@ typedef struct smtpuv__ext {
 
 /* Everything learnt from the EHLO/HELO reply, in one allocation. */
 typedef struct smtpuv__ehlo {
+  size_t size;   /* bytes of the allocation */
   unsigned bits; /* SMTPUV_EXT_* */
   uint64_t max_size;
   const char *server_name;
@@ -135,6 +136,14 @@ static inline smtpuv__pending *smtpuv__ring_at(const smtpuv_proto *p,
 /* Make room for `n` more ring entries. 0 or SMTPUV_ENOMEM. */
 int smtpuv__ring_reserve(smtpuv_proto *p, size_t n);
 
+/* Shrink an empty ring that grew for a long pipeline (best effort). */
+void smtpuv__ring_trim(smtpuv_proto *p);
+
+/* Heap bytes the session holds right now (the object, input buffer, ring,
+   reply lines, EHLO record, output blocks and spares): what an idle
+   connection costs. */
+size_t smtpuv__proto_heap_bytes(const smtpuv_proto *p);
+
 /* Append an entry (room reserved before) for the current transaction;
    returns it zeroed but for cmd and txn. */
 smtpuv__pending *smtpuv__ring_push(smtpuv_proto *p, smtpuv_cmd cmd);
@@ -192,8 +201,10 @@ int smtpuv__ascii_ieq(const char *z, const char *s, size_t len);
 int smtpuv__check_domain(const char *domain, size_t *len);
 int smtpuv__check_mechanism(const char *mech, size_t *len);
 int smtpuv__check_base64(const char *b64, size_t *len);
-/* 1 if the NUL-terminated string has a byte >= 0x80. */
-int smtpuv__has_8bit(const char *s, size_t len);
+/* smtpuv_check_address()'s syntax checks (0 or SMTPUV_EADDRESS), giving
+   the length and whether the address has a byte >= 0x80 (`non_ascii` may
+   be NULL), in one pass. */
+int smtpuv__scan_address(const char *addr, size_t *len, int *non_ascii);
 
 /* xtext (RFC 3461) of `len` bytes at w (at most 3 * len); returns the end. */
 char *smtpuv__put_xtext(char *w, const char *s, size_t len);

@@ -20,6 +20,9 @@
 #include "protocol/proto_int.h"
 
 #define IN_MIN_CAP 1024
+/* An empty input buffer larger than this (it grew for a long pipelined
+   reply burst) is freed, so an idle session keeps little. */
+#define IN_KEEP_CAP 4096
 
 /* ---- feed --------------------------------------------------------------- */
 
@@ -191,18 +194,18 @@ static int lines_reserve(smtpuv_proto *p, size_t n) {
   smtpuv_str *l = smtpuv__malloc(&p->mem, cap * sizeof *l);
   if (l == NULL)
     return SMTPUV_ENOMEM;
-  if (p->lines != p->lines_inline)
-    smtpuv__free(&p->mem, p->lines);
-  p->lines = l;
+  p->lines = l; /* trim() freed a previous heap array */
   p->lines_cap = cap;
   return 0;
 }
 
-/* Point lines[] at each line's text in the raw reply (nothing moved). */
+/* Point lines[] at each line's text in the raw reply (nothing moved). The
+   reply ends with the last line's LF. */
 static void split_lines(smtpuv_proto *p, const char *s, const char *end,
                         size_t nlines) {
   for (size_t i = 0; i < nlines; i++) {
-    const char *nl = memchr(s, '\n', (size_t)(end - s));
+    const char *nl =
+        i + 1 < nlines ? memchr(s, '\n', (size_t)(end - s)) : end - 1;
     size_t n = (size_t)(nl - s);
     if (n > 0 && s[n - 1] == '\r')
       n--;
@@ -277,9 +280,29 @@ static int is_positive(smtpuv_cmd cmd, int code) {
   }
 }
 
+/* The previous reply's memory may be reused now: free an input buffer that
+   grew and is empty and a line array that outgrew the inline one, shrink a
+   ring that grew and is empty. */
+static void trim(smtpuv_proto *p) {
+  if (p->lines != p->lines_inline) {
+    smtpuv__free(&p->mem, p->lines);
+    p->lines = p->lines_inline;
+    p->lines_cap = SMTPUV__INLINE_LINES;
+  }
+  if (p->in.start == p->in.end && p->in.cap > IN_KEEP_CAP) {
+    smtpuv__free(&p->mem, p->in.buf);
+    p->in.buf = NULL;
+    p->in.cap = p->in.start = p->in.end = 0;
+    p->rd.line_start = p->rd.reply_start = 0;
+  }
+  if (p->ring_count == 0)
+    smtpuv__ring_trim(p);
+}
+
 int smtpuv_proto_next_reply(smtpuv_proto *p, smtpuv_reply *r) {
   if (p == NULL || r == NULL)
     return SMTPUV_EINVAL;
+  trim(p);
   smtpuv__pending e;
   if (p->rd.matched > 0) {
     e = *smtpuv__ring_at(p, 0);

@@ -10,6 +10,8 @@
 #include "protocol/proto_int.h"
 
 #define RING_MIN_CAP 8
+/* An empty ring larger than this is shrunk back to RING_MIN_CAP. */
+#define RING_KEEP_CAP 64
 
 int smtpuv_proto_new(const smtpuv_mem *mem, smtpuv_proto **out) {
   if (out == NULL)
@@ -62,6 +64,16 @@ int smtpuv__proto_fail(smtpuv_proto *p, int err, const char *fmt, ...) {
   return err;
 }
 
+size_t smtpuv__proto_heap_bytes(const smtpuv_proto *p) {
+  size_t n = sizeof *p + p->ring_cap * sizeof *p->ring + p->in.cap +
+             smtpuv__outbuf_heap_bytes(&p->out);
+  if (p->lines != p->lines_inline)
+    n += p->lines_cap * sizeof *p->lines;
+  if (p->ehlo != NULL)
+    n += p->ehlo->size;
+  return n;
+}
+
 /* ---- the ring of commands awaiting replies ------------------------------ */
 
 int smtpuv__ring_reserve(smtpuv_proto *p, size_t n) {
@@ -80,6 +92,18 @@ int smtpuv__ring_reserve(smtpuv_proto *p, size_t n) {
   p->ring_cap = cap;
   p->ring_head = 0;
   return 0;
+}
+
+void smtpuv__ring_trim(smtpuv_proto *p) {
+  if (p->ring_count != 0 || p->ring_cap <= RING_KEEP_CAP)
+    return;
+  smtpuv__pending *ring = smtpuv__malloc(&p->mem, RING_MIN_CAP * sizeof *ring);
+  if (ring == NULL)
+    return; /* keep the large one */
+  smtpuv__free(&p->mem, p->ring);
+  p->ring = ring;
+  p->ring_cap = RING_MIN_CAP;
+  p->ring_head = 0;
 }
 
 /* Commands after which nothing but QUIT may be pipelined (RFC 2920 3.1). */
@@ -125,8 +149,8 @@ int smtpuv__session_prepare(smtpuv_proto *p, const smtpuv__pending *e,
     return smtpuv__ehlo_build(&p->mem, r->lines, r->nlines,
                               e->cmd == SMTPUV_CMD_EHLO, &a->ehlo);
   if (e->cmd == SMTPUV_CMD_DATA && r->positive && txn_failed(p, e)) {
-    /* data() left room for both; this only allocates after a consumed()
-       dropped the block and the spare was taken (it cannot be). */
+    /* data() left room for both; this only allocates when consumed()
+       drained the block and a trim freed it (it was a large one). */
     if (smtpuv__ring_reserve(p, 1) != 0 ||
         smtpuv__outbuf_reserve(&p->out, &p->mem, 3) == NULL)
       return SMTPUV_ENOMEM;
@@ -272,8 +296,13 @@ int smtpuv_proto_outgoing_iov(smtpuv_proto *p, size_t skip, smtpuv_iov *iov,
 }
 
 void smtpuv_proto_consumed(smtpuv_proto *p, size_t n) {
-  if (p != NULL)
-    smtpuv__outbuf_consume(&p->out, &p->mem, n);
+  if (p == NULL)
+    return;
+  smtpuv__outbuf_consume(&p->out, &p->mem, n);
+  /* drained and no body being streamed: give the large spare back */
+  if (p->out.pending == 0 && p->state != SMTPUV_STATE_DATA &&
+      p->state != SMTPUV_STATE_BDAT)
+    smtpuv__outbuf_trim(&p->out, &p->mem);
 }
 
 size_t smtpuv_proto_pending_output(const smtpuv_proto *p) {

@@ -208,7 +208,9 @@ static void test_pointer_stability(void **state) {
   smtpuv_proto_free(p);
 }
 
-/* Writing and consuming a steady stream allocates nothing after warm-up. */
+/* Streaming a body (state DATA) and consuming it allocates nothing after
+   warm-up: the large spare block stays while the body goes on. (Small
+   messages end to end: test_proto_heap.c.) */
 static void test_spare_block(void **state) {
   (void)state;
   test_mem tm;
@@ -288,6 +290,68 @@ static void test_data_edges(void **state) {
   smtpuv_proto_free(p);
 }
 
+/* smtpuv_body_wire_size(): what the server counts for SIZE= (normalised,
+   final CRLF, no dot-stuffing), equal to the reference encoding in BDAT
+   mode, to the size of a single BDAT LAST chunk, and to DATA's output
+   without the stuffed dots and the end mark. */
+static void test_body_wire_size(void **state) {
+  (void)state;
+  static const struct {
+    const char *body;
+    uint64_t size;
+  } fixed[] = {{"", 0},          {"a", 3},        {"a\n", 3},
+               {"a\r", 3},       {"a\r\n", 3},    {"\r\n", 2},
+               {"\n\n", 4},      {"\r\r\n", 4},   {".\n", 3},
+               {"..\r\n.", 7},   {"a\n.\nb", 9},  {"x\r.\ry\n", 9}};
+  for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+    if (smtpuv_body_wire_size(fixed[i].body, strlen(fixed[i].body)) !=
+        fixed[i].size)
+      fail_msg("\"%s\": %llu, want %llu", fixed[i].body,
+               (unsigned long long)smtpuv_body_wire_size(
+                   fixed[i].body, strlen(fixed[i].body)),
+               (unsigned long long)fixed[i].size);
+  assert_int_equal(smtpuv_body_wire_size(NULL, 5), 0);
+
+  static const size_t lens[] = {1, 2, 3, 17, 64, 65, 1000, 4096, 70001,
+                                300000};
+  char *body = malloc(300000), *want = malloc(2 * 300000 + 5);
+  assert_non_null(body);
+  assert_non_null(want);
+  for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+    size_t len = lens[k];
+    make_body(body, len, (unsigned)(k + 1));
+    uint64_t size = smtpuv_body_wire_size(body, len);
+    assert_int_equal(size, ref_encode(body, len, want, 0));
+
+    /* one BDAT LAST chunk announces the same size */
+    smtpuv_proto *p = session_with(NULL, EHLO_FULL);
+    assert_int_equal(smtpuv_proto_mail(p, "a@b", NULL), 0);
+    assert_int_equal(smtpuv_proto_rcpt(p, "c@d", NULL), 0);
+    smtpuv_proto_consumed(p, smtpuv_proto_pending_output(p));
+    assert_int_equal(smtpuv_proto_bdat(p, body, len, 1), 0);
+    char *got = pending_copy(p, NULL);
+    assert_int_equal(strtoull(got + 5, NULL, 10), size);
+    free(got);
+    smtpuv_proto_free(p);
+
+    /* DATA: the same bytes plus stuffed dots plus ".\r\n" */
+    p = at_data(NULL);
+    assert_int_equal(smtpuv_proto_data_write(p, body, len), 0);
+    assert_int_equal(smtpuv_proto_data_end(p), 0);
+    size_t dlen;
+    got = pending_copy(p, &dlen);
+    size_t dots = 0;
+    for (size_t i = 0; i + 1 < dlen; i++)
+      dots += (i == 0 || got[i - 1] == '\n') && got[i] == '.' &&
+              got[i + 1] == '.';
+    assert_int_equal(size, dlen - dots - 3);
+    free(got);
+    smtpuv_proto_free(p);
+  }
+  free(body);
+  free(want);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_data_large),
@@ -296,6 +360,7 @@ int main(void) {
       cmocka_unit_test(test_spare_block),
       cmocka_unit_test(test_data_8bit),
       cmocka_unit_test(test_data_edges),
+      cmocka_unit_test(test_body_wire_size),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
