@@ -45,6 +45,12 @@ Scenarios (the fault happens at the named point, on every connection):
   starttls_injection  answer STARTTLS with "220 go ahead\\r\\n250 injected\\r\\n" in one write
   starttls_refused    answer STARTTLS with 454, then go on in plaintext
   tls_abort           after STARTTLS's 220, read the ClientHello, answer garbage, close
+  silent_in_tls       after STARTTLS's 220 (or, with --implicit, at once) read the
+                      ClientHello and never answer it (the connection stays open)
+  silent_in_auth      read the AUTH command and never reply
+  stall_mid_body      after DATA's 354 (or on the first BDAT command line) stop reading
+                      altogether: the client's writes block once the socket buffers
+                      are full (send it a body of several MB)
   wrong_host          TLS with a certificate for wrong.example signed by the good CA
   untrusted_cert      TLS with a certificate for localhost from an unrelated CA
 """
@@ -60,7 +66,7 @@ import time
 SCENARIOS = """normal refuse no_greeting greeting_421 close_after_ehlo close_in_auth
 close_after_mail close_mid_body close_after_dot silent_after_ehlo silent_after_mail
 silent_after_data silent_after_dot garbage_reply starttls_injection starttls_refused
-tls_abort wrong_host untrusted_cert""".split()
+tls_abort wrong_host untrusted_cert silent_in_tls silent_in_auth stall_mid_body""".split()
 
 EHLO_KEYWORDS = ["PIPELINING", "8BITMIME", "SIZE 10485760", "ENHANCEDSTATUSCODES",
                  "CHUNKING", "AUTH PLAIN LOGIN"]
@@ -164,8 +170,24 @@ def hang(c):
             raise Closed("client closed while the server was silent")
 
 
+def stall(c):
+    """Stop reading: sleep until killed or the lifetime ends."""
+    log("#%d stalled" % c.n)
+    time.sleep(A.lifetime)
+    raise Closed("stalled until the end of the lifetime")
+
+
+def silent_tls(c):
+    """Read the ClientHello, never answer it."""
+    hello = c.sock.recv(65536)
+    log("C: <%d bytes of TLS handshake>" % len(hello))
+    hang(c)
+
+
 def session(c):
     s = A.scenario
+    if A.implicit and s == "silent_in_tls":
+        silent_tls(c)
     if A.implicit:
         c.start_tls()
     if s == "no_greeting":
@@ -206,6 +228,8 @@ def session(c):
                 c.send(b"220 go ahead\r\n250 injected\r\n")
             else:
                 c.send(b"220 2.0.0 Ready to start TLS\r\n")
+            if s == "silent_in_tls":
+                silent_tls(c)
             if s == "tls_abort":
                 hello = c.sock.recv(65536)
                 log("C: <%d bytes of TLS handshake>" % len(hello))
@@ -215,6 +239,8 @@ def session(c):
         elif verb == "AUTH":
             if s == "close_in_auth":
                 return "after AUTH"
+            if s == "silent_in_auth":
+                hang(c)
             parts = line.split()
             mech = parts[1].upper() if len(parts) > 1 else ""
             if mech == "PLAIN":
@@ -245,6 +271,8 @@ def session(c):
             if s == "silent_after_data":
                 hang(c)
             c.send(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+            if s == "stall_mid_body":
+                stall(c)
             size = 0
             while True:
                 body = c.readline()
@@ -263,6 +291,8 @@ def session(c):
         elif verb == "BDAT":
             if s == "close_mid_body":
                 return "after a BDAT command line"
+            if s == "stall_mid_body":
+                stall(c)
             if s == "silent_after_data":
                 hang(c)
             parts = line.split()

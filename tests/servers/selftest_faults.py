@@ -146,6 +146,30 @@ def check(name, p, t):
         except ssl.SSLCertVerificationError as e:
             return None if want in str(e) else "wrong verification error: %s" % e
         return "certificate accepted"
+    elif name == "silent_in_tls":
+        p.to_ready()
+        assert p.cmd(b"STARTTLS")[0] == 220
+        p.s.settimeout(SILENCE)
+        try:
+            CTX.wrap_socket(p.s, server_hostname="localhost")
+        except socket.timeout:
+            return None
+        return "TLS handshake answered"
+    elif name == "silent_in_auth":
+        p.to_ready(tls=True)
+        assert p.cmd(b"AUTH PLAIN AHVAcA==", SILENCE) == "silent"
+    elif name == "stall_mid_body":
+        p.to_ready()
+        assert p.cmd(b"MAIL FROM:<a@x>")[0] == 250 and p.cmd(b"RCPT TO:<b@x>")[0] == 250
+        assert p.cmd(b"DATA")[0] == 354
+        p.s.settimeout(SILENCE)
+        sent, block = 0, b"x" * 65535 + b"\n"
+        try:
+            while sent < 256 << 20:
+                sent += p.s.send(block)
+        except socket.timeout:
+            return None
+        return "the server kept reading (%d bytes)" % sent
     else:
         return "no check for this scenario"
     return None
