@@ -53,7 +53,8 @@
  *   - sends queued messages in order on one connection, pipelining MAIL,
  *     RCPT and DATA (RFC 2920) and using BDAT (RFC 3030) when offered;
  *   - calls the send callback exactly once per message, never from inside
- *     smtpuv_client_send(), with the fate of every recipient.
+ *     smtpuv_client_send(), with the fate of every recipient, in the order
+ *     the messages were queued.
  *
  * SIGPIPE: libuv writes with write(2), so a server that closes the
  * connection while the client writes raises SIGPIPE, whose default action
@@ -172,9 +173,14 @@ SMTPUV_EXTERN int smtpuv_options_set_tls(smtpuv_options *o,
 /**
  * Use the caller's SSL_CTX (its trust store, protocol range, client
  * certificate...). The context is referenced (SSL_CTX_up_ref) and released
- * with the options and clients; it must be a client context. When none is
- * given the client builds one: TLS 1.2 minimum, verification on, trust from
- * set_ca() or the system's default paths. NULL removes a previous one.
+ * with the options and clients; it must be a client context, and must not
+ * be modified once a client uses it. When none is given the library builds
+ * one: TLS 1.2 minimum, verification on, trust from set_ca() or the
+ * system's default paths, SSL_MODE_RELEASE_BUFFERS (idle connections give
+ * their record buffers back). It is built once, at the first TLS connection
+ * of any client made from these options, and shared by all of them (also
+ * across threads); set_ca() starts a new one for clients made afterwards.
+ * NULL removes a previous one.
  */
 SMTPUV_EXTERN int smtpuv_options_set_ssl_ctx(smtpuv_options *o,
                                              struct ssl_ctx_st *ctx);
@@ -182,7 +188,9 @@ SMTPUV_EXTERN int smtpuv_options_set_ssl_ctx(smtpuv_options *o,
 /** Trust anchors for the built-in SSL_CTX: a PEM bundle and/or a hashed
     directory (either may be NULL; both NULL: the system store). An
     unreadable file fails the first connection with SMTPUV_ETLS and the
-    OpenSSL reason in the result's message. */
+    OpenSSL reason in the result's message ("TLS setup: cannot load CA
+    file ..."; tried again at the next connection). They are read once and
+    the context shared (see set_ssl_ctx()). */
 SMTPUV_EXTERN int smtpuv_options_set_ca(smtpuv_options *o, const char *file,
                                         const char *dir);
 
@@ -296,7 +304,9 @@ typedef struct smtpuv_envelope {
       BODY=8BITMIME when it has 8-bit bytes (BODY=BINARYMIME when it holds
       NUL or lines over 998 octets and the server offers BINARYMIME and
       CHUNKING); a streamed body is declared BODY=8BITMIME whenever the
-      server offers it. `size` 0 is filled in from the body. */
+      server offers it. `size` 0 is filled in from the body when the server
+      offers SIZE: a buffer's size as it goes out (bare LFs counted as CRLF,
+      see smtpuv_body_wire_size()), a stream's `size`. */
   const smtpuv_mail_params *mail_params;
 } smtpuv_envelope;
 
@@ -450,8 +460,8 @@ SMTPUV_EXTERN void smtpuv_send_result_free(smtpuv_send_result *r);
 typedef struct smtpuv_client smtpuv_client;
 
 /** Send callback: runs exactly once per message, on the loop, never from
-    inside smtpuv_client_send(). It may call smtpuv_client_send() and
-    smtpuv_client_close(). */
+    inside smtpuv_client_send(), in the order the messages were queued. It
+    may call smtpuv_client_send() and smtpuv_client_close(). */
 typedef void (*smtpuv_send_cb)(smtpuv_client *client,
                                const smtpuv_send_result *result, void *data);
 
@@ -471,7 +481,10 @@ SMTPUV_EXTERN int smtpuv_client_new(uv_loop_t *loop,
 /**
  * Queue a message. The envelope and body struct are copied; the body's
  * buffer or source must stay valid until `cb` runs. Messages are sent in
- * the order queued. `cb` may be NULL (fire and forget).
+ * the order queued, and their callbacks run in that order too: a message
+ * refused locally (see below) while an earlier one awaits its reply gets
+ * its callback after the earlier one's. `cb` may be NULL (fire and
+ * forget).
  *
  * A failure while the connection is set up (resolution, connect, TLS,
  * greeting, EHLO, AUTH) fails every message queued at that moment with

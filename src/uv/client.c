@@ -3,7 +3,11 @@
  * Every send callback runs from the idle handle's callback (`dispatch`),
  * never from inside smtpuv_client_send() or from the middle of reply
  * processing, so a callback may call send() or close() freely: both only
- * queue work. The client is freed only from the idle handle's close
+ * queue work. Callbacks run in the order the messages were queued: each
+ * message gets a sequence number, the list of completed messages is kept
+ * sorted by it, and only its head is delivered, when it is the next due
+ * (a message refused locally waits for the outcome of earlier ones still
+ * on the wire). The client is freed only from the idle handle's close
  * callback, after every connection is gone and every callback has run.
  */
 #include <string.h>
@@ -15,6 +19,7 @@ int smtpuv__valid_ehlo(const char *s);
 static void dispatch(uv_idle_t *h);
 
 void smtpuv__client_kick(smtpuv_client *c) {
+  c->kicked = 1; /* seen by a dispatch that is running */
   if (!c->idle_active && !c->close_done) {
     uv_idle_start(&c->idle, dispatch);
     c->idle_active = 1;
@@ -113,6 +118,7 @@ int smtpuv_client_send(smtpuv_client *c, const smtpuv_envelope *env,
     return rc;
   m->cb = cb;
   m->cbdata = data;
+  m->seq = c->next_seq++;
   queue_push(&c->queue, &c->queue_tail, m);
   c->pending++;
   smtpuv__client_kick(c);
@@ -171,8 +177,26 @@ uv_loop_t *smtpuv_client_loop(const smtpuv_client *c) {
 
 void smtpuv__client_complete(smtpuv_client *c, smtpuv__msg *m) {
   m->stage = SMTPUV__M_DONE;
-  queue_push(&c->done, &c->done_tail, m);
+  if (c->done_tail == NULL || c->done_tail->seq < m->seq) {
+    queue_push(&c->done, &c->done_tail, m); /* the usual case: in order */
+  } else {
+    smtpuv__msg *prev = NULL, *it = c->done;
+    while (it != NULL && it->seq < m->seq) {
+      prev = it;
+      it = it->next;
+    }
+    m->next = it;
+    if (prev != NULL)
+      prev->next = m;
+    else
+      c->done = m;
+  }
   smtpuv__client_kick(c);
+}
+
+/* The head of the completed list is the next callback due. */
+static int deliverable(const smtpuv_client *c) {
+  return c->done != NULL && c->done->seq == c->deliver_seq;
 }
 
 void smtpuv__client_requeue(smtpuv_client *c, smtpuv__msg *m) {
@@ -215,15 +239,10 @@ void smtpuv__client_fail_queue(smtpuv_client *c, smtpuv_send_status st,
 int smtpuv__client_ssl_ctx(smtpuv_client *c, SSL_CTX **ctx, char *err,
                            size_t errlen) {
   if (c->ssl_ctx == NULL) {
-    if (c->opts.ssl_ctx != NULL) {
-      SSL_CTX_up_ref(c->opts.ssl_ctx);
-      c->ssl_ctx = c->opts.ssl_ctx;
-    } else {
-      int rc = smtpuv__tls_ctx_new(c->opts.ca_file, c->opts.ca_dir,
-                                   &c->ssl_ctx, err, errlen);
-      if (rc != 0)
-        return rc;
-    }
+    /* the caller's, or the one shared by every client of the options */
+    int rc = smtpuv__options_ssl_ctx(&c->opts, &c->ssl_ctx, err, errlen);
+    if (rc != 0)
+      return rc;
   }
   *ctx = c->ssl_ctx;
   return 0;
@@ -241,6 +260,7 @@ static void client_free(smtpuv_client *c) {
   smtpuv__free(&m, c->read_buf);
   smtpuv__free(&m, c->plain_buf);
   smtpuv__free(&m, c->pump_buf);
+  smtpuv__free(&m, c->rr);
   smtpuv__free(&m, c);
 }
 
@@ -276,43 +296,52 @@ void smtpuv__client_conn_gone(smtpuv_client *c, smtpuv__conn *cn) {
 static void deliver(smtpuv_client *c, smtpuv__msg *m) {
   smtpuv_rcpt_result stack_rr[8];
   smtpuv_rcpt_result *rr = stack_rr;
-  if (m->nrcpts > 8) {
-    rr = smtpuv__malloc(&c->mem, m->nrcpts * sizeof *rr);
-    if (rr == NULL) {
-      /* still call back, with the recipients left out */
-      size_t n = m->nrcpts;
-      m->nrcpts = 0;
-      smtpuv_send_result r;
-      smtpuv__msg_result(m, &r, stack_rr);
-      m->nrcpts = n;
-      if (m->cb != NULL)
-        m->cb(c, &r, m->cbdata);
-      return;
-    }
-  }
   smtpuv_send_result r;
+  if (m->cb == NULL)
+    return;
+  if (m->nrcpts > 8) {
+    /* one array per client, grown as needed: a callback cannot re-enter
+       dispatch, so it is never in use twice */
+    if (m->nrcpts > c->rr_cap) {
+      smtpuv_rcpt_result *a =
+          smtpuv__malloc(&c->mem, m->nrcpts * sizeof *a);
+      if (a == NULL) {
+        /* still call back, with the recipients left out */
+        size_t n = m->nrcpts;
+        m->nrcpts = 0;
+        smtpuv__msg_result(m, &r, stack_rr);
+        m->nrcpts = n;
+        m->cb(c, &r, m->cbdata);
+        return;
+      }
+      smtpuv__free(&c->mem, c->rr);
+      c->rr = a;
+      c->rr_cap = m->nrcpts;
+    }
+    rr = c->rr;
+  }
   smtpuv__msg_result(m, &r, rr);
-  if (m->cb != NULL)
-    m->cb(c, &r, m->cbdata);
-  if (rr != stack_rr)
-    smtpuv__free(&c->mem, rr);
+  m->cb(c, &r, m->cbdata);
 }
 
 static void dispatch(uv_idle_t *h) {
   smtpuv_client *c = h->data;
   c->in_dispatch++;
-  /* 1. callbacks (a callback may queue more: the loop takes them too) */
-  while (c->done != NULL) {
+  /* 1. callbacks, in queue order (a callback may queue more: the loop
+     takes them too) */
+  while (deliverable(c)) {
     smtpuv__msg *m = c->done;
     c->done = m->next;
     if (c->done == NULL)
       c->done_tail = NULL;
     c->pending--;
+    c->deliver_seq++;
     deliver(c, m);
     smtpuv_message_free(m->owned);
     smtpuv__msg_free(&c->mem, m);
   }
-  /* 2. the connection */
+  /* 2. the connection (what it asks for meanwhile needs another pass) */
+  c->kicked = 0;
   if (c->closing) {
     if (c->conn != NULL)
       smtpuv__session_close(c->conn);
@@ -326,12 +355,12 @@ static void dispatch(uv_idle_t *h) {
     smtpuv__session_process(c->conn);
   }
   c->in_dispatch--;
-  if (c->done != NULL)
-    return; /* stay active: more callbacks */
+  if (deliverable(c) || c->kicked)
+    return; /* stay active: more callbacks, or more work asked for */
   uv_idle_stop(&c->idle);
   c->idle_active = 0;
   if (c->closing && c->conn == NULL && c->nconns == 0 && c->queue == NULL &&
-      !c->close_done) {
+      c->done == NULL && !c->close_done) {
     c->close_done = 1;
     uv_close((uv_handle_t *)&c->idle, on_idle_closed);
   }

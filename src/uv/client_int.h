@@ -41,12 +41,31 @@
 
 /* ---- options -------------------------------------------------------------- */
 
+/* The SSL_CTX built from the options (sslshare.c): built once at first use,
+   referenced by the options and by every client copied from them. */
+typedef struct smtpuv__ssl_share smtpuv__ssl_share;
+/* A new share (one reference). 0 or SMTPUV_ENOMEM. */
+int smtpuv__ssl_share_new(const smtpuv_mem *mem, smtpuv__ssl_share **out);
+/* Another reference (thread-safe); returns `s`. NULL is accepted. */
+smtpuv__ssl_share *smtpuv__ssl_share_ref(smtpuv__ssl_share *s);
+/* Drop a reference; the last one frees the context. NULL is accepted. */
+void smtpuv__ssl_share_unref(smtpuv__ssl_share *s);
+/* The context (a new reference for the caller, to SSL_CTX_free), built on
+   the first call with trust from ca_file/ca_dir (or the system store) and
+   SSL_MODE_RELEASE_BUFFERS. 0, SMTPUV_ENOMEM, SMTPUV_EINVAL or SMTPUV_ETLS
+   with the reason in `err` (nothing is kept after a failure: the next call
+   tries again). Thread-safe. */
+int smtpuv__ssl_share_get(smtpuv__ssl_share *s, const char *ca_file,
+                          const char *ca_dir, SSL_CTX **out, char *err,
+                          size_t errlen);
+
 struct smtpuv_options {
   smtpuv_mem mem;
   char *host;
   unsigned port;
   smtpuv_tls_mode tls;
   SSL_CTX *ssl_ctx; /* referenced */
+  smtpuv__ssl_share *ssl_share; /* the built context (always set) */
   char *ca_file, *ca_dir, *server_name;
   int verify;
   char *ehlo;
@@ -62,8 +81,14 @@ struct smtpuv_options {
   void *trace_data;
 };
 
-/* Deep copy `src` into `dst` (dst uninitialised). 0 or SMTPUV_ENOMEM. */
+/* Deep copy `src` into `dst` (dst uninitialised). 0 or SMTPUV_ENOMEM. The
+   copy shares the options' built SSL_CTX. */
 int smtpuv__options_copy(smtpuv_options *dst, const smtpuv_options *src);
+/* The SSL_CTX for a TLS connection under these options: the caller's
+   (set_ssl_ctx) or the shared built one; a new reference either way. 0 or
+   an error with the reason in `err` (see smtpuv__ssl_share_get()). */
+int smtpuv__options_ssl_ctx(const smtpuv_options *o, SSL_CTX **out, char *err,
+                            size_t errlen);
 /* Free what a copy owns (not the struct). */
 void smtpuv__options_clear(smtpuv_options *o);
 
@@ -86,9 +111,16 @@ typedef struct smtpuv__rcpt {
   size_t text; /* arena offset */
 } smtpuv__rcpt;
 
+enum {
+  SMTPUV__SCAN_8BIT = 1,   /* smtpuv_is_8bit() */
+  SMTPUV__SCAN_BINARY = 2, /* smtpuv_needs_binarymime() */
+  SMTPUV__SCAN_WIRE = 4    /* wire_size holds smtpuv_body_wire_size() */
+};
+
 typedef struct smtpuv__msg smtpuv__msg;
 struct smtpuv__msg {
   smtpuv__msg *next;
+  uint64_t seq;          /* queue order: callbacks run in this order */
   smtpuv_send_cb cb;
   void *cbdata;
   smtpuv_message *owned; /* smtpuv_client_send_message(): freed after cb */
@@ -100,6 +132,10 @@ struct smtpuv__msg {
   int has_mail_params;
   smtpuv_mail_params mail_params;
   smtpuv_body body;
+  /* what a buffer body was found to hold (SMTPUV__SCAN_*; the answer of a
+     scan is its bit << 8), kept across attempts */
+  unsigned scan;
+  uint64_t wire_size;
 
   /* progress on the current attempt */
   int stage;
@@ -131,9 +167,12 @@ struct smtpuv__msg {
   size_t message;
   size_t tls;
 
-  /* strings of the result: offset 0 is "" */
+  /* strings of the result: offset 0 is ""; the arena starts inside the
+     record's own block (arena_inline) and moves to the heap when a result
+     outgrows it */
   char *arena;
   size_t arena_len, arena_cap;
+  int arena_inline;
 };
 
 /* Allocate a record with copies of the envelope and body. 0, SMTPUV_EINVAL,
@@ -161,6 +200,14 @@ void smtpuv__msg_decide(const smtpuv_mem *mem, smtpuv__msg *m,
     __attribute__((format(printf, 7, 8)))
 #endif
     ;
+/* Longest reply line quoted in a result's message. */
+#define SMTPUV__MSG_LINE_MAX 300
+/* smtpuv__msg_decide() with the message "[what: ]NNN first reply line",
+   built without printf (`what` may be NULL; `reply` is required). */
+void smtpuv__msg_decide_reply(const smtpuv_mem *mem, smtpuv__msg *m,
+                              smtpuv_send_status st, int err,
+                              smtpuv_phase phase, const smtpuv_reply *reply,
+                              const char *what);
 /* Fill a result for the callback (pointers into m and `rr`, which must hold
    m->nrcpts entries). */
 void smtpuv__msg_result(smtpuv__msg *m, smtpuv_send_result *r,
@@ -222,6 +269,8 @@ struct smtpuv__conn {
   void *write_buf;   /* TLS: ciphertext in flight (engine allocator) */
   size_t write_buf_len;
   uint64_t out_started; /* plaintext bytes handed to the socket (or TLS) */
+  size_t wrote_sync;    /* plaintext bytes uv_try_write took (a counter the
+                           session resets to see what a flush did) */
   int write_err;        /* a write failed: reading what is left, then fail */
   uv_buf_t bufs[SMTPUV__MAX_IOV];
 
@@ -239,7 +288,8 @@ struct smtpuv__conn {
 /* Start a new connection for the client (client->conn). 0 or ENOMEM. */
 int smtpuv__conn_start(smtpuv_client *c);
 /* Write what the core (and the TLS engine) have pending, if no write is in
-   flight. */
+   flight: plaintext is tried synchronously first (uv_try_write) and only
+   the rest is queued. Never calls back into the session. */
 void smtpuv__conn_flush(smtpuv__conn *cn);
 /* Create the TLS engine and send the ClientHello. 0 or an error. */
 int smtpuv__conn_start_tls(smtpuv__conn *cn);
@@ -248,6 +298,9 @@ void smtpuv__conn_timer(smtpuv__conn *cn, unsigned ms);
 /* Close every handle; the connection frees itself afterwards and detaches
    from the client at once. Idempotent. */
 void smtpuv__conn_terminate(smtpuv__conn *cn);
+/* After a failure (`err`): the alert a failed TLS handshake queued (ETLS,
+   ECERT) is written first, then terminate; otherwise terminate at once. */
+void smtpuv__conn_abort(smtpuv__conn *cn, int err);
 /* After QUIT's reply (or when giving up): close_notify if TLS, then
    terminate. */
 void smtpuv__conn_finish(smtpuv__conn *cn);
@@ -285,14 +338,19 @@ struct smtpuv_client {
   char ehlo_name[256];
 
   smtpuv__msg *queue, *queue_tail; /* not started */
-  smtpuv__msg *done, *done_tail;   /* outcome known, callback due */
+  smtpuv__msg *done, *done_tail;   /* outcome known, sorted by seq */
   size_t pending;                  /* callbacks not yet run */
+  uint64_t next_seq;               /* seq of the next message queued */
+  uint64_t deliver_seq;            /* seq of the next callback due */
+  smtpuv_rcpt_result *rr;          /* recipients of a result (> 8), reused */
+  size_t rr_cap;
 
   smtpuv__conn *conn;              /* current connection or NULL */
   unsigned nconns;                 /* connections not yet freed */
 
   uv_idle_t idle;
   int idle_active;
+  int kicked;                      /* kick() since dispatch's step 2 */
   int closing;
   int close_done;                  /* idle handle closing */
   smtpuv_close_cb close_cb;

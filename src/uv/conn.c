@@ -2,10 +2,12 @@
  * writes, the timer, and the TLS engine between the socket and the core.
  *
  * Writes: at most one uv_write in flight. Plaintext: the core's pending
- * output is handed to uv_write as iovecs without copying (the spans stay
- * valid until consumed) and consumed in the write callback. TLS: the spans
- * are encrypted into the engine (and consumed at once), its ciphertext is
- * taken as one buffer and freed in the write callback.
+ * output is offered to uv_try_write as iovecs without copying; what the
+ * socket did not take at once goes to uv_write (the spans stay valid until
+ * consumed) and is consumed in the write callback. A flush never calls back
+ * into the session. TLS: the spans are encrypted into the engine (and
+ * consumed at once), its ciphertext is taken as one buffer and freed in the
+ * write callback.
  *
  * Life: the connection detaches from the client (client->conn = NULL) as
  * soon as it is terminated, so a new one may start; it frees itself when
@@ -343,6 +345,26 @@ void smtpuv__conn_flush(smtpuv__conn *cn) {
     cn->bufs[i] = uv_buf_init((char *)iov[i].base, (unsigned)iov[i].len);
     total += iov[i].len;
   }
+  /* Write what the socket takes now; only the rest waits for writability
+     (one uv_write, and its callback drives the session on). A complete
+     synchronous write calls nothing back: the caller sees `writing` 0 and
+     no output left (see smtpuv__session_process()). An error other than
+     EAGAIN is left to uv_write to report through the callback. */
+  int w = uv_try_write((uv_stream_t *)&cn->tcp, cn->bufs, (unsigned)n);
+  if (w > 0) {
+    smtpuv_proto_consumed(cn->proto, (size_t)w);
+    cn->out_started += (size_t)w;
+    cn->wrote_sync += (size_t)w;
+    /* the rest (or more than SMTPUV__MAX_IOV spans) goes with uv_write */
+    n = smtpuv_proto_outgoing_iov(cn->proto, 0, iov, SMTPUV__MAX_IOV);
+    if (n <= 0)
+      return;
+    total = 0;
+    for (int i = 0; i < n; i++) {
+      cn->bufs[i] = uv_buf_init((char *)iov[i].base, (unsigned)iov[i].len);
+      total += iov[i].len;
+    }
+  }
   cn->wreq.data = cn;
   rc = uv_write(&cn->wreq, (uv_stream_t *)&cn->tcp, cn->bufs, (unsigned)n,
                 on_write);
@@ -372,14 +394,43 @@ int smtpuv__conn_start_tls(smtpuv__conn *cn) {
   cfg.ctx = ctx;
   cfg.host = c->opts.server_name != NULL ? c->opts.server_name : c->opts.host;
   cfg.verify = c->opts.verify;
+  cfg.err = err;
+  cfg.errlen = sizeof err;
   rc = smtpuv__tls_new(&c->mem, &cfg, &cn->tls);
   if (rc != 0) {
-    smtpuv__session_fail(cn, rc, "TLS setup: %s", smtpuv_strerror(rc));
+    smtpuv__session_fail(cn, rc, "TLS setup: %s",
+                         err[0] ? err : smtpuv_strerror(rc));
     return rc;
   }
   smtpuv__conn_timer(cn, smtpuv__client_timeout(c, SMTPUV_TIMEOUT_COMMAND));
   tls_handshake_step(cn);
   return 0;
+}
+
+void smtpuv__conn_abort(smtpuv__conn *cn, int err) {
+  if (cn->state == SMTPUV__C_DEAD)
+    return;
+  if ((err == SMTPUV_ETLS || err == SMTPUV_ECERT) && cn->tls != NULL &&
+      !cn->tls_up && cn->tcp_open && !cn->write_err &&
+      smtpuv__tls_pending_output(cn->tls) > 0) {
+    /* A failed handshake left an alert in the engine ("unknown CA", "bad
+       certificate"...): the server learns why before the close. The
+       connection leaves the client at once and ends when the alert is
+       written, or after a second. */
+    smtpuv_client *c = cn->client;
+    if (c->conn == cn)
+      c->conn = NULL;
+    smtpuv__client_kick(c);
+    cn->state = SMTPUV__C_SHUTDOWN;
+    if (uv_is_active((uv_handle_t *)&cn->tcp))
+      uv_read_stop((uv_stream_t *)&cn->tcp);
+    smtpuv__conn_timer(cn, 1000);
+    smtpuv__conn_flush(cn);
+    if (!cn->writing && cn->state != SMTPUV__C_DEAD)
+      smtpuv__conn_terminate(cn);
+    return;
+  }
+  smtpuv__conn_terminate(cn);
 }
 
 void smtpuv__conn_finish(smtpuv__conn *cn) {

@@ -49,6 +49,11 @@ const char *smtpuv_phase_name(smtpuv_phase p) {
 
 static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
 
+/* Result strings kept in the message record itself: enough for a sent
+   message's reply and message and a short text per recipient. */
+#define ARENA_BASE 192
+#define ARENA_PER_RCPT 32
+
 int smtpuv__msg_new(const smtpuv_mem *mem, const smtpuv_envelope *env,
                     const smtpuv_body *body, smtpuv__msg **out) {
   *out = NULL;
@@ -102,11 +107,18 @@ int smtpuv__msg_new(const smtpuv_mem *mem, const smtpuv_envelope *env,
   size_t off_params = align8(off_rcpts + n * sizeof(smtpuv__rcpt));
   size_t nparams = e.rcpt_params != NULL ? n : 0;
   size_t off_str = align8(off_params + nparams * sizeof(smtpuv_rcpt_params));
-  size_t total = off_str + strbytes;
+  /* the result's strings start in the same block, sized for the usual
+     outcome (reply, message, one short text per recipient) */
+  size_t arena_cap = ARENA_BASE + ARENA_PER_RCPT * (n < 64 ? n : 64);
+  size_t off_arena = off_str + strbytes;
+  size_t total = off_arena + arena_cap;
   char *blk = smtpuv__calloc(mem, 1, total);
   if (blk == NULL)
     return SMTPUV_ENOMEM;
   smtpuv__msg *m = (smtpuv__msg *)blk;
+  m->arena = blk + off_arena;
+  m->arena_cap = arena_cap;
+  m->arena_inline = 1;
   m->rcpts = (smtpuv__rcpt *)(blk + off_rcpts);
   smtpuv_rcpt_params *params = (smtpuv_rcpt_params *)(blk + off_params);
   char *s = blk + off_str;
@@ -148,7 +160,8 @@ int smtpuv__msg_new(const smtpuv_mem *mem, const smtpuv_envelope *env,
 void smtpuv__msg_free(const smtpuv_mem *mem, smtpuv__msg *m) {
   if (m == NULL)
     return;
-  smtpuv__free(mem, m->arena);
+  if (!m->arena_inline)
+    smtpuv__free(mem, m->arena);
   smtpuv__free(mem, m);
 }
 
@@ -180,40 +193,56 @@ void smtpuv__msg_reset(smtpuv__msg *m) {
   m->arena_len = 0;
 }
 
-size_t smtpuv__msg_str(const smtpuv_mem *mem, smtpuv__msg *m, const char *s,
-                       size_t len) {
-  if (len == 0)
-    return 0;
+/* Room for `len` bytes and a NUL at the end of the arena: the offset, or 0
+   when out of memory. The arena starts inside the record; it moves to the
+   heap only when a result outgrows it. */
+static size_t arena_reserve(const smtpuv_mem *mem, smtpuv__msg *m,
+                            size_t len) {
   if (m->arena_len == 0) {
-    /* offset 0 is the empty string */
-    if (m->arena_cap == 0) {
-      size_t cap = 256;
-      while (cap < len + 2)
-        cap *= 2;
-      char *a = smtpuv__malloc(mem, cap);
-      if (a == NULL)
-        return 0;
-      m->arena = a;
-      m->arena_cap = cap;
-    }
-    m->arena[0] = '\0';
+    if (m->arena_cap < 2)
+      return 0;
+    m->arena[0] = '\0'; /* offset 0 is the empty string */
     m->arena_len = 1;
   }
-  if (m->arena_len + len + 1 > m->arena_cap) {
-    size_t cap = m->arena_cap;
-    while (cap < m->arena_len + len + 1)
+  if (len + 1 > m->arena_cap - m->arena_len) {
+    size_t cap = m->arena_cap * 2;
+    while (cap - m->arena_len < len + 1)
       cap *= 2;
-    char *a = smtpuv__realloc(mem, m->arena, cap);
+    char *a;
+    if (m->arena_inline) {
+      a = smtpuv__malloc(mem, cap);
+      if (a != NULL)
+        memcpy(a, m->arena, m->arena_len);
+    } else {
+      a = smtpuv__realloc(mem, m->arena, cap);
+    }
     if (a == NULL)
       return 0;
     m->arena = a;
     m->arena_cap = cap;
+    m->arena_inline = 0;
   }
-  size_t off = m->arena_len;
+  return m->arena_len;
+}
+
+size_t smtpuv__msg_str(const smtpuv_mem *mem, smtpuv__msg *m, const char *s,
+                       size_t len) {
+  if (len == 0)
+    return 0;
+  size_t off = arena_reserve(mem, m, len);
+  if (off == 0)
+    return 0;
   memcpy(m->arena + off, s, len);
   m->arena[off + len] = '\0';
   m->arena_len += len + 1;
   return off;
+}
+
+/* One line for humans: control characters become spaces. */
+static void one_line(char *p, size_t len) {
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+      p[i] = ' ';
 }
 
 static size_t msg_vprintf(const smtpuv_mem *mem, smtpuv__msg *m,
@@ -223,10 +252,7 @@ static size_t msg_vprintf(const smtpuv_mem *mem, smtpuv__msg *m,
   if (n < 0)
     return 0;
   size_t len = (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1;
-  /* one line for humans: control characters become spaces */
-  for (size_t i = 0; i < len; i++)
-    if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
-      buf[i] = ' ';
+  one_line(buf, len);
   return smtpuv__msg_str(mem, m, buf, len);
 }
 
@@ -239,11 +265,9 @@ size_t smtpuv__msg_printf(const smtpuv_mem *mem, smtpuv__msg *m,
   return off;
 }
 
-void smtpuv__msg_decide(const smtpuv_mem *mem, smtpuv__msg *m,
-                        smtpuv_send_status st, int err, smtpuv_phase phase,
-                        const smtpuv_reply *reply, const char *fmt, ...) {
-  if (m->decided)
-    return;
+static void decide_common(const smtpuv_mem *mem, smtpuv__msg *m,
+                          smtpuv_send_status st, int err, smtpuv_phase phase,
+                          const smtpuv_reply *reply) {
   m->decided = 1;
   m->status = st;
   m->error = err;
@@ -254,6 +278,52 @@ void smtpuv__msg_decide(const smtpuv_mem *mem, smtpuv__msg *m,
     m->reply_enhanced[sizeof m->reply_enhanced - 1] = '\0';
     m->reply_text = smtpuv__msg_str(mem, m, reply->text, reply->text_len);
   }
+}
+
+void smtpuv__msg_decide_reply(const smtpuv_mem *mem, smtpuv__msg *m,
+                              smtpuv_send_status st, int err,
+                              smtpuv_phase phase, const smtpuv_reply *reply,
+                              const char *what) {
+  if (m->decided)
+    return;
+  decide_common(mem, m, st, err, phase, reply);
+  /* "[what: ]NNN first line", built without printf: this is the message
+     of every sent mail */
+  const char *nl = memchr(reply->text, '\n', reply->text_len);
+  size_t tl = nl != NULL ? (size_t)(nl - reply->text) : reply->text_len;
+  if (tl > SMTPUV__MSG_LINE_MAX)
+    tl = SMTPUV__MSG_LINE_MAX;
+  size_t wl = what != NULL ? strlen(what) : 0;
+  size_t len = (wl > 0 ? wl + 2 : 0) + 4 + tl;
+  size_t off = arena_reserve(mem, m, len);
+  if (off == 0)
+    return; /* the message falls back to the error's text */
+  char *w = m->arena + off;
+  if (wl > 0) {
+    memcpy(w, what, wl);
+    w[wl] = ':';
+    w[wl + 1] = ' ';
+    w += wl + 2;
+  }
+  unsigned code = reply->code >= 100 && reply->code <= 999
+                      ? (unsigned)reply->code : 0;
+  w[0] = (char)('0' + code / 100);
+  w[1] = (char)('0' + code / 10 % 10);
+  w[2] = (char)('0' + code % 10);
+  w[3] = ' ';
+  memcpy(w + 4, reply->text, tl);
+  one_line(m->arena + off, len);
+  m->arena[off + len] = '\0';
+  m->arena_len += len + 1;
+  m->message = off;
+}
+
+void smtpuv__msg_decide(const smtpuv_mem *mem, smtpuv__msg *m,
+                        smtpuv_send_status st, int err, smtpuv_phase phase,
+                        const smtpuv_reply *reply, const char *fmt, ...) {
+  if (m->decided)
+    return;
+  decide_common(mem, m, st, err, phase, reply);
   va_list ap;
   va_start(ap, fmt);
   m->message = msg_vprintf(mem, m, fmt, ap);

@@ -87,6 +87,10 @@ int smtpuv_options_new(const smtpuv_mem *mem, smtpuv_options **out) {
   smtpuv_options *o = smtpuv__calloc(&m, 1, sizeof *o);
   if (o == NULL)
     return SMTPUV_ENOMEM;
+  if (smtpuv__ssl_share_new(&m, &o->ssl_share) != 0) {
+    smtpuv__free(&m, o);
+    return SMTPUV_ENOMEM;
+  }
   o->mem = m;
   o->tls = SMTPUV_TLS_REQUIRED;
   o->verify = 1;
@@ -110,9 +114,11 @@ void smtpuv__options_clear(smtpuv_options *o) {
   creds_clear(m, &o->creds);
   if (o->ssl_ctx != NULL)
     SSL_CTX_free(o->ssl_ctx);
+  smtpuv__ssl_share_unref(o->ssl_share);
   o->host = o->ca_file = o->ca_dir = o->server_name = o->ehlo = NULL;
   o->mechanism = NULL;
   o->ssl_ctx = NULL;
+  o->ssl_share = NULL;
 }
 
 void smtpuv_options_free(smtpuv_options *o) {
@@ -129,6 +135,7 @@ int smtpuv__options_copy(smtpuv_options *dst, const smtpuv_options *src) {
   dst->host = dst->ca_file = dst->ca_dir = dst->server_name = NULL;
   dst->ehlo = dst->mechanism = NULL;
   dst->ssl_ctx = NULL;
+  dst->ssl_share = NULL;
   smtpuv_auth_credentials z = SMTPUV_AUTH_CREDENTIALS_INIT;
   dst->creds = z;
   if (set_str(m, &dst->host, src->host, 0) ||
@@ -145,7 +152,20 @@ int smtpuv__options_copy(smtpuv_options *dst, const smtpuv_options *src) {
     SSL_CTX_up_ref(src->ssl_ctx);
     dst->ssl_ctx = src->ssl_ctx;
   }
+  dst->ssl_share = smtpuv__ssl_share_ref(src->ssl_share);
   return 0;
+}
+
+int smtpuv__options_ssl_ctx(const smtpuv_options *o, SSL_CTX **out, char *err,
+                            size_t errlen) {
+  if (o->ssl_ctx != NULL) {
+    if (SSL_CTX_up_ref(o->ssl_ctx) != 1)
+      return SMTPUV_ENOMEM;
+    *out = o->ssl_ctx;
+    return 0;
+  }
+  return smtpuv__ssl_share_get(o->ssl_share, o->ca_file, o->ca_dir, out, err,
+                               errlen);
 }
 
 /* A host name, IPv4 or IPv6 literal: no control characters, spaces or
@@ -196,14 +216,21 @@ int smtpuv_options_set_ca(smtpuv_options *o, const char *file,
       (dir != NULL && *dir == '\0'))
     return SMTPUV_EINVAL;
   char *f = NULL, *d = NULL;
-  if (set_str(&o->mem, &f, file, 0) || set_str(&o->mem, &d, dir, 0)) {
+  smtpuv__ssl_share *share = NULL;
+  if (set_str(&o->mem, &f, file, 0) || set_str(&o->mem, &d, dir, 0) ||
+      smtpuv__ssl_share_new(&o->mem, &share) != 0) {
     smtpuv__free(&o->mem, f);
+    smtpuv__free(&o->mem, d);
     return SMTPUV_ENOMEM;
   }
   smtpuv__free(&o->mem, o->ca_file);
   smtpuv__free(&o->mem, o->ca_dir);
   o->ca_file = f;
   o->ca_dir = d;
+  /* other trust anchors, another context; clients made before keep the
+     one they share */
+  smtpuv__ssl_share_unref(o->ssl_share);
+  o->ssl_share = share;
   return 0;
 }
 

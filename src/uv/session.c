@@ -197,7 +197,7 @@ void smtpuv__session_fail(smtpuv__conn *cn, int err, const char *fmt, ...) {
   } else if (cn->state == SMTPUV__C_READY) {
     fail_inflight(cn, err, text, NULL);
   }
-  smtpuv__conn_terminate(cn);
+  smtpuv__conn_abort(cn, err);
 }
 
 /* A setup step was refused by the server (or locally): fail the queue, then
@@ -417,6 +417,26 @@ static void local_fail(smtpuv__conn *cn, smtpuv__msg *m, int err,
   complete(cn, m);
 }
 
+/* What a buffer body holds: each scan runs at most once per message, only
+   when its answer matters, and is kept for a retry on a new connection. */
+static int body_scan(smtpuv__msg *m, unsigned what) {
+  if (!(m->scan & what)) {
+    int yes = what == SMTPUV__SCAN_8BIT
+                  ? smtpuv_is_8bit(m->body.data, m->body.len)
+                  : smtpuv_needs_binarymime(m->body.data, m->body.len);
+    m->scan |= what | (yes ? what << 8 : 0);
+  }
+  return (m->scan & (what << 8)) != 0;
+}
+
+static uint64_t body_wire_size(smtpuv__msg *m) {
+  if (!(m->scan & SMTPUV__SCAN_WIRE)) {
+    m->wire_size = smtpuv_body_wire_size(m->body.data, m->body.len);
+    m->scan |= SMTPUV__SCAN_WIRE;
+  }
+  return m->wire_size;
+}
+
 static int issue_rcpt(smtpuv__conn *cn, smtpuv__msg *m) {
   smtpuv__rcpt *rc = &m->rcpts[m->next_rcpt];
   size_t before = smtpuv_proto_pending_output(cn->proto);
@@ -477,24 +497,33 @@ static void start_message(smtpuv__conn *cn, smtpuv__msg *m) {
   const smtpuv_body *b = &m->body;
   if (mp.body == SMTPUV_BODY_UNSPECIFIED) {
     if (b->read == NULL) {
-      int eight = smtpuv_is_8bit(b->data, b->len);
-      int binary = smtpuv_needs_binarymime(b->data, b->len);
-      if (binary && chunking && (ext & SMTPUV_EXT_BINARYMIME))
+      int binary = chunking && (ext & SMTPUV_EXT_BINARYMIME) &&
+                   body_scan(m, SMTPUV__SCAN_BINARY);
+      if (binary)
         mp.body = SMTPUV_BODY_BINARYMIME;
-      else if (eight && (ext & SMTPUV_EXT_8BITMIME))
+      else if (body_scan(m, SMTPUV__SCAN_8BIT)) {
+        if (!(ext & SMTPUV_EXT_8BITMIME)) {
+          local_fail(cn, m, SMTPUV_E8BIT, SMTPUV_PHASE_MAIL,
+                     "the message has 8-bit content and the server does not "
+                     "offer 8BITMIME");
+          return;
+        }
         mp.body = SMTPUV_BODY_8BITMIME;
-      else if (eight) {
-        local_fail(cn, m, SMTPUV_E8BIT, SMTPUV_PHASE_MAIL,
-                   "the message has 8-bit content and the server does not "
-                   "offer 8BITMIME");
-        return;
       }
     } else if (ext & SMTPUV_EXT_8BITMIME) {
       mp.body = SMTPUV_BODY_8BITMIME;
     }
   }
-  if (mp.size == 0)
-    mp.size = b->read == NULL ? (uint64_t)b->len : b->size;
+  if (mp.size == 0 && (ext & SMTPUV_EXT_SIZE)) {
+    /* what the server counts: CRLF line endings (a buffer's bare LFs
+       become CRLF on the wire); binary bodies go unchanged */
+    if (b->read != NULL)
+      mp.size = b->size;
+    else if (mp.body == SMTPUV_BODY_BINARYMIME)
+      mp.size = b->len;
+    else
+      mp.size = body_wire_size(m);
+  }
   if (mp.body == SMTPUV_BODY_BINARYMIME && !chunking) {
     local_fail(cn, m, SMTPUV_ENOEXT, SMTPUV_PHASE_MAIL,
                "BODY=BINARYMIME needs CHUNKING, which is %s",
@@ -690,9 +719,9 @@ static void msg_reply(smtpuv__conn *cn, const smtpuv_reply *r) {
       }
     } else {
       if (!txn_refused(cn, m, r))
-        smtpuv__msg_decide(MEM(cn), m, SMTPUV_SEND_FAILED, reply_err(r->code),
-                           SMTPUV_PHASE_DATA, r, "DATA: %d %.*s", r->code, fl,
-                           r->text);
+        smtpuv__msg_decide_reply(MEM(cn), m, SMTPUV_SEND_FAILED,
+                                 reply_err(r->code), SMTPUV_PHASE_DATA, r,
+                                 "DATA");
       need_rset(cn, m);
     }
     break;
@@ -701,9 +730,9 @@ static void msg_reply(smtpuv__conn *cn, const smtpuv_reply *r) {
     if (r->command == SMTPUV_CMD_BDAT && !r->last) {
       if (!r->positive) {
         if (!txn_refused(cn, m, r))
-          smtpuv__msg_decide(MEM(cn), m, SMTPUV_SEND_FAILED,
-                             reply_err(r->code), SMTPUV_PHASE_DATA, r,
-                             "BDAT: %d %.*s", r->code, fl, r->text);
+          smtpuv__msg_decide_reply(MEM(cn), m, SMTPUV_SEND_FAILED,
+                                   reply_err(r->code), SMTPUV_PHASE_DATA, r,
+                                   "BDAT");
         m->bdat_abort = 1;
       }
       break;
@@ -712,15 +741,14 @@ static void msg_reply(smtpuv__conn *cn, const smtpuv_reply *r) {
       break;
     if (r->positive && !(r->flags & SMTPUV_REPLY_TXN_FAILED) &&
         m->naccepted > 0) {
-      smtpuv__msg_decide(MEM(cn), m, SMTPUV_SEND_SENT,
-                         m->naccepted < m->nrcpts ? SMTPUV_ENORCPT : 0,
-                         SMTPUV_PHASE_END_OF_DATA, r, "%d %.*s", r->code, fl,
-                         r->text);
+      smtpuv__msg_decide_reply(MEM(cn), m, SMTPUV_SEND_SENT,
+                               m->naccepted < m->nrcpts ? SMTPUV_ENORCPT : 0,
+                               SMTPUV_PHASE_END_OF_DATA, r, NULL);
     } else if (!txn_refused(cn, m, r)) {
-      smtpuv__msg_decide(MEM(cn), m, SMTPUV_SEND_FAILED,
-                         r->positive ? SMTPUV_EPROTO : reply_err(r->code),
-                         SMTPUV_PHASE_END_OF_DATA, r, "end of data: %d %.*s",
-                         r->code, fl, r->text);
+      smtpuv__msg_decide_reply(
+          MEM(cn), m, SMTPUV_SEND_FAILED,
+          r->positive ? SMTPUV_EPROTO : reply_err(r->code),
+          SMTPUV_PHASE_END_OF_DATA, r, "end of data");
     }
     break;
   default:
@@ -837,19 +865,25 @@ void smtpuv__session_data(smtpuv__conn *cn, const char *buf, size_t len) {
   if (cn->state == SMTPUV__C_DEAD)
     return;
   smtpuv__trace_in(cn, buf, len);
-  int rc = smtpuv_proto_feed(cn->proto, buf, len);
+  int frc = smtpuv_proto_feed(cn->proto, buf, len);
+  /* Replies completed before a violation in the same bytes are popped
+     first (a "250 queued" followed by junk still counts); next_reply()
+     reports the sticky error once they are out. */
+  int rc = 0;
   smtpuv_reply r;
-  while (rc == 0 && cn->state != SMTPUV__C_DEAD && !cn->want_tls) {
-    rc = smtpuv_proto_next_reply(cn->proto, &r);
-    if (rc == 1) {
+  if (frc == 0 || frc == SMTPUV_EPROTO || frc == SMTPUV_EINJECT) {
+    while (cn->state != SMTPUV__C_DEAD && !cn->want_tls) {
+      rc = smtpuv_proto_next_reply(cn->proto, &r);
+      if (rc != 1)
+        break;
       on_reply(cn, &r);
       rc = 0;
-      continue;
     }
-    break;
   }
   if (cn->state == SMTPUV__C_DEAD)
     return;
+  if (rc == 0 && frc < 0)
+    rc = frc;
   if (cn->want_tls && rc == 0) {
     /* nothing may follow STARTTLS's 220 in plaintext */
     rc = smtpuv_proto_next_reply(cn->proto, &r);
@@ -1110,6 +1144,16 @@ static void rearm(smtpuv__conn *cn) {
   smtpuv__conn_timer(cn, t);
 }
 
+/* The last message's body has more to give (not blocked, not aborted). */
+static int body_flowing(const smtpuv__conn *cn) {
+  const smtpuv__msg *m = cn->inflight_tail;
+  if (m == NULL || m->stage != SMTPUV__M_BODY || m->bdat_abort || cn->doomed)
+    return 0;
+  if (m->body.read == NULL)
+    return m->body_off < m->body.len;
+  return !cn->client->body_blocked;
+}
+
 void smtpuv__session_close(smtpuv__conn *cn) {
   if (cn->state == SMTPUV__C_DEAD || cn->state == SMTPUV__C_QUIT ||
       cn->state == SMTPUV__C_SHUTDOWN)
@@ -1141,13 +1185,28 @@ void smtpuv__session_process(smtpuv__conn *cn) {
   if (cn->client->closing) {
     smtpuv__session_close(cn);
   } else if (cn->state == SMTPUV__C_READY) {
-    pump(cn);
-    issue(cn);
-    if (cn->doomed && !dot_waiting(cn) && cn->state != SMTPUV__C_DEAD) {
-      cn->in_process = 0;
-      smtpuv__session_fail(cn, cn->doomed_err,
-                           "the connection had to be abandoned");
-      return;
+    for (int round = 0;; round++) {
+      pump(cn);
+      issue(cn);
+      if (cn->doomed && !dot_waiting(cn) && cn->state != SMTPUV__C_DEAD) {
+        cn->in_process = 0;
+        smtpuv__session_fail(cn, cn->doomed_err,
+                             "the connection had to be abandoned");
+        return;
+      }
+      if (cn->state != SMTPUV__C_READY || !body_flowing(cn))
+        break;
+      /* The body stopped at the high-water mark. A flush that the socket
+         takes whole completes nothing later (no write callback): pump on
+         here, a bounded number of rounds, then yield to the loop. */
+      cn->wrote_sync = 0;
+      smtpuv__conn_flush(cn);
+      if (cn->state == SMTPUV__C_DEAD || cn->writing || cn->wrote_sync == 0)
+        break;
+      if (round >= 15) {
+        smtpuv__client_kick(cn->client); /* dispatch comes back here */
+        break;
+      }
     }
   }
   if (cn->state != SMTPUV__C_DEAD) {

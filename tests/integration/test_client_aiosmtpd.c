@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/evp.h>
@@ -527,6 +528,91 @@ static void test_big_body_bdat(void **state) {
   big_body(1);
 }
 
+/* Clients made from one options object share the SSL_CTX built from them:
+   the CA file is read once, at the first TLS connection, so a client made
+   after it was removed still verifies the server; setting the CA again
+   starts a new context, whose build fails with the reason. */
+typedef struct shared_run {
+  int done;
+  smtpuv_send_status st[2];
+} shared_run;
+
+static void shared_cb(smtpuv_client *c, const smtpuv_send_result *r,
+                      void *data) {
+  shared_run *x = data;
+  x->st[x->done++] = r->status;
+  smtpuv_client_close(c, NULL);
+}
+
+static void test_shared_ssl_ctx(void **state) {
+  (void)state;
+  char ca[400], copy[400];
+  snprintf(ca, sizeof ca, "%s/ca.crt", itest_pki());
+  snprintf(copy, sizeof copy, "%s/ca-shared.crt", itest_workdir());
+  size_t n;
+  char *pem = itest_read_file(ca, &n);
+  assert_non_null(pem);
+  FILE *f = fopen(copy, "w");
+  assert_non_null(f);
+  assert_int_equal(fwrite(pem, 1, n, f), n);
+  fclose(f);
+  free(pem);
+
+  smtpuv_options *o = itest_options(aio_tls_port, SMTPUV_TLS_IMPLICIT);
+  smtpuv_options_set_ca(o, copy, NULL);
+  static const char msg[] = "Subject: shared\r\n\r\nshared\r\n";
+  const char *to[] = {"b@example.com"};
+  smtpuv_envelope env = SMTPUV_ENVELOPE_INIT;
+  env.sender = "a@example.com";
+  env.recipients = to;
+  env.nrecipients = 1;
+  smtpuv_body b;
+  smtpuv_body_init_buffer(&b, msg, sizeof msg - 1);
+
+  /* two clients on one loop, made before the context exists */
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  smtpuv_client *c[2];
+  shared_run x = {0, {0, 0}};
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(smtpuv_client_new(&loop, o, &c[i]), 0);
+    assert_int_equal(smtpuv_client_send(c[i], &env, &b, shared_cb, &x), 0);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  assert_int_equal(x.done, 2);
+  assert_int_equal(x.st[0], SMTPUV_SEND_SENT);
+  assert_int_equal(x.st[1], SMTPUV_SEND_SENT);
+
+  /* the file is gone: a new client of the same options does not read it */
+  assert_int_equal(unlink(copy), 0);
+  smtpuv_send_result *r = send1(o, &env, &b);
+  assert_int_equal(r->status, SMTPUV_SEND_SENT);
+  assert_non_null(r->tls);
+  smtpuv_send_result_free(r);
+
+  /* new trust anchors, a new context: the missing file is named */
+  smtpuv_options_set_ca(o, copy, NULL);
+  r = send1(o, &env, &b);
+  assert_int_equal(r->status, SMTPUV_SEND_FAILED);
+  assert_int_equal(r->error, SMTPUV_ETLS);
+  assert_int_equal(r->phase, SMTPUV_PHASE_TLS);
+  char want[500];
+  snprintf(want, sizeof want, "cannot load CA file %s", copy);
+  if (strstr(r->message, want) == NULL)
+    fail_msg("\"%s\" lacks \"%s\"", r->message, want);
+  smtpuv_send_result_free(r);
+  smtpuv_options_free(o);
+
+  for (int i = 0; i < 3; i++) { /* the three stored messages */
+    char *eml, *json;
+    next_stored(&eml, &n, &json);
+    assert_json_has(json, "\"tls\":true");
+    free(eml);
+    free(json);
+  }
+}
+
 /* Envelope from headers; Bcc not transmitted; SMTPUTF8 addresses. */
 static void test_send_message_headers(void **state) {
   (void)state;
@@ -653,6 +739,7 @@ int main(void) {
       cmocka_unit_test(test_big_body_bdat),
       cmocka_unit_test(test_send_message_headers),
       cmocka_unit_test(test_no_starttls),
+      cmocka_unit_test(test_shared_ssl_ctx),
   };
   return cmocka_run_group_tests(tests, start_aio, stop_aio);
 }

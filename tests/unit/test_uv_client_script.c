@@ -36,6 +36,8 @@ typedef struct fixture {
   int close_at; /* close the client in the callback of message # */
   int second_close; /* what a second close() returned */
   smtpuv_trace_cb trace;
+  int order[16]; /* message numbers in callback order */
+  int norder;
 } fixture;
 
 static void on_closed(smtpuv_client *c) {
@@ -48,6 +50,8 @@ static void on_sent(smtpuv_client *c, const smtpuv_send_result *r,
   fixture *f = smtpuv_client_get_data(c);
   size_t i = (size_t)data;
   f->out[i].calls++;
+  if (f->norder < 16)
+    f->order[f->norder++] = (int)i;
   smtpuv_send_result_free(f->out[i].r);
   smtpuv_send_result_dup(NULL, r, &f->out[i].r);
   f->done++;
@@ -803,6 +807,443 @@ static void test_async_oauth_token(void **state) {
   finish(&f);
 }
 
+/* ---- callback order -------------------------------------------------------- */
+
+static uv_timer_t late_timer;
+static ss_server *late_srv;
+
+static void send_late_reply(uv_timer_t *t) {
+  (void)t;
+  ss_send(late_srv, "250 2.0.0 Ok: late\r\n");
+  uv_close((uv_handle_t *)&late_timer, NULL);
+}
+
+/* The first end of data is answered 150 ms late. */
+static int late_first_dot(ss_server *s, const char *line, char *reply,
+                          size_t cap) {
+  (void)cap;
+  if (line == NULL && s->messages == 1) {
+    reply[0] = '\0'; /* silent for now */
+    late_srv = s;
+    uv_timer_init(s->loop, &late_timer);
+    uv_timer_start(&late_timer, send_late_reply, 150, 0);
+    return SS_REPLY;
+  }
+  return SS_DEFAULT;
+}
+
+/* #1 is refused locally (8-bit, no 8BITMIME) while #0 waits for the reply
+   to its "." on the wire: #1's callback still comes after #0's. */
+static void test_callbacks_in_queue_order(void **state) {
+  (void)state;
+  fixture f;
+  setup_fixture(&f, "PIPELINING\r\n");
+  f.srv.hook = late_first_dot;
+  make_client(&f);
+  send_msg(&f, 0, one, 1);
+  static const char eight[] = "Subject: x\r\n\r\ncaf\xc3\xa9\r\n";
+  smtpuv_envelope e = env1(one, 1);
+  smtpuv_body b;
+  smtpuv_body_init_buffer(&b, eight, sizeof eight - 1);
+  assert_int_equal(smtpuv_client_send(f.c, &e, &b, on_sent, (void *)1), 0);
+  run_until(&f, 2);
+  send_msg(&f, 2, one, 1); /* the connection goes on */
+  run_until(&f, 3);
+  assert_int_equal(f.order[0], 0);
+  assert_int_equal(f.order[1], 1);
+  assert_int_equal(f.order[2], 2);
+  assert_int_equal(f.out[0].r->status, SMTPUV_SEND_SENT);
+  assert_string_equal(f.out[0].r->message, "250 2.0.0 Ok: late");
+  assert_int_equal(f.out[1].r->status, SMTPUV_SEND_FAILED);
+  assert_int_equal(f.out[1].r->error, SMTPUV_E8BIT);
+  assert_int_equal(f.out[2].r->status, SMTPUV_SEND_SENT);
+  /* #1 really was refused while #0 was in flight */
+  assert_int_equal(ss_count(&f.srv, "C: MAIL"), 2);
+  finish(&f);
+}
+
+/* ---- replies before a protocol error ------------------------------------------ */
+
+static int junk_after_queued(ss_server *s, const char *line, char *reply,
+                             size_t cap) {
+  if (line == NULL && s->connections == 1) {
+    snprintf(reply, cap, "250 2.0.0 Ok: queued\r\nxyz junk\r\n");
+    return SS_REPLY;
+  }
+  return SS_DEFAULT;
+}
+
+static void test_reply_before_junk(void **state) {
+  (void)state;
+  fixture f;
+  setup_fixture(&f, "PIPELINING\r\n");
+  f.srv.hook = junk_after_queued;
+  make_client(&f);
+  send_msg(&f, 0, one, 1);
+  run_until(&f, 1);
+  /* the "250" that came with the junk counts */
+  assert_int_equal(f.out[0].r->status, SMTPUV_SEND_SENT);
+  assert_int_equal(f.out[0].r->error, 0);
+  assert_int_equal(f.out[0].r->reply_code, 250);
+  assert_string_equal(f.out[0].r->reply_text, "2.0.0 Ok: queued");
+  /* then the connection was dropped (no QUIT after a violation) */
+  for (int g = 0; ss_count(&f.srv, "#close") == 0 && g < 100000; g++)
+    uv_run(&f.loop, UV_RUN_ONCE);
+  assert_int_equal(ss_count(&f.srv, "#close"), 1);
+  assert_int_equal(ss_count(&f.srv, "C: QUIT"), 0);
+  /* the next message goes on a new connection */
+  send_msg(&f, 1, one, 1);
+  run_until(&f, 2);
+  assert_int_equal(f.out[1].r->status, SMTPUV_SEND_SENT);
+  assert_int_equal(f.srv.connections, 2);
+  finish(&f);
+}
+
+/* ---- SIZE= and BODY= ---------------------------------------------------------- */
+
+/* The value of SIZE= in the n-th MAIL command of the transcript, -1 when
+   absent. */
+static long size_param(const ss_server *s, int nth) {
+  const char *p = s->transcript;
+  for (int i = 0; p != NULL && i <= nth; i++) {
+    p = strstr(p, "C: MAIL");
+    if (p != NULL && i < nth)
+      p += 7;
+  }
+  if (p == NULL)
+    return -2;
+  const char *eol = strchr(p, '\n');
+  const char *sz = strstr(p, " SIZE=");
+  if (sz == NULL || (eol != NULL && sz > eol))
+    return -1;
+  return strtol(sz + 6, NULL, 10);
+}
+
+static void send_body(fixture *f, int i, const char *body, size_t len) {
+  smtpuv_envelope e = env1(one, 1);
+  smtpuv_body b;
+  smtpuv_body_init_buffer(&b, body, len);
+  assert_int_equal(smtpuv_client_send(f->c, &e, &b, on_sent, (void *)(size_t)i),
+                   0);
+}
+
+/* SIZE= counts the body as it goes out: bare LFs become CRLF, a missing
+   final line ending is added, stuffed dots do not count (RFC 1870); it
+   equals what the server received. */
+static void test_size_counts_crlf(void **state) {
+  (void)state;
+  static const char lf[] = "Subject: t\n\nhello\n.dot\n";  /* 23, 4 LF */
+  static const char noend[] = "Subject: t\n\nhello";         /* 17, 2 LF */
+  static const char crlf[] = "Subject: t\r\n\r\nx\r\n";      /* 17 */
+  for (int bdat = 0; bdat < 2; bdat++) {
+    fixture f;
+    setup_fixture(&f, bdat ? "PIPELINING\r\nCHUNKING\r\nSIZE 1000000\r\n"
+                           : "PIPELINING\r\nSIZE 1000000\r\n");
+    make_client(&f);
+    send_body(&f, 0, lf, sizeof lf - 1);
+    send_body(&f, 1, noend, sizeof noend - 1);
+    send_body(&f, 2, crlf, sizeof crlf - 1);
+    run_until(&f, 3);
+    for (int i = 0; i < 3; i++)
+      assert_int_equal(f.out[i].r->status, SMTPUV_SEND_SENT);
+    assert_int_equal(size_param(&f.srv, 0), 27);
+    assert_int_equal(size_param(&f.srv, 1), 21);
+    assert_int_equal(size_param(&f.srv, 2), 17);
+    const char *t = f.srv.transcript;
+    assert_non_null(strstr(t, "B: 27\n"));
+    assert_non_null(strstr(t, "B: 21\n"));
+    assert_non_null(strstr(t, "B: 17\n"));
+    assert_int_equal(ss_count(&f.srv, bdat ? "C: BDAT" : "C: DATA"), 3);
+    finish(&f);
+  }
+  /* no SIZE offered: no SIZE= */
+  fixture f;
+  setup_fixture(&f, "PIPELINING\r\n");
+  make_client(&f);
+  send_body(&f, 0, lf, sizeof lf - 1);
+  run_until(&f, 1);
+  assert_int_equal(size_param(&f.srv, 0), -1);
+  finish(&f);
+}
+
+/* BODY=BINARYMIME only when the server offers both CHUNKING and BINARYMIME
+   and chunking is on; otherwise a body with a NUL goes as it did. */
+static void test_binarymime_only_when_offered(void **state) {
+  (void)state;
+  static const char bin[] = "Subject: b\r\n\r\nbin\0ary\r\n";
+  static const struct {
+    const char *ehlo;
+    int chunking;
+    const char *mail;
+    const char *via;
+  } cases[] = {
+      {"PIPELINING\r\nCHUNKING\r\nBINARYMIME\r\n8BITMIME\r\nSIZE 999\r\n", 1,
+       "C: MAIL FROM:<a@example.com> SIZE=23 BODY=BINARYMIME\n",
+       "C: BDAT 23 LAST"},
+      {"PIPELINING\r\nCHUNKING\r\n8BITMIME\r\nSIZE 999\r\n", 1,
+       "C: MAIL FROM:<a@example.com> SIZE=23\n", "C: BDAT 23 LAST"},
+      {"PIPELINING\r\nCHUNKING\r\nBINARYMIME\r\n8BITMIME\r\nSIZE 999\r\n", 0,
+       "C: MAIL FROM:<a@example.com> SIZE=23\n", "C: DATA"},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    fixture f;
+    setup_fixture(&f, cases[k].ehlo);
+    smtpuv_options_set_chunking(f.o, cases[k].chunking);
+    make_client(&f);
+    send_body(&f, 0, bin, sizeof bin - 1);
+    run_until(&f, 1);
+    assert_int_equal(f.out[0].r->status, SMTPUV_SEND_SENT);
+    if (strstr(f.srv.transcript, cases[k].mail) == NULL)
+      fail_msg("case %zu: no \"%s\" in\n%s", k, cases[k].mail,
+               f.srv.transcript);
+    assert_non_null(strstr(f.srv.transcript, cases[k].via));
+    assert_int_equal(f.srv.blen, sizeof bin - 1);
+    assert_memory_equal(f.srv.body, bin, sizeof bin - 1);
+    finish(&f);
+  }
+}
+
+/* ---- large bodies: synchronous writes and the write queue ---------------------- */
+
+typedef struct big_stream {
+  const char *data;
+  size_t len, pos;
+} big_stream;
+
+static long big_read(void *user, void *buf, size_t cap) {
+  big_stream *s = user;
+  size_t n = s->len - s->pos;
+  if (n > cap)
+    n = cap;
+  memcpy(buf, s->data + s->pos, n);
+  s->pos += n;
+  return (long)n;
+}
+
+static void test_large_bodies(void **state) {
+  (void)state;
+  size_t len = 31457 * 100; /* whole CRLF-ended lines */
+  char *body = malloc(len);
+  assert_non_null(body);
+  for (size_t i = 0; i < len; i++)
+    body[i] = i % 100 == 98 ? '\r' : i % 100 == 99 ? '\n' : (char)('a' + i % 26);
+  for (int mode = 0; mode < 3; mode++) { /* DATA, BDAT, streamed DATA */
+    fixture f;
+    setup_fixture(&f, mode == 1 ? "PIPELINING\r\nCHUNKING\r\n"
+                                : "PIPELINING\r\n");
+    make_client(&f);
+    big_stream bs = {body, len, 0};
+    smtpuv_envelope e = env1(one, 1);
+    smtpuv_body b;
+    if (mode == 2)
+      smtpuv_body_init_stream(&b, big_read, NULL, &bs, len);
+    else
+      smtpuv_body_init_buffer(&b, body, len);
+    assert_int_equal(smtpuv_client_send(f.c, &e, &b, on_sent, (void *)0), 0);
+    send_msg(&f, 1, one, 1); /* pipelined behind it */
+    run_until(&f, 2);
+    assert_int_equal(f.out[0].r->status, SMTPUV_SEND_SENT);
+    assert_int_equal(f.out[1].r->status, SMTPUV_SEND_SENT);
+    if (strstr(f.srv.transcript, "B: 3145700\n") == NULL)
+      fail_msg("mode %d:\n%s", mode, f.srv.transcript);
+    assert_memory_equal(f.srv.body, msg, sizeof msg - 1); /* the last one */
+    assert_int_equal(f.srv.connections, 1);
+    finish(&f);
+  }
+  /* the first body, byte for byte */
+  fixture f;
+  setup_fixture(&f, "PIPELINING\r\n");
+  make_client(&f);
+  send_body(&f, 0, body, len);
+  run_until(&f, 1);
+  assert_int_equal(f.srv.blen, len);
+  assert_memory_equal(f.srv.body, body, len);
+  finish(&f);
+  free(body);
+}
+
+/* A server in its own thread reads as fast as it can (like a real one in
+   another process): the socket takes every write at once, so the client
+   must keep its body flowing without any write callback. */
+typedef struct thread_srv {
+  uv_loop_t loop;
+  ss_server srv;
+  uv_async_t stop;
+  uv_sem_t ready;
+} thread_srv;
+
+static void thread_srv_stop(uv_async_t *a) {
+  thread_srv *t = a->data;
+  ss_stop(&t->srv);
+  uv_close((uv_handle_t *)&t->stop, NULL);
+}
+
+static void thread_srv_run(void *arg) {
+  thread_srv *t = arg;
+  uv_loop_init(&t->loop);
+  uv_async_init(&t->loop, &t->stop, thread_srv_stop);
+  t->stop.data = t;
+  ss_start(&t->srv, &t->loop);
+  uv_sem_post(&t->ready);
+  uv_run(&t->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&t->loop);
+}
+
+static void test_stream_to_fast_reader(void **state) {
+  (void)state;
+  size_t len = 80000 * 100; /* 8 MB of CRLF-ended lines */
+  char *body = malloc(len);
+  assert_non_null(body);
+  for (size_t i = 0; i < len; i++)
+    body[i] = i % 100 == 98 ? '\r' : i % 100 == 99 ? '\n' : (char)('a' + i % 26);
+  thread_srv t;
+  memset(&t, 0, sizeof t);
+  t.srv.ehlo = "PIPELINING\r\n";
+  uv_sem_init(&t.ready, 0);
+  uv_thread_t th;
+  assert_int_equal(uv_thread_create(&th, thread_srv_run, &t), 0);
+  uv_sem_wait(&t.ready);
+  fixture f;
+  memset(&f, 0, sizeof f);
+  uv_loop_init(&f.loop);
+  assert_int_equal(smtpuv_options_new(NULL, &f.o), 0);
+  smtpuv_options_set_host(f.o, "127.0.0.1");
+  smtpuv_options_set_port(f.o, (unsigned)t.srv.port);
+  smtpuv_options_set_tls(f.o, SMTPUV_TLS_NONE);
+  smtpuv_options_set_ehlo_name(f.o, "client.test");
+  /* a stalled body fails fast instead of after 3 minutes */
+  smtpuv_options_set_timeout(f.o, SMTPUV_TIMEOUT_DATA, 3000);
+  smtpuv_options_set_timeout(f.o, SMTPUV_TIMEOUT_COMMAND, 3000);
+  make_client(&f);
+  big_stream bs = {body, len, 0};
+  smtpuv_envelope e = env1(one, 1);
+  smtpuv_body b;
+  smtpuv_body_init_stream(&b, big_read, NULL, &bs, len);
+  assert_int_equal(smtpuv_client_send(f.c, &e, &b, on_sent, (void *)0), 0);
+  smtpuv_body_init_buffer(&b, body, len);
+  assert_int_equal(smtpuv_client_send(f.c, &e, &b, on_sent, (void *)1), 0);
+  run_until(&f, 2);
+  for (int i = 0; i < 2; i++)
+    if (f.out[i].r->status != SMTPUV_SEND_SENT)
+      fail_msg("message %d: %s", i, f.out[i].r->message);
+  smtpuv_client_close(f.c, on_closed);
+  wait_closed(&f);
+  uv_run(&f.loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&f.loop), 0);
+  uv_async_send(&t.stop);
+  uv_thread_join(&th);
+  uv_sem_destroy(&t.ready);
+  assert_int_equal(ss_count(&t.srv, "B: 8000000\n"), 2);
+  assert_int_equal(t.srv.blen, len);
+  assert_memory_equal(t.srv.body, body, len);
+  for (int i = 0; i < 2; i++)
+    smtpuv_send_result_free(f.out[i].r);
+  smtpuv_options_free(f.o);
+  ss_free(&t.srv);
+  free(body);
+}
+
+/* ---- results -------------------------------------------------------------------- */
+
+static int long_final_reply(ss_server *s, const char *line, char *reply,
+                            size_t cap) {
+  (void)s;
+  if (line == NULL) {
+    char a[201], b[201];
+    memset(a, 'a', 200);
+    a[200] = '\0';
+    memset(b, 'b', 200);
+    b[200] = '\0';
+    snprintf(reply, cap, "250-2.0.0 %s\r\n250-%s\r\n250 2.0.0 end\r\n", a, b);
+    return SS_REPLY;
+  }
+  if (line != NULL && strstr(line, "RCPT TO:<r7@") != NULL) {
+    snprintf(reply, cap, "550 5.1.1 no r7 here\r\n");
+    return SS_REPLY;
+  }
+  return SS_DEFAULT;
+}
+
+/* Twelve recipients (more than fit the stack array of a callback) and a
+   long three-line final reply (more than fits the record's own arena),
+   twice. */
+static void test_many_recipients_long_reply(void **state) {
+  (void)state;
+  fixture f;
+  setup_fixture(&f, "PIPELINING\r\nENHANCEDSTATUSCODES\r\n");
+  f.srv.hook = long_final_reply;
+  make_client(&f);
+  char addr[12][32];
+  const char *to[12];
+  for (int i = 0; i < 12; i++) {
+    snprintf(addr[i], sizeof addr[i], "r%d@example.com", i);
+    to[i] = addr[i];
+  }
+  send_msg(&f, 0, to, 12);
+  send_msg(&f, 1, to + 2, 10);
+  run_until(&f, 2);
+  char want[700];
+  char a[201], b[201];
+  memset(a, 'a', 200);
+  a[200] = '\0';
+  memset(b, 'b', 200);
+  b[200] = '\0';
+  snprintf(want, sizeof want, "2.0.0 %s\n%s\n2.0.0 end", a, b);
+  for (int m = 0; m < 2; m++) {
+    const smtpuv_send_result *r = f.out[m].r;
+    size_t n = m == 0 ? 12 : 10;
+    assert_int_equal(r->status, SMTPUV_SEND_SENT);
+    assert_int_equal(r->error, SMTPUV_ENORCPT);
+    assert_int_equal(r->nrecipients, n);
+    assert_int_equal(r->naccepted, n - 1);
+    for (size_t i = 0; i < n; i++) {
+      int k = (int)i + (m == 0 ? 0 : 2);
+      assert_string_equal(r->recipients[i].address, addr[k]);
+      assert_int_equal(r->recipients[i].accepted, k != 7);
+      assert_string_equal(r->recipients[i].text,
+                          k == 7 ? "5.1.1 no r7 here" : "2.0.0 Ok");
+    }
+    assert_string_equal(r->reply_text, want);
+    assert_int_equal(strncmp(r->message, "250 2.0.0 aaaa", 14), 0);
+    assert_int_equal(strlen(r->message), 4 + 206);
+  }
+  finish(&f);
+}
+
+/* ---- TLS setup errors name their reason ------------------------------------------ */
+
+static void test_tls_setup_errors(void **state) {
+  (void)state;
+  for (int k = 0; k < 2; k++) {
+    fixture f;
+    setup_fixture(&f, "");
+    smtpuv_options_set_tls(f.o, SMTPUV_TLS_IMPLICIT);
+    if (k == 0) {
+      assert_int_equal(
+          smtpuv_options_set_ca(f.o, "/nonexistent/smtpuv-test/ca.pem", NULL),
+          0);
+    } else {
+      char name[255];
+      memset(name, 'a', 254);
+      name[254] = '\0';
+      assert_int_equal(smtpuv_options_set_tls_server_name(f.o, name), 0);
+    }
+    make_client(&f);
+    send_msg(&f, 0, one, 1);
+    run_until(&f, 1);
+    const smtpuv_send_result *r = f.out[0].r;
+    assert_int_equal(r->status, SMTPUV_SEND_FAILED);
+    assert_int_equal(r->phase, SMTPUV_PHASE_TLS);
+    const char *want = k == 0 ? "TLS setup: cannot load CA file "
+                                "/nonexistent/smtpuv-test/ca.pem"
+                              : "TLS setup: host name too long";
+    if (strncmp(r->message, want, strlen(want)) != 0)
+      fail_msg("message \"%s\" does not start with \"%s\"", r->message, want);
+    assert_int_equal(r->error, k == 0 ? SMTPUV_ETLS : SMTPUV_EINVAL);
+    finish(&f);
+  }
+}
+
 /* ---- failing allocations ------------------------------------------------------ */
 
 static void test_failmalloc(void **state) {
@@ -869,6 +1310,14 @@ int main(void) {
       cmocka_unit_test(test_stream_error),
       cmocka_unit_test(test_trace_redacts_auth),
       cmocka_unit_test(test_async_oauth_token),
+      cmocka_unit_test(test_callbacks_in_queue_order),
+      cmocka_unit_test(test_reply_before_junk),
+      cmocka_unit_test(test_size_counts_crlf),
+      cmocka_unit_test(test_binarymime_only_when_offered),
+      cmocka_unit_test(test_large_bodies),
+      cmocka_unit_test(test_stream_to_fast_reader),
+      cmocka_unit_test(test_many_recipients_long_reply),
+      cmocka_unit_test(test_tls_setup_errors),
       cmocka_unit_test(test_failmalloc),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,10 @@
 /* Header-only (include it once per test program). A tiny scripted SMTP server on 127.0.0.1 running on the test's own libuv
  * loop, for the client's unit tests. Default behaviour: greeting, EHLO with
  * the configured extensions, 250 to MAIL/RCPT/RSET/NOOP, 354 to DATA, 250
- * to the end of data, 221 to QUIT; a hook can change any reply, stay
- * silent or close. Everything received is kept in a transcript. */
+ * to the end of data, 221 to QUIT; "BDAT n [LAST]" takes n bytes of body
+ * and answers 250 (the LAST chunk counts as the end of data); a hook can
+ * change any reply, stay silent or close. Everything received is kept in a
+ * transcript. */
 #ifndef SMTPUV_UV_SCRIPT_SERVER_H
 #define SMTPUV_UV_SCRIPT_SERVER_H
 
@@ -44,10 +46,13 @@ struct ss_server {
   int connections;      /* accepted so far */
   int messages;         /* bodies received */
   int in_data;
+  size_t bdat_left;     /* body bytes of the current BDAT chunk still due */
+  int bdat_last;        /* it is the LAST chunk */
+  int in_bdat;          /* a BDAT transaction has started (body kept) */
   char line[4096];
   size_t linelen;
   /* transcript: "C: <line>\n" per command, "#open\n", "#close\n",
-     "B: <n>\n" per body */
+     "B: <n>\n" per body (after "." or the LAST chunk) */
   char *transcript;
   size_t tlen, tcap;
   /* the last body as received (dot-unstuffed, CRLF kept) */
@@ -120,6 +125,8 @@ SS_STATIC void ss_close_conn(ss_server *s) {
   uv_close((uv_handle_t *)s->conn, ss__on_conn_closed);
   s->conn = NULL;
   s->in_data = 0;
+  s->bdat_left = 0;
+  s->in_bdat = 0;
   s->linelen = 0;
 }
 
@@ -181,6 +188,20 @@ SS_STATIC void ss__handle_line(ss_server *s, const char *line) {
     s->in_data = 1;
 }
 
+/* A BDAT chunk is in: its reply ("." semantics for the LAST one). */
+SS_STATIC void ss__bdat_done(ss_server *s) {
+  if (!s->bdat_last) {
+    ss_send(s, "250 2.0.0 chunk ok\r\n");
+    return;
+  }
+  s->in_bdat = 0;
+  s->messages++;
+  char m[64];
+  snprintf(m, sizeof m, "B: %zu\n", s->blen);
+  ss__tr(s, m);
+  ss__handle_line(s, NULL);
+}
+
 SS_STATIC void ss__on_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b) {
   (void)h;
   b->base = malloc(sz);
@@ -196,6 +217,17 @@ SS_STATIC void ss__on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
     return;
   }
   for (ssize_t i = 0; i < n && (uv_tcp_t *)st == s->conn; i++) {
+    if (s->bdat_left > 0) {
+      /* chunk bytes: kept as they are */
+      size_t take = (size_t)(n - i) < s->bdat_left ? (size_t)(n - i)
+                                                   : s->bdat_left;
+      ss__append(&s->body, &s->blen, &s->bcap, b->base + i, take);
+      s->bdat_left -= take;
+      i += (ssize_t)take - 1;
+      if (s->bdat_left == 0)
+        ss__bdat_done(s);
+      continue;
+    }
     char c = b->base[i];
     if (s->linelen < sizeof s->line - 1)
       s->line[s->linelen++] = c;
@@ -227,6 +259,18 @@ SS_STATIC void ss__on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
     ss__tr(s, "\n");
     if (!strncmp(s->line, "DATA", 4))
       s->blen = 0;
+    if (!strncmp(s->line, "BDAT ", 5)) {
+      if (!s->in_bdat)
+        s->blen = 0;
+      s->in_bdat = 1;
+      s->bdat_left = strtoul(s->line + 5, NULL, 10);
+      s->bdat_last = strstr(s->line, " LAST") != NULL;
+      if (s->bdat_left == 0)
+        ss__bdat_done(s);
+      continue;
+    }
+    if (!strncmp(s->line, "RSET", 4))
+      s->in_bdat = 0;
     ss__handle_line(s, s->line);
   }
   free(b->base);
