@@ -20,7 +20,13 @@
 # The ratio of a pair is smtpuv-bench's rate over smtp-source's rate, and
 # the median of the ratios is printed with the issue's target.
 #
-# Environment: PAIRS=N, SMTPUV_BENCH=path (default: build dir guess),
+# smtpuv-bench: --bench PATH (or SMTPUV_BENCH=PATH), else built from this
+# tree into build-bench/ (RelWithDebInfo, configured and rebuilt by each run;
+# the build log is build-bench/compare-build.log).
+# Printed with the results: the exact command line, the machine (CPUs,
+# kernel, load average at start) and the commit smtpuv-bench was built from.
+#
+# Environment: PAIRS=N, SMTPUV_BENCH=path (as --bench),
 # PIN=none|same|split (taskset: sink and client on one CPU, or on two;
 # on a small VM a cross-CPU wakeup per round trip dominates, and the
 # scheduler's unpinned placement makes runs bimodal),
@@ -31,7 +37,12 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/sink_lib.sh
 . "$HERE/sink_lib.sh"
+REPO=$(cd "$HERE/.." && pwd)
+CMDLINE=$(printf '%q ' "$0" "$@")
+CMDLINE=${CMDLINE% }
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 
 QUICK=0
 WORKLOADS=()
@@ -42,19 +53,30 @@ while (($#)); do
     --bench) BENCH=$2; shift ;;
     --bench=*) BENCH=${1#--bench=} ;;
     W1|W2|W3|W4) WORKLOADS+=("$1") ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -uo/{/^set -uo/!p}' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
 ((${#WORKLOADS[@]})) || WORKLOADS=(W1 W2 W3 W4)
 
+BENCH_FROM="given: --bench or SMTPUV_BENCH"
 if [[ -z $BENCH ]]; then
-  for c in "$HERE/../build/bench/smtpuv-bench" /tmp/build-*/bench/smtpuv-bench; do
-    [[ -x $c ]] && { BENCH=$c; break; }
-  done
+  # our own build of this tree: never someone else's build directory
+  BUILD_DIR=$REPO/build-bench
+  BENCH=$BUILD_DIR/bench/smtpuv-bench
+  BENCH_FROM="built in $BUILD_DIR (RelWithDebInfo)"
+  mkdir -p "$BUILD_DIR"
+  if ! { cmake -S "$REPO" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+           -DSMTPUV_BUILD_TESTS=OFF -DSMTPUV_BUILD_EXAMPLES=OFF -DSMTPUV_BUILD_BENCH=ON &&
+         cmake --build "$BUILD_DIR" --target smtpuv-bench -j2; } \
+       >"$BUILD_DIR/compare-build.log" 2>&1; then
+    echo "compare.sh: building smtpuv-bench failed; last lines of $BUILD_DIR/compare-build.log:" >&2
+    tail -n 30 "$BUILD_DIR/compare-build.log" >&2
+    exit 2
+  fi
 fi
-[[ -n $BENCH && -x $BENCH ]] || { echo "compare.sh: smtpuv-bench not found (--bench PATH)" >&2; exit 2; }
+[[ -n $BENCH && -x $BENCH ]] || { echo "compare.sh: smtpuv-bench not found: $BENCH (--bench PATH)" >&2; exit 2; }
 SOURCE=${SMTP_SOURCE:-$(command -v smtp-source 2>/dev/null || echo /usr/sbin/smtp-source)}
 [[ -x $SOURCE ]] || { echo "compare.sh: smtp-source not found (apt-get install postfix)" >&2; exit 2; }
 [[ -x $SINK_BIN ]] || { echo "compare.sh: smtp-sink not found (apt-get install postfix)" >&2; exit 2; }
@@ -108,6 +130,16 @@ use_sink() {
 }
 echo "smtpuv-bench: $BENCH; smtp-source: $SOURCE"
 echo "machine: $(nproc) CPUs, $(uname -r); pairs: $PAIRS$( ((QUICK)) && echo ' (quick)'); PIN=${PIN:-none}"
+REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')
+if [[ $REV != '?' && -n $(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+  REV="$REV+local changes"
+fi
+RUNINFO=(
+  "command: $CMDLINE"
+  "machine: $(nproc) CPUs, $(uname -r), load average at start $LOAD_START"
+  "smtpuv-bench: $BENCH ($BENCH_FROM; tree $REV)"
+)
+printf '%s\n' "${RUNINFO[@]}"
 
 FAILED=0
 
@@ -222,6 +254,8 @@ EOF
 done
 
 echo
+printf '%s\n' "${RUNINFO[@]}"
+echo "load average at end $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
 echo "== summary"
 printf '%s\n' "${SUMMARY[@]}"
 if [[ -s $TMP/W1-1conn.results || -s $TMP/W2-8conn.results ]]; then

@@ -6,13 +6,18 @@
 # Stages, in order (logs in build/logs/<stage>.log; a failing stage prints its tail):
 #   deps      scripts/install-deps.sh (apt only when something is missing)
 #   build     gcc RelWithDebInfo build in build/
-#   ctest     ctest in build/: unit + integration tests (real servers on loopback)
+#   ctest     ctest in build/: unit + integration tests (real servers on loopback);
+#             a skipped test (exit 77) counts as skipped, not passed
 #   servers   tests/servers/selftest.sh: every test server against independent clients
 #   demo      scripts/demo.sh (README command 1)
-#   install   cmake --install into a temporary prefix, then a consumer program built
-#             with pkg-config and another with find_package(smtpuv)
+#   install   cmake --install of build/ (static) and of build-shared/ (BUILD_SHARED_LIBS=ON)
+#             into temporary prefixes; each: bin/smtpuv-send --version, consumer
+#             programs built with pkg-config and with find_package(smtpuv); shared:
+#             only smtpuv_ symbols exported, consumers load the installed .so
 #   asan      clang + ASan/UBSan build in build-asan/, ctest
-#   valgrind  every unit test of build/ under valgrind --leak-check=full
+#   valgrind  every unit test of build/ and the client integration programs
+#             test_client_faults, test_client_aiosmtpd under valgrind --leak-check=full
+#             (SMTPUV_TEST_TIME_SCALE=10), $SMTPUV_JOBS at a time
 #   fuzz      clang libFuzzer build in build-fuzz/, each fuzz_* for a bounded time on
 #             a copy of its seed corpus tests/fuzz/<name>/
 #   bench     bench_core once (information only, never fails the run)
@@ -21,9 +26,11 @@
 #   SMTPUV_STAGES="build ctest ..."  run only these stages (default: all, in the order above)
 #   SMTPUV_FUZZ_SECONDS=30           time per fuzz target
 #   SMTPUV_SKIP_VALGRIND=1           skip the valgrind stage
-#   SMTPUV_JOBS=2                    build and ctest parallelism
+#   SMTPUV_JOBS=2                    build, ctest and valgrind parallelism
+#   CI=true                          a skipped integration test fails the run
+#                                    (CI installs every server it needs)
 #
-# Ends with a summary table and the line "N passed, N failed": a stage counts once,
+# Ends with a summary table and the line "N passed, N failed[, N skipped]": a stage counts once,
 # except ctest stages (their test totals), valgrind (one per test) and fuzz (one per
 # target). Exit status 1 when anything failed.
 set -euo pipefail
@@ -45,7 +52,7 @@ SUMMARY=()
 BROKEN=()   # stages whose failure makes later stages pointless
 
 # Counts reported by a stage through files in $TMP (a stage runs in a subshell).
-count() { echo "$1 $2" > "$TMP/count.$CURRENT"; }   # count PASSED FAILED
+count() { echo "$1 $2 ${3:-0}" > "$TMP/count.$CURRENT"; }   # count PASSED FAILED [SKIPPED]
 note() { echo "$*" >> "$TMP/note.$CURRENT"; }
 
 want() { [[ " $STAGES " == *" $1 "* ]]; }
@@ -70,10 +77,11 @@ stage() {
   # that is part of an || list).
   ( set -euo pipefail; "$fn" ) < /dev/null > "$LOGS/$name.log" 2>&1 &
   wait $! || rc=$?
-  local dt=$((SECONDS - t0)) p=0 f=0 detail=""
+  local dt=$((SECONDS - t0)) p=0 f=0 s=0 detail=""
   if [[ -f $TMP/count.$name ]]; then
-    read -r p f < "$TMP/count.$name"
-    [[ $((p + f)) -gt 0 ]] && detail="$p passed, $f failed"
+    read -r p f s < "$TMP/count.$name"
+    [[ $((p + f + s)) -gt 0 ]] && detail="$p passed, $f failed"
+    [[ $s -gt 0 ]] && detail+=", $s skipped"
   elif [[ $rc -eq 0 ]]; then
     p=1
   else
@@ -82,7 +90,7 @@ stage() {
   # a stage that failed without counting a failure still counts one
   if [[ $rc -ne 0 && $f -eq 0 ]]; then f=1; fi
   [[ -f $TMP/note.$name ]] && detail="${detail:+$detail; }$(paste -sd';' "$TMP/note.$name")"
-  PASSED=$((PASSED + p)) FAILED=$((FAILED + f))
+  PASSED=$((PASSED + p)) FAILED=$((FAILED + f)) SKIPPED=$((SKIPPED + s))
   if [[ $rc -eq 0 ]]; then
     SUMMARY+=("$(printf '%-9s %-7s %4ss  %s' "$name" ok "$dt" "$detail")")
     echo "   ok (${dt}s) $detail"
@@ -94,21 +102,57 @@ stage() {
   fi
 }
 
-# ctest_counts LOG: record "passed failed" from ctest's closing line
+is_ci() { [[ ${CI:-} == [Tt]rue || ${CI:-} == 1 ]]; }
+
+# ctest_counts LOG: record "passed failed skipped" from ctest's closing line and
+# its list of tests that did not run. ctest counts a skipped test (exit
+# SKIP_RETURN_CODE, e.g. 77) as passed; here it is not.
 ctest_counts() {
-  local line total failed
+  local line total failed skipped
   line=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$1" | tail -1 || true)
   if [[ -z $line ]]; then count 0 1; return; fi
   failed=$(sed -E 's/.* ([0-9]+) tests? failed.*/\1/' <<<"$line")
   total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line")
-  count $((total - failed)) "$failed"
+  skipped_tests "$1" > "$TMP/skipped.$CURRENT"
+  skipped=$(grep -c . "$TMP/skipped.$CURRENT" || true)
+  count $((total - failed - skipped)) "$failed" "$skipped"
+  if [[ $skipped -gt 0 ]]; then
+    note "skipped: $(paste -sd' ' "$TMP/skipped.$CURRENT")"
+  fi
+}
+
+# skipped_tests LOG: names of the tests ctest reports as "(Skipped)"/"(Disabled)"
+skipped_tests() {
+  sed -n '/^The following tests did not run:/,/^[^[:space:]]/p' "$1" |
+    sed -nE 's/^[[:space:]]+[0-9]+ - (.+) \((Skipped|Disabled)\)$/\1/p'
 }
 
 run_ctest() { # run_ctest BUILD_DIR
-  local rc=0
+  local rc=0 t
   ctest --test-dir "$1" --output-on-failure -j"$JOBS" --timeout 900 2>&1 | tee "$TMP/ctest.out" || rc=$?
   ctest_counts "$TMP/ctest.out"
   if grep -q 'No tests were found' "$TMP/ctest.out"; then echo "no tests found"; return 1; fi
+  if [[ -s $TMP/skipped.$CURRENT ]]; then
+    echo "SKIPPED: $(paste -sd' ' "$TMP/skipped.$CURRENT")"
+    # In CI the servers are installed: a skipped integration test means
+    # something is broken, so it fails the run.
+    if is_ci; then
+      ctest --test-dir "$1" -N -L integration | sed -nE 's/^ *Test +#[0-9]+: (.+)$/\1/p' > "$TMP/integration.list"
+      local n=0 p f s
+      while read -r t; do
+        if grep -qxF "$t" "$TMP/integration.list"; then
+          echo "CI=true: integration test $t was skipped: counted as failed"
+          note "CI: skipped integration test $t fails the run"
+          n=$((n + 1))
+        fi
+      done < "$TMP/skipped.$CURRENT"
+      if [[ $n -gt 0 ]]; then
+        read -r p f s < "$TMP/count.$CURRENT"
+        count "$p" $((f + n)) $((s - n))
+        rc=1
+      fi
+    fi
+  fi
   return "$rc"
 }
 
@@ -127,12 +171,35 @@ s_servers() { "$ROOT/tests/servers/selftest.sh"; }
 
 s_demo() { "$ROOT/scripts/demo.sh"; }
 
-s_install() {
-  local prefix=$TMP/prefix has_client=0
-  cmake --install "$ROOT/build" --prefix "$prefix"
-  [[ -f $prefix/lib/libsmtpuv.a || -f $prefix/lib/libsmtpuv.so ]] && has_client=1
-  mkdir -p "$TMP/consumer"
-  cat > "$TMP/consumer/core.c" <<'EOF'
+# install_check BUILD_DIR PREFIX static|shared: cmake --install, then
+# bin/smtpuv-send --version and consumer programs built with pkg-config and
+# with find_package(smtpuv), run without LD_LIBRARY_PATH.
+install_check() {
+  local build=$1 prefix=$2 kind=$3 has_client=0 c=$TMP/consumer-$3 lib=a
+  [[ $kind == shared ]] && lib=so
+  cmake --install "$build" --prefix "$prefix"
+  echo "--- $kind install in $prefix:"
+  (cd "$prefix" && find . -path ./include -prune -o \( -type f -o -type l \) -print | sort)
+  [[ -f $prefix/lib/libsmtpuv_core.$lib ]] || { echo "libsmtpuv_core.$lib not installed"; return 1; }
+  [[ -f $prefix/lib/libsmtpuv.$lib ]] && has_client=1
+  if [[ $kind == shared ]]; then
+    # Exported: the smtpuv_ API only (smtpuv__ internals stay hidden), and
+    # each library stands alone: no undefined smtpuv symbol.
+    local so bad
+    for so in "$prefix"/lib/libsmtpuv*.so; do
+      bad=$(nm -D --defined-only "$so" | awk '{print $3}' | grep -v -E '^smtpuv_[a-z0-9]' || true)
+      [[ -z $bad ]] || { echo "$so exports non-API symbols:"; echo "$bad"; return 1; }
+      bad=$(nm -D --undefined-only "$so" | grep -i smtpuv || true)
+      [[ -z $bad ]] || { echo "$so leaves smtpuv symbols undefined:"; echo "$bad"; return 1; }
+      echo "$(basename "$so"): $(nm -D --defined-only "$so" | wc -l) symbols exported, all smtpuv_*"
+    done
+  fi
+  if [[ $has_client == 1 ]]; then
+    [[ -x $prefix/bin/smtpuv-send ]] || { echo "bin/smtpuv-send not installed"; return 1; }
+    "$prefix/bin/smtpuv-send" --version
+  fi
+  mkdir -p "$c"
+  cat > "$c/core.c" <<'EOF'
 #include <smtpuv.h>
 #include <stdio.h>
 int main(void) {
@@ -147,7 +214,7 @@ int main(void) {
   return 0;
 }
 EOF
-  cat > "$TMP/consumer/client.c" <<'EOF'
+  cat > "$c/client.c" <<'EOF'
 #include <smtpuv.h>
 #include <smtpuv/client.h>
 #include <stdio.h>
@@ -160,21 +227,31 @@ int main(void) {
   return 0;
 }
 EOF
+  # run_consumer PROGRAM: runs it; a shared one must load the installed library
+  run_consumer() {
+    "$1"
+    [[ $kind == shared ]] || return 0
+    local l
+    l=$(ldd "$1" | grep -o "$prefix/lib/libsmtpuv[_a-z]*\.so[.0-9]*" | sort -u | tr '\n' ' ')
+    echo "  $(basename "$1") loads: ${l:-nothing from $prefix}"
+    [[ -n $l ]]
+  }
+  local rpath=()
+  [[ $kind == shared ]] && rpath=("-Wl,-rpath,$prefix/lib")
   # 1. pkg-config
-  export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
-  echo "pkg-config --cflags --libs smtpuv: $(pkg-config --cflags --libs smtpuv)"
+  echo "pkg-config --cflags --libs smtpuv: $(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --cflags --libs smtpuv)"
   # shellcheck disable=SC2046
-  cc -Wall -Wextra -Werror -o "$TMP/consumer/core-pc" "$TMP/consumer/core.c" \
-    $(pkg-config --cflags --libs smtpuv-core)
-  "$TMP/consumer/core-pc"
+  cc -Wall -Wextra -Werror -o "$c/core-pc" "$c/core.c" \
+    $(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --cflags --libs smtpuv-core) "${rpath[@]}"
+  run_consumer "$c/core-pc"
   if [[ $has_client == 1 ]]; then
     # shellcheck disable=SC2046
-    cc -Wall -Wextra -Werror -o "$TMP/consumer/client-pc" "$TMP/consumer/client.c" \
-      $(pkg-config --cflags --libs smtpuv)
-    "$TMP/consumer/client-pc"
+    cc -Wall -Wextra -Werror -o "$c/client-pc" "$c/client.c" \
+      $(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --cflags --libs smtpuv) "${rpath[@]}"
+    run_consumer "$c/client-pc"
   fi
   # 2. CMake find_package
-  cat > "$TMP/consumer/CMakeLists.txt" <<EOF
+  cat > "$c/CMakeLists.txt" <<'EOF'
 cmake_minimum_required(VERSION 3.16)
 project(consumer C)
 find_package(smtpuv REQUIRED)
@@ -185,16 +262,25 @@ if(TARGET smtpuv::smtpuv)
   target_link_libraries(client smtpuv::smtpuv)
 endif()
 EOF
-  cmake -S "$TMP/consumer" -B "$TMP/consumer/build" -DCMAKE_PREFIX_PATH="$prefix"
-  cmake --build "$TMP/consumer/build"
-  "$TMP/consumer/build/core"
+  cmake -S "$c" -B "$c/build" -DCMAKE_PREFIX_PATH="$prefix"
+  cmake --build "$c/build"
+  run_consumer "$c/build/core"
   if [[ $has_client == 1 ]]; then
-    [[ -x $TMP/consumer/build/client ]] || { echo "smtpuv::smtpuv missing from the CMake package"; return 1; }
-    "$TMP/consumer/build/client"
-    note "core + client via pkg-config and find_package"
+    [[ -x $c/build/client ]] || { echo "smtpuv::smtpuv missing from the CMake package"; return 1; }
+    run_consumer "$c/build/client"
+    note "$kind: core + client via pkg-config and find_package, smtpuv-send"
   else
-    note "core only (no client library installed)"
+    note "$kind: core only (no client library installed)"
   fi
+}
+
+s_install() {
+  install_check "$ROOT/build" "$TMP/prefix" static
+  # The same sources as shared libraries, in build-shared/ (no tests, no bench).
+  cmake -S "$ROOT" -B "$ROOT/build-shared" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DBUILD_SHARED_LIBS=ON -DSMTPUV_BUILD_TESTS=OFF -DSMTPUV_BUILD_BENCH=OFF
+  cmake --build "$ROOT/build-shared" -j"$JOBS"
+  install_check "$ROOT/build-shared" "$TMP/prefix-shared" shared
 }
 
 s_asan() {
@@ -206,25 +292,45 @@ s_asan() {
     run_ctest "$ROOT/build-asan"
 }
 
+# Under valgrind: every unit test of build/ (label "unit"), and these
+# integration programs of the client (real servers on loopback). All with
+# SMTPUV_TEST_TIME_SCALE=10, which stretches the time bounds the tests check.
+VALGRIND_INTEGRATION="test_client_faults test_client_aiosmtpd"
+
 s_valgrind() {
-  # The unit tests of build/ (label "unit"), each run as ctest would run it.
-  ctest --test-dir "$ROOT/build" -L unit --show-only=json-v1 > "$TMP/tests.json"
-  /usr/bin/python3 - "$TMP/tests.json" > "$TMP/vg.list" <<'EOF'
+  # each program as ctest would run it (command, environment, directory)
+  ctest --test-dir "$ROOT/build" -L unit --show-only=json-v1 > "$TMP/unit.json"
+  ctest --test-dir "$ROOT/build" -R "^(${VALGRIND_INTEGRATION// /|})\$" \
+    --show-only=json-v1 > "$TMP/integration.json"
+  /usr/bin/python3 - "$TMP/unit.json" "$TMP/integration.json" "$VALGRIND_INTEGRATION" \
+    > "$TMP/vg.list" <<'EOF'
 import json, sys
-for t in json.load(open(sys.argv[1]))["tests"]:
-    env = []
-    wd = ""
+unit = json.load(open(sys.argv[1]))["tests"]
+integ = {t["name"]: t for t in json.load(open(sys.argv[2]))["tests"]}
+def line(t, kinds):
+    env, wd = [], ""
     for p in t.get("properties", []):
         if p["name"] == "ENVIRONMENT":
             env = p["value"]
         if p["name"] == "WORKING_DIRECTORY":
             wd = p["value"]
-    print("\t".join([t["name"], wd, " ".join(env), "\x1f".join(t["command"])]))
+    # fields separated by \x1e: empty ones survive `read` (a tab would not)
+    return "\x1e".join([t["name"], wd, " ".join(env), kinds, "\x1f".join(t["command"])])
+# the slow integration programs first (they set the stage's length), then the
+# client's unit tests, then the others
+for name in sys.argv[3].split():
+    if name not in integ:
+        sys.exit("valgrind: integration test %s not found" % name)
+    # definite leaks only: libuv and OpenSSL keep some reachable state at exit
+    print(line(integ[name], "definite"))
+unit.sort(key=lambda t: not t["name"].startswith("test_uv_client"))
+for t in unit:
+    print(line(t, "definite,possible"))
 EOF
-  # $JOBS tests at a time, each with its own log and exit status.
-  local name wd env cmd p=0 f=0 running=0
+  # $JOBS programs at a time, each with its own log and exit status.
+  local name wd env kinds cmd p=0 f=0 running=0
   local -a names=()
-  while IFS=$'\t' read -r name wd env cmd; do
+  while IFS=$'\x1e' read -r name wd env kinds cmd; do
     names+=("$name")
     (
       IFS=$'\x1f' read -r -a argv <<<"$cmd"
@@ -232,7 +338,8 @@ EOF
       cd "${wd:-$ROOT/build}"
       rc=0
       # shellcheck disable=SC2086
-      env $env timeout 900 valgrind -q --leak-check=full --error-exitcode=1 "${argv[@]}" \
+      env $env SMTPUV_TEST_TIME_SCALE=10 timeout 600 valgrind -q --leak-check=full \
+        --errors-for-leak-kinds="$kinds" --error-exitcode=1 "${argv[@]}" \
         > "$TMP/vg.$name.out" 2>&1 || rc=$?
       echo "$rc $((SECONDS - t0))" > "$TMP/vg.$name.rc"
     ) &
@@ -250,7 +357,7 @@ EOF
     fi
   done
   count "$p" "$f"
-  [[ $((p + f)) -gt 0 ]] || { echo "no unit tests found"; return 1; }
+  [[ $((p + f)) -gt 0 ]] || { echo "no tests found"; return 1; }
   [[ $f -eq 0 ]]
 }
 

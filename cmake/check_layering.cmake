@@ -1,0 +1,40 @@
+# ctest `layering`: fails when a file of src/protocol includes uv.h or an
+# OpenSSL header, or a file of src/auth includes uv.h or openssl/ssl.h
+# (DESIGN.md, layering). A textual scan, so it also sees includes under
+# #if branches that the build does not take.
+#
+#   cmake -DSRC=<repo>/src -P cmake/check_layering.cmake
+if(NOT SRC OR NOT IS_DIRECTORY "${SRC}/protocol")
+  message(FATAL_ERROR "check_layering: pass -DSRC=<repository>/src")
+endif()
+
+set(violations "")
+set(nfiles 0)
+# forbidden included names, per layer
+set(forbidden_protocol "^(uv\\.h|uv/.*|openssl/.*)$")
+set(forbidden_auth "^(uv\\.h|uv/.*|openssl/ssl\\.h)$")
+foreach(layer protocol auth)
+  set(forbidden "${forbidden_${layer}}")
+  file(GLOB_RECURSE files "${SRC}/${layer}/*.c" "${SRC}/${layer}/*.h")
+  foreach(f ${files})
+    math(EXPR nfiles "${nfiles} + 1")
+    file(STRINGS "${f}" lines REGEX "^[ \t]*#[ \t]*include")
+    foreach(line ${lines})
+      if(line MATCHES "#[ \t]*include[ \t]*[<\"]([^>\"]+)[>\"]")
+        set(name "${CMAKE_MATCH_1}")
+        if(name MATCHES "${forbidden}")
+          file(RELATIVE_PATH rel "${SRC}/.." "${f}")
+          string(APPEND violations "  ${rel}: #include ${name}\n")
+        endif()
+      endif()
+    endforeach()
+  endforeach()
+endforeach()
+
+if(nfiles EQUAL 0)
+  message(FATAL_ERROR "check_layering: no sources under ${SRC}")
+endif()
+if(violations)
+  message(FATAL_ERROR "layering violations (DESIGN.md: src/protocol uses libc only; src/auth never libuv nor libssl):\n${violations}")
+endif()
+message(STATUS "layering: ${nfiles} files of src/protocol and src/auth checked, no forbidden include")
