@@ -7,6 +7,7 @@
  *   exitcode.c      smtpuv outcome -> sysexits.h status
  *   json.c          growable buffer + JSON writer (--json)
  *   headers.c       header fields: Bcc removal, To/Cc/Bcc/From addresses
+ *                   (on the library's header and address-list parsers)
  *   passwordeval.c  --passwordeval=CMD
  *   serverinfo.c    --serverinfo output (text and JSON)
  *   main.c          glue: read the message, send it, report
@@ -131,14 +132,9 @@ void cli_json_error(cli_buf *b, int err, const char *message, int exit_code);
 
 /* ---- message headers (headers.c) ------------------------------------------------ */
 
-/* Length of the header block (through its empty line; the whole message
-   when it has no empty line); 0 when the message does not start with a
-   header field. */
-size_t cli_header_block_len(const char *msg, size_t len);
-
 /* Copy of the message without Bcc and Resent-Bcc fields in `*out`
-   (malloc'ed; NULL when there were none: use the original). Returns 0 or
-   CLI_EX_OSERR. */
+   (malloc'ed; NULL when there were none: use the original), made by the
+   library's smtpuv_message_body(). Returns 0 or CLI_EX_OSERR. */
 int cli_strip_bcc(const char *msg, size_t len, char **out, size_t *outlen);
 
 /* A list of addresses (malloc'ed strings). */

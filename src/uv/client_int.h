@@ -5,6 +5,8 @@
  *   conn.c     one connection: resolve, connect, read/write, timer, TLS
  *   session.c  drives the protocol core over a connection: EHLO, STARTTLS,
  *              AUTH, messages, results
+ *   probe.c    smtpuv_client_probe(): a connection of a private client
+ *              driven as far as EHLO (and STARTTLS + EHLO)
  *   message.c  message records, result strings, result copies
  *   headers.c  envelope from headers, Bcc-stripping body source
  *   sync.c     smtpuv_send_sync()
@@ -234,8 +236,27 @@ enum smtpuv__cstate {
 };
 
 typedef struct smtpuv__conn smtpuv__conn;
+
+/* Who drives a connection: what conn.c reports goes here. The client's
+   session (session.c, the default) or a server probe (probe.c). Once the
+   connection is terminated (DEAD) only `gone` is called; `fail` may come in
+   the QUIT and SHUTDOWN states too. */
+typedef struct smtpuv__conn_ops {
+  void (*connected)(smtpuv__conn *cn); /* TCP up (plaintext) */
+  void (*tls_done)(smtpuv__conn *cn);  /* handshake complete */
+  void (*data)(smtpuv__conn *cn, const char *buf, size_t len); /* plaintext */
+  void (*writable)(smtpuv__conn *cn);  /* a write completed */
+  void (*timeout)(smtpuv__conn *cn);   /* the timer fired (once connected) */
+  /* transport failure (`err` SMTPUV_E*); the owner ends the connection */
+  void (*fail)(smtpuv__conn *cn, int err, const char *text);
+  /* the connection is about to be freed (handles closed); may be NULL */
+  void (*gone)(smtpuv__conn *cn);
+} smtpuv__conn_ops;
+
 struct smtpuv__conn {
   smtpuv_client *client;
+  const smtpuv__conn_ops *ops;
+  void *owner;       /* the ops' object (probe) or NULL */
   int state;
   uv_tcp_t tcp;
   uv_timer_t timer;
@@ -285,8 +306,16 @@ struct smtpuv__conn {
   int in_process;
 };
 
-/* Start a new connection for the client (client->conn). 0 or ENOMEM. */
+/* Start a new connection for the client's session (client->conn). 0 or
+   ENOMEM. */
 int smtpuv__conn_start(smtpuv_client *c);
+/* Start a connection driven by `ops` (NULL: the session, as
+   smtpuv__conn_start()) with `owner` in cn->owner. Other owners' connections
+   are not client->conn: the client's dispatch never drives them. It counts
+   in client->nconns until freed. The owner may hear of a failure (ops->fail)
+   before this returns. 0 or ENOMEM (nothing started). */
+int smtpuv__conn_open(smtpuv_client *c, const smtpuv__conn_ops *ops,
+                      void *owner, smtpuv__conn **out);
 /* Write what the core (and the TLS engine) have pending, if no write is in
    flight: plaintext is tried synchronously first (uv_try_write) and only
    the rest is queued. Never calls back into the session. */
@@ -306,8 +335,12 @@ void smtpuv__conn_abort(smtpuv__conn *cn, int err);
 void smtpuv__conn_finish(smtpuv__conn *cn);
 /* Unwritten output (core + TLS + write in flight). */
 size_t smtpuv__conn_backlog(const smtpuv__conn *cn);
+/* The address literal of our end ("[192.0.2.1]", "[IPv6:::1]"; RFC 5321
+   4.1.4), for EHLO without a name; "[127.0.0.1]" when it is unknown. */
+void smtpuv__conn_local_literal(const smtpuv__conn *cn, char *buf,
+                                size_t len);
 
-/* session.c, called by conn.c */
+/* session.c: the default smtpuv__conn_ops, called by conn.c */
 void smtpuv__session_connected(smtpuv__conn *cn);   /* TCP up (plaintext) */
 void smtpuv__session_tls_done(smtpuv__conn *cn);    /* handshake complete */
 void smtpuv__session_data(smtpuv__conn *cn, const char *buf, size_t len);

@@ -12,6 +12,10 @@
  * Life: the connection detaches from the client (client->conn = NULL) as
  * soon as it is terminated, so a new one may start; it frees itself when
  * its last handle is closed and its getaddrinfo request has returned.
+ *
+ * Owner: what the connection reports (connected, TLS up, data, writable,
+ * timeout, failure, gone) goes to its ops table: the client's session
+ * (session.c) or a server probe (probe.c), which share everything here.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,11 +26,38 @@
 static void try_next_address(smtpuv__conn *cn);
 static void on_tcp_closed_retry(uv_handle_t *h);
 
+/* A transport failure, reported to the owner with its text. */
+static void conn_fail(smtpuv__conn *cn, int err, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static void conn_fail(smtpuv__conn *cn, int err, const char *fmt, ...) {
+  char text[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  cn->ops->fail(cn, err, text);
+}
+
+/* The client's session as an owner (the default). */
+static void session_fail(smtpuv__conn *cn, int err, const char *text) {
+  smtpuv__session_fail(cn, err, "%s", text);
+}
+
+static const smtpuv__conn_ops session_ops = {
+    smtpuv__session_connected, smtpuv__session_tls_done, smtpuv__session_data,
+    smtpuv__session_writable, smtpuv__session_timeout, session_fail,
+    NULL /* gone: smtpuv__client_conn_gone() is called for every owner */};
+
 static void conn_maybe_free(smtpuv__conn *cn) {
   if (cn->tcp_open || cn->timer_open || cn->gai_active || cn->handles_closing)
     return;
   smtpuv_client *c = cn->client;
   const smtpuv_mem *mem = &c->mem;
+  if (cn->ops->gone != NULL)
+    cn->ops->gone(cn);
   if (cn->ai_list != NULL)
     uv_freeaddrinfo(cn->ai_list);
   smtpuv_auth_session_free(cn->auth);
@@ -86,14 +117,14 @@ static void on_timer(uv_timer_t *t) {
       }
       return;
     }
-    smtpuv__session_fail(cn, SMTPUV_ETIMEDOUT, "connect %s:%u: timed out",
-                         cn->peer[0] ? cn->peer : cn->client->opts.host,
-                         cn->client->opts.port);
+    conn_fail(cn, SMTPUV_ETIMEDOUT, "connect %s:%u: timed out",
+              cn->peer[0] ? cn->peer : cn->client->opts.host,
+              cn->client->opts.port);
     return;
   }
   if (cn->state == SMTPUV__C_RESOLVING) {
-    smtpuv__session_fail(cn, SMTPUV_ETIMEDOUT, "resolve %s: timed out",
-                         cn->client->opts.host);
+    conn_fail(cn, SMTPUV_ETIMEDOUT, "resolve %s: timed out",
+              cn->client->opts.host);
     return;
   }
   if (cn->state == SMTPUV__C_SHUTDOWN) {
@@ -101,11 +132,10 @@ static void on_timer(uv_timer_t *t) {
     return;
   }
   if (cn->write_err) {
-    smtpuv__session_fail(cn, SMTPUV_ECONNLOST, "write: %s",
-                         uv_strerror(cn->write_err));
+    conn_fail(cn, SMTPUV_ECONNLOST, "write: %s", uv_strerror(cn->write_err));
     return;
   }
-  smtpuv__session_timeout(cn);
+  cn->ops->timeout(cn);
 }
 
 void smtpuv__conn_timer(smtpuv__conn *cn, unsigned ms) {
@@ -129,13 +159,13 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   buf->len = c->read_buf != NULL ? SMTPUV__READ_BUF : 0;
 }
 
-/* Decrypt everything the engine holds and hand it to the session. */
+/* Decrypt everything the engine holds and hand it to the owner. */
 static void tls_drain(smtpuv__conn *cn) {
   smtpuv_client *c = cn->client;
   if (c->plain_buf == NULL) {
     c->plain_buf = smtpuv__malloc(&c->mem, SMTPUV__READ_BUF);
     if (c->plain_buf == NULL) {
-      smtpuv__session_fail(cn, SMTPUV_ENOMEM, "out of memory");
+      conn_fail(cn, SMTPUV_ENOMEM, "out of memory");
       return;
     }
   }
@@ -145,16 +175,14 @@ static void tls_drain(smtpuv__conn *cn) {
        guard++) {
     long n = smtpuv__tls_read(cn->tls, c->plain_buf, SMTPUV__READ_BUF);
     if (n > 0) {
-      smtpuv__session_data(cn, c->plain_buf, (size_t)n);
+      cn->ops->data(cn, c->plain_buf, (size_t)n);
       continue;
     }
     if (n < 0) {
       if (n == SMTPUV_ECONNLOST)
-        smtpuv__session_fail(cn, SMTPUV_ECONNLOST,
-                             "connection closed by the server");
+        conn_fail(cn, SMTPUV_ECONNLOST, "connection closed by the server");
       else
-        smtpuv__session_fail(cn, (int)n, "TLS: %s",
-                             smtpuv__tls_error_text(cn->tls));
+        conn_fail(cn, (int)n, "TLS: %s", smtpuv__tls_error_text(cn->tls));
     }
     break;
   }
@@ -172,11 +200,10 @@ static void tls_handshake_step(smtpuv__conn *cn) {
   if (rc < 0) {
     const char *why = smtpuv__tls_error_text(cn->tls);
     if (rc == SMTPUV_ECONNLOST)
-      smtpuv__session_fail(cn, rc,
-                           "TLS handshake: connection closed by the server");
+      conn_fail(cn, rc, "TLS handshake: connection closed by the server");
     else
-      smtpuv__session_fail(cn, rc, "TLS handshake: %s",
-                           why[0] ? why : smtpuv_strerror(rc));
+      conn_fail(cn, rc, "TLS handshake: %s",
+                why[0] ? why : smtpuv_strerror(rc));
     return;
   }
   cn->tls_up = 1;
@@ -185,7 +212,7 @@ static void tls_handshake_step(smtpuv__conn *cn) {
   cn->tls_summary = smtpuv__strndup(&cn->client->mem, summary, n);
   smtpuv__trace_info(cn, "TLS: %s", summary);
   smtpuv__conn_flush(cn);
-  smtpuv__session_tls_done(cn);
+  cn->ops->tls_done(cn);
   /* application data may have come with the last handshake flight */
   if (cn->state != SMTPUV__C_DEAD)
     tls_drain(cn);
@@ -200,32 +227,28 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (cn->tls != NULL && nread == UV_EOF) {
       smtpuv__tls_eof(cn->tls);
       if (!cn->tls_up) {
-        smtpuv__session_fail(
-            cn, SMTPUV_ECONNLOST,
-            "TLS handshake: connection closed by the server");
+        conn_fail(cn, SMTPUV_ECONNLOST,
+                  "TLS handshake: connection closed by the server");
         return;
       }
       tls_drain(cn);
       if (cn->state != SMTPUV__C_DEAD)
-        smtpuv__session_fail(cn, SMTPUV_ECONNLOST,
-                             "connection closed by the server");
+        conn_fail(cn, SMTPUV_ECONNLOST, "connection closed by the server");
       return;
     }
     if (nread == UV_EOF)
-      smtpuv__session_fail(cn, SMTPUV_ECONNLOST,
-                           "connection closed by the server%s%s",
-                           cn->write_err ? " while writing: " : "",
-                           cn->write_err ? uv_strerror(cn->write_err) : "");
+      conn_fail(cn, SMTPUV_ECONNLOST, "connection closed by the server%s%s",
+                cn->write_err ? " while writing: " : "",
+                cn->write_err ? uv_strerror(cn->write_err) : "");
     else
-      smtpuv__session_fail(cn, SMTPUV_ECONNLOST, "read: %s",
-                           uv_strerror((int)nread));
+      conn_fail(cn, SMTPUV_ECONNLOST, "read: %s", uv_strerror((int)nread));
     return;
   }
   if (buf->base == NULL)
     return;
   if (cn->tls != NULL) {
     if (smtpuv__tls_feed(cn->tls, buf->base, (size_t)nread) != 0) {
-      smtpuv__session_fail(cn, SMTPUV_ENOMEM, "out of memory");
+      conn_fail(cn, SMTPUV_ENOMEM, "out of memory");
       return;
     }
     if (!cn->tls_up)
@@ -234,7 +257,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       tls_drain(cn);
     return;
   }
-  smtpuv__session_data(cn, buf->base, (size_t)nread);
+  cn->ops->data(cn, buf->base, (size_t)nread);
 }
 
 /* ---- writing ------------------------------------------------------------------ */
@@ -273,17 +296,18 @@ static void on_write(uv_write_t *req, int status) {
       smtpuv__conn_timer(cn, t == 0 || t > 1000 ? 1000 : t);
       return;
     }
-    smtpuv__session_fail(cn, SMTPUV_ECONNLOST, "write: %s",
-                         uv_strerror(status));
+    conn_fail(cn, SMTPUV_ECONNLOST, "write: %s", uv_strerror(status));
     return;
   }
   if (cn->state == SMTPUV__C_SHUTDOWN) {
-    if (cn->tls == NULL || smtpuv__tls_pending_output(cn->tls) == 0) {
+    /* close_notify (or an alert) being written: the rest, then close */
+    if (cn->tls != NULL && smtpuv__tls_pending_output(cn->tls) > 0)
+      smtpuv__conn_flush(cn);
+    if (!cn->writing && cn->state != SMTPUV__C_DEAD)
       smtpuv__conn_terminate(cn);
-      return;
-    }
+    return;
   }
-  smtpuv__session_writable(cn);
+  cn->ops->writable(cn);
 }
 
 void smtpuv__conn_flush(smtpuv__conn *cn) {
@@ -301,8 +325,7 @@ void smtpuv__conn_flush(smtpuv__conn *cn) {
         for (int i = 0; i < n; i++) {
           rc = smtpuv__tls_write(cn->tls, iov[i].base, iov[i].len);
           if (rc != 0) {
-            smtpuv__session_fail(cn, rc, "TLS write: %s",
-                                 smtpuv__tls_error_text(cn->tls));
+            conn_fail(cn, rc, "TLS write: %s", smtpuv__tls_error_text(cn->tls));
             return;
           }
           total += iov[i].len;
@@ -315,7 +338,7 @@ void smtpuv__conn_flush(smtpuv__conn *cn) {
     size_t len;
     rc = smtpuv__tls_take_output(cn->tls, &buf, &len);
     if (rc != 0) {
-      smtpuv__session_fail(cn, rc, "out of memory");
+      conn_fail(cn, rc, "out of memory");
       return;
     }
     if (len == 0)
@@ -329,8 +352,7 @@ void smtpuv__conn_flush(smtpuv__conn *cn) {
       smtpuv__free(&cn->client->mem, cn->write_buf);
       cn->write_buf = NULL;
       cn->write_buf_len = 0;
-      smtpuv__session_fail(cn, SMTPUV_ECONNLOST, "write: %s",
-                           uv_strerror(rc));
+      conn_fail(cn, SMTPUV_ECONNLOST, "write: %s", uv_strerror(rc));
       return;
     }
     cn->writing = 1;
@@ -369,7 +391,7 @@ void smtpuv__conn_flush(smtpuv__conn *cn) {
   rc = uv_write(&cn->wreq, (uv_stream_t *)&cn->tcp, cn->bufs, (unsigned)n,
                 on_write);
   if (rc != 0) {
-    smtpuv__session_fail(cn, SMTPUV_ECONNLOST, "write: %s", uv_strerror(rc));
+    conn_fail(cn, SMTPUV_ECONNLOST, "write: %s", uv_strerror(rc));
     return;
   }
   cn->writing = 1;
@@ -385,8 +407,7 @@ int smtpuv__conn_start_tls(smtpuv__conn *cn) {
   SSL_CTX *ctx;
   int rc = smtpuv__client_ssl_ctx(c, &ctx, err, sizeof err);
   if (rc != 0) {
-    smtpuv__session_fail(cn, rc, "TLS setup: %s",
-                         err[0] ? err : smtpuv_strerror(rc));
+    conn_fail(cn, rc, "TLS setup: %s", err[0] ? err : smtpuv_strerror(rc));
     return rc;
   }
   smtpuv_tls_config cfg;
@@ -398,8 +419,7 @@ int smtpuv__conn_start_tls(smtpuv__conn *cn) {
   cfg.errlen = sizeof err;
   rc = smtpuv__tls_new(&c->mem, &cfg, &cn->tls);
   if (rc != 0) {
-    smtpuv__session_fail(cn, rc, "TLS setup: %s",
-                         err[0] ? err : smtpuv_strerror(rc));
+    conn_fail(cn, rc, "TLS setup: %s", err[0] ? err : smtpuv_strerror(rc));
     return rc;
   }
   smtpuv__conn_timer(cn, smtpuv__client_timeout(c, SMTPUV_TIMEOUT_COMMAND));
@@ -470,8 +490,7 @@ static void on_connect(uv_connect_t *req, int status) {
   smtpuv__trace_info(cn, "connected to %s:%u", cn->peer, c->opts.port);
   int rc = uv_read_start((uv_stream_t *)&cn->tcp, on_alloc, on_read);
   if (rc != 0) {
-    smtpuv__session_fail(cn, SMTPUV_ECONNECT, "read start: %s",
-                         uv_strerror(rc));
+    conn_fail(cn, SMTPUV_ECONNECT, "read start: %s", uv_strerror(rc));
     return;
   }
   cn->reading = 1;
@@ -480,7 +499,7 @@ static void on_connect(uv_connect_t *req, int status) {
     smtpuv__conn_start_tls(cn);
     return;
   }
-  smtpuv__session_connected(cn);
+  cn->ops->connected(cn);
 }
 
 static void on_tcp_closed_retry(uv_handle_t *h) {
@@ -508,14 +527,12 @@ static void try_next_address(smtpuv__conn *cn) {
     if (ai == NULL) {
       int e = cn->last_connect_err;
       if (e == UV_ETIMEDOUT)
-        smtpuv__session_fail(cn, SMTPUV_ETIMEDOUT, "connect %s:%u: timed out",
-                             cn->peer[0] ? cn->peer : c->opts.host,
-                             c->opts.port);
+        conn_fail(cn, SMTPUV_ETIMEDOUT, "connect %s:%u: timed out",
+                  cn->peer[0] ? cn->peer : c->opts.host, c->opts.port);
       else
-        smtpuv__session_fail(cn, SMTPUV_ECONNECT, "connect %s:%u: %s",
-                             cn->peer[0] ? cn->peer : c->opts.host,
-                             c->opts.port,
-                             e ? uv_strerror(e) : "no usable address");
+        conn_fail(cn, SMTPUV_ECONNECT, "connect %s:%u: %s",
+                  cn->peer[0] ? cn->peer : c->opts.host, c->opts.port,
+                  e ? uv_strerror(e) : "no usable address");
       return;
     }
     cn->ai_next = ai->ai_next;
@@ -568,8 +585,8 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
     return;
   }
   if (status < 0) {
-    smtpuv__session_fail(cn, SMTPUV_ERESOLVE, "resolve %s: %s",
-                         cn->client->opts.host, uv_strerror(status));
+    conn_fail(cn, SMTPUV_ERESOLVE, "resolve %s: %s", cn->client->opts.host,
+              uv_strerror(status));
     return;
   }
   cn->ai_list = res;
@@ -581,11 +598,26 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
   try_next_address(cn);
 }
 
-int smtpuv__conn_start(smtpuv_client *c) {
+void smtpuv__conn_local_literal(const smtpuv__conn *cn, char *buf,
+                                size_t len) {
+  struct sockaddr_storage ss;
+  int n = sizeof ss;
+  char ip[64] = "";
+  if (cn->tcp_open &&
+      uv_tcp_getsockname(&cn->tcp, (struct sockaddr *)&ss, &n) == 0)
+    addr_text((const struct sockaddr *)&ss, ip, sizeof ip);
+  int v6 = ip[0] != '\0' && ss.ss_family == AF_INET6;
+  snprintf(buf, len, "[%s%s]", v6 ? "IPv6:" : "", ip[0] ? ip : "127.0.0.1");
+}
+
+int smtpuv__conn_open(smtpuv_client *c, const smtpuv__conn_ops *ops,
+                      void *owner, smtpuv__conn **out) {
   smtpuv__conn *cn = smtpuv__calloc(&c->mem, 1, sizeof *cn);
   if (cn == NULL)
     return SMTPUV_ENOMEM;
   cn->client = c;
+  cn->ops = ops != NULL ? ops : &session_ops;
+  cn->owner = owner;
   int rc = smtpuv_proto_new(&c->mem, &cn->proto);
   if (rc != 0) {
     smtpuv__free(&c->mem, cn);
@@ -596,7 +628,9 @@ int smtpuv__conn_start(smtpuv_client *c) {
   cn->timer.data = cn;
   cn->timer_open = 1;
   cn->state = SMTPUV__C_RESOLVING;
-  c->conn = cn;
+  if (ops == NULL)
+    c->conn = cn;
+  *out = cn;
   c->nconns++;
   unsigned total = smtpuv__client_timeout(c, SMTPUV_TIMEOUT_CONNECT);
   cn->connect_deadline = uv_now(c->loop) + total;
@@ -616,8 +650,13 @@ int smtpuv__conn_start(smtpuv_client *c) {
                       &hints);
   if (rc != 0) {
     cn->gai_active = 0;
-    smtpuv__session_fail(cn, SMTPUV_ERESOLVE, "resolve %s: %s", c->opts.host,
-                         uv_strerror(rc));
+    conn_fail(cn, SMTPUV_ERESOLVE, "resolve %s: %s", c->opts.host,
+              uv_strerror(rc));
   }
   return 0;
+}
+
+int smtpuv__conn_start(smtpuv_client *c) {
+  smtpuv__conn *cn;
+  return smtpuv__conn_open(c, NULL, NULL, &cn);
 }

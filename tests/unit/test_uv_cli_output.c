@@ -137,12 +137,15 @@ static void test_strip_bcc(void **state) {
   static const char plain[] = "From: a@x\r\nTo: b@x\r\n\r\nBcc: body\r\n";
   assert_int_equal(cli_strip_bcc(plain, sizeof plain - 1, &out, &n), 0);
   assert_null(out);
-  /* no header block at all */
+  /* no header block at all; an empty message */
   assert_int_equal(cli_strip_bcc("just text\n", 10, &out, &n), 0);
   assert_null(out);
-  assert_int_equal(cli_header_block_len("just text\n", 10), 0);
-  assert_int_equal(cli_header_block_len("A: b\r\n\r\nbody", 12), 8);
-  assert_int_equal(cli_header_block_len("A: b\n", 5), 5);
+  assert_int_equal(cli_strip_bcc("", 0, &out, &n), 0);
+  assert_null(out);
+  /* a Bcc after the header block is body text */
+  static const char late[] = "To: b@x\n\nBcc: c@x\n";
+  assert_int_equal(cli_strip_bcc(late, sizeof late - 1, &out, &n), 0);
+  assert_null(out);
   /* a Bcc as the last line without a line ending */
   static const char last[] = "To: b@x\r\nBcc: c@x";
   assert_int_equal(cli_strip_bcc(last, sizeof last - 1, &out, &n), 0);
@@ -178,6 +181,12 @@ static void test_header_recipients(void **state) {
                                          sizeof err),
                    CLI_EX_DATAERR);
   assert_string_equal(err, "cannot read the addresses of the Cc header");
+  cli_addrs_free(&a);
+  static const char unterminated[] = "bcc: \"Bob <b@x>\r\n\r\n";
+  assert_int_equal(cli_header_recipients(unterminated, sizeof unterminated - 1,
+                                         &a, err, sizeof err),
+                   CLI_EX_DATAERR);
+  assert_string_equal(err, "cannot read the addresses of the bcc header");
   cli_addrs_free(&a);
 
   static const char none[] = "Subject: x\r\n\r\nTo: body@x\r\n";

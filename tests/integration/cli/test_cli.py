@@ -9,6 +9,9 @@ Environment (CTest sets them):
                     oauth2, notify_server); their tests are skipped without it
   SMTPUV_SOURCE_DIR the source tree (for tests/servers/)
   SMTPUV_KEEP_TEST_DIRS=1 keeps the work directory
+  CI=true           a skipped test is a failure (CI installs every server);
+                    otherwise skips are listed, and exit status 77 (CTest's
+                    SKIP_RETURN_CODE) says that nothing ran at all
 
 Servers, all on 127.0.0.1, started here and stopped by their PID:
   - aiosmtpd_server.py: STARTTLS + implicit TLS + AUTH (after TLS) + BDAT,
@@ -227,6 +230,29 @@ class SendAiosmtpd(Base):
         self.assertEqual(rc, 0, err)
         (m,) = self.new_messages(before, 1)
         self.assertEqual(m["mail_from"], "<>")  # aiosmtpd's way of saying MAIL FROM:<>
+
+    def test_t_groups_comments_and_bcc_without_from(self):
+        # -t over groups, comments, quoted display names and folded lines
+        msg = (b"To: Team: g1@example.org (first),\n g2@example.org;, undisclosed:;\n"
+               b"Cc: \"Doe, C\" <c@example.org>\n\nbody\n")
+        before = self.messages()
+        rc, _, err, _ = run(self.aio_args("-t", "-f", "s@example.com"), msg)
+        self.assertEqual(rc, 0, err)
+        (m,) = self.new_messages(before, 1)
+        self.assertEqual(m["rcpt_tos"], ["g1@example.org", "g2@example.org", "c@example.org"])
+        # no From and no To (the envelope is on the command line): the Bcc
+        # field still goes, a "Bcc:" line of the body stays
+        msg = b"Subject: no From, no To\nBcc: hidden@example.org\n\nBcc: body stays\n"
+        before = self.messages()
+        rc, _, err, _ = run(self.aio_args("-f", "s@example.com", "r@example.org"), msg)
+        self.assertEqual(rc, 0, err)
+        (m,) = self.new_messages(before, 1)
+        self.assertEqual(m["rcpt_tos"], ["r@example.org"])
+        self.assertEqual(m["eml"], crlf(b"Subject: no From, no To\n\nBcc: body stays\n"))
+        # an unterminated display name in To: refused before connecting
+        rc, _, err, _ = run(self.aio_args("-t"), b"From: a@example.com\nTo: \"Bob <b@example.org>\n\nx\n")
+        self.assertEqual(rc, 65, err)
+        self.assertOneLine(err, "cannot read the addresses of the To header")
 
     def test_keep_bcc_when_asked(self):
         before = self.messages()
@@ -509,10 +535,10 @@ class Usage(Base):
         self.assertIn("auth                 = on (strongest mechanism offered)", out)
 
     def test_unknown_host(self):
-        rc, out, err, took = run(["--host=no-such-host.invalid", "--json", "a@example.org"],
-                                 b"From: a@example.com\n\nx\n")
+        # no bound on the time: it is the resolver's (DNS timeouts and retries)
+        rc, out, err, _ = run(["--host=no-such-host.invalid", "--json", "a@example.org"],
+                              b"From: a@example.com\n\nx\n", timeout=300)
         self.assertEqual(rc, 68, err)
-        self.assertLess(took, 10)
         self.assertOneLine(err, "no-such-host.invalid")
         self.assertEqual(json.loads(out)["error"], "SMTPUV_ERESOLVE")
 
@@ -811,5 +837,26 @@ class Examples(Base):
             stop(proc)
 
 
+def ci():
+    return os.environ.get("CI", "").lower() in ("true", "1")
+
+
+def main():
+    prog = unittest.main(verbosity=2, exit=False)
+    r = prog.result
+    for test, why in r.skipped:
+        print("SKIPPED %s: %s" % (test, why), file=sys.stderr)
+    if not r.wasSuccessful():
+        sys.exit(1)
+    if r.skipped and ci():
+        # CI installs every server (scripts/install-deps.sh, root): a skip
+        # there means something is broken, not that a server is missing.
+        print("CI=true: %d skipped test(s) count as failures" % len(r.skipped), file=sys.stderr)
+        sys.exit(1)
+    if r.skipped and r.testsRun <= len(r.skipped):
+        sys.exit(77)  # nothing ran: CTest reports the test as skipped
+    sys.exit(0)
+
+
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    main()
