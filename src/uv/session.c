@@ -238,22 +238,8 @@ static void send_ehlo(smtpuv__conn *cn, int helo) {
   const char *name = c->ehlo_name;
   if (name[0] == '\0') {
     /* address literal of our end (RFC 5321 4.1.4) */
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    char ip[48] = "127.0.0.1";
-    if (uv_tcp_getsockname(&cn->tcp, (struct sockaddr *)&ss, &len) == 0) {
-      if (ss.ss_family == AF_INET6) {
-        uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
-        snprintf(literal, sizeof literal, "[IPv6:%s]", ip);
-        name = literal;
-      } else {
-        uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-      }
-    }
-    if (name != literal) {
-      snprintf(literal, sizeof literal, "[%s]", ip);
-      name = literal;
-    }
+    smtpuv__conn_local_literal(cn, literal, sizeof literal);
+    name = literal;
   }
   size_t before = smtpuv_proto_pending_output(cn->proto);
   int rc = helo ? smtpuv_proto_helo(cn->proto, name)
@@ -1216,15 +1202,8 @@ void smtpuv__session_process(smtpuv__conn *cn) {
   cn->in_process = 0;
 }
 
-void smtpuv__session_writable(smtpuv__conn *cn) {
-  if (cn->state == SMTPUV__C_SHUTDOWN) {
-    smtpuv__conn_flush(cn);
-    if (!cn->writing)
-      smtpuv__conn_terminate(cn);
-    return;
-  }
-  smtpuv__session_process(cn);
-}
+/* conn.c's write callback handles SMTPUV__C_SHUTDOWN itself. */
+void smtpuv__session_writable(smtpuv__conn *cn) { smtpuv__session_process(cn); }
 
 void smtpuv__session_timeout(smtpuv__conn *cn) {
   smtpuv_client *c = cn->client;
