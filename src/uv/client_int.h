@@ -3,8 +3,10 @@
  *
  *   client.c   options builder, client API, send queue, deferred dispatch
  *   conn.c     one connection: resolve, connect, read/write, timer, TLS
- *   session.c  drives the protocol core over a connection: EHLO, STARTTLS,
- *              AUTH, messages, results
+ *   session.c  drives the protocol core over a connection: conn ops, reply
+ *              routing, QUIT/failures, process loop, timer (session_int.h)
+ *   setup.c    the session's greeting, EHLO, STARTTLS, AUTH
+ *   transaction.c  the session's messages: MAIL/RCPT/DATA/BDAT, body, results
  *   probe.c    smtpuv_client_probe(): a connection of a private client
  *              driven as far as EHLO (and STARTTLS + EHLO)
  *   message.c  message records, result strings, result copies
@@ -340,7 +342,8 @@ size_t smtpuv__conn_backlog(const smtpuv__conn *cn);
 void smtpuv__conn_local_literal(const smtpuv__conn *cn, char *buf,
                                 size_t len);
 
-/* session.c: the default smtpuv__conn_ops, called by conn.c */
+/* session.c (connected, tls_done: setup.c): the default smtpuv__conn_ops,
+   called by conn.c */
 void smtpuv__session_connected(smtpuv__conn *cn);   /* TCP up (plaintext) */
 void smtpuv__session_tls_done(smtpuv__conn *cn);    /* handshake complete */
 void smtpuv__session_data(smtpuv__conn *cn, const char *buf, size_t len);
