@@ -62,6 +62,21 @@ void smtpuv__secret_free(const smtpuv_mem *m, char *s);
 /* Wipe `n` bytes and free. NULL is accepted. */
 void smtpuv__wipe_free(const smtpuv_mem *m, void *p, size_t n);
 
+/* The password credentials PLAIN, LOGIN and CRAM-MD5 keep: wiped copies of
+   the username, the password and (when asked for) the authorization id. */
+typedef struct smtpuv__pwcred {
+  const smtpuv_mem *mem;
+  char *authzid; /* "" when none; NULL unless copied with_authzid */
+  char *user, *pass;
+} smtpuv__pwcred;
+
+/* Copy the credentials' strings into `p`. 0, or SMTPUV_ENOMEM with `p`
+   cleared. */
+int smtpuv__pwcred_copy(smtpuv__pwcred *p, const smtpuv_mem *m,
+                        const smtpuv_auth_credentials *c, int with_authzid);
+/* Wipe and free the copies. */
+void smtpuv__pwcred_clear(smtpuv__pwcred *p);
+
 /* A growing byte buffer for secrets: it never uses realloc (which could
    leave a copy behind), the old block is wiped before it is freed. */
 typedef struct smtpuv__sbuf {

@@ -10,8 +10,7 @@
 #include "auth/auth_int.h"
 
 typedef struct cram_state {
-  const smtpuv_mem *mem;
-  char *user, *pass;
+  smtpuv__pwcred cred;
   int done;
 } cram_state;
 
@@ -20,9 +19,8 @@ static void cram_destroy(smtpuv_auth *a, void *state) {
   cram_state *s = state;
   if (s == NULL)
     return;
-  const smtpuv_mem *m = s->mem;
-  smtpuv__secret_free(m, s->user);
-  smtpuv__secret_free(m, s->pass);
+  const smtpuv_mem *m = s->cred.mem;
+  smtpuv__pwcred_clear(&s->cred);
   smtpuv__wipe_free(m, s, sizeof(*s));
 }
 
@@ -31,12 +29,9 @@ int smtpuv__cram_md5_create(const smtpuv_mem *m,
   cram_state *s = smtpuv__calloc(m, 1, sizeof(*s));
   if (s == NULL)
     return SMTPUV_ENOMEM;
-  int err = 0;
-  s->mem = m;
-  s->user = smtpuv__secret_dup(m, c->username, &err);
-  s->pass = smtpuv__secret_dup(m, c->password, &err);
+  int err = smtpuv__pwcred_copy(&s->cred, m, c, 0);
   if (err != 0) {
-    cram_destroy(NULL, s);
+    smtpuv__free(m, s);
     return err;
   }
   *state = s;
@@ -47,11 +42,11 @@ static int cram_begin(smtpuv_auth *a, void *state, unsigned flags) {
   (void)flags;
   cram_state *s = state;
   s->done = 0;
-  if (s->user[0] == '\0' || s->pass[0] == '\0')
+  if (s->cred.user[0] == '\0' || s->cred.pass[0] == '\0')
     return smtpuv__auth_errorf(a, SMTPUV_ECREDENTIALS,
                                "CRAM-MD5: the username and password must not "
                                "be empty");
-  for (const char *p = s->user; *p != '\0'; p++)
+  for (const char *p = s->cred.user; *p != '\0'; p++)
     if ((unsigned char)*p <= 0x20 || (unsigned char)*p == 0x7f)
       return smtpuv__auth_errorf(a, SMTPUV_ECREDENTIALS,
                                  "CRAM-MD5: the username must not contain "
@@ -69,7 +64,7 @@ static int cram_step(smtpuv_auth *a, void *state, const unsigned char *chal,
                                        : "CRAM-MD5: empty challenge");
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int maclen = 0;
-  if (HMAC(EVP_md5(), s->pass, (int)strlen(s->pass), chal, len, mac,
+  if (HMAC(EVP_md5(), s->cred.pass, (int)strlen(s->cred.pass), chal, len, mac,
            &maclen) == NULL || maclen != 16) {
     OPENSSL_cleanse(mac, sizeof(mac));
     return smtpuv__auth_errorf(a, SMTPUV_EAUTH,
@@ -85,8 +80,8 @@ static int cram_step(smtpuv_auth *a, void *state, const unsigned char *chal,
   digest[32] = '\0';
   OPENSSL_cleanse(mac, sizeof(mac));
   smtpuv__sbuf b;
-  smtpuv__sbuf_init(&b, s->mem);
-  smtpuv__sbuf_adds(&b, s->user);
+  smtpuv__sbuf_init(&b, s->cred.mem);
+  smtpuv__sbuf_adds(&b, s->cred.user);
   smtpuv__sbuf_addc(&b, ' ');
   smtpuv__sbuf_add(&b, digest, 32);
   OPENSSL_cleanse(digest, sizeof(digest));

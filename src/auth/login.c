@@ -4,8 +4,7 @@
 #include "auth/auth_int.h"
 
 typedef struct login_state {
-  const smtpuv_mem *mem;
-  char *user, *pass;
+  smtpuv__pwcred cred;
   int step;
 } login_state;
 
@@ -14,9 +13,8 @@ static void login_destroy(smtpuv_auth *a, void *state) {
   login_state *s = state;
   if (s == NULL)
     return;
-  const smtpuv_mem *m = s->mem;
-  smtpuv__secret_free(m, s->user);
-  smtpuv__secret_free(m, s->pass);
+  const smtpuv_mem *m = s->cred.mem;
+  smtpuv__pwcred_clear(&s->cred);
   smtpuv__wipe_free(m, s, sizeof(*s));
 }
 
@@ -25,12 +23,9 @@ int smtpuv__login_create(const smtpuv_mem *m, const smtpuv_auth_credentials *c,
   login_state *s = smtpuv__calloc(m, 1, sizeof(*s));
   if (s == NULL)
     return SMTPUV_ENOMEM;
-  int err = 0;
-  s->mem = m;
-  s->user = smtpuv__secret_dup(m, c->username, &err);
-  s->pass = smtpuv__secret_dup(m, c->password, &err);
+  int err = smtpuv__pwcred_copy(&s->cred, m, c, 0);
   if (err != 0) {
-    login_destroy(NULL, s);
+    smtpuv__free(m, s);
     return err;
   }
   *state = s;
@@ -41,7 +36,7 @@ static int login_begin(smtpuv_auth *a, void *state, unsigned flags) {
   (void)flags;
   login_state *s = state;
   s->step = 0;
-  if (s->user[0] == '\0' || s->pass[0] == '\0')
+  if (s->cred.user[0] == '\0' || s->cred.pass[0] == '\0')
     return smtpuv__auth_errorf(a, SMTPUV_ECREDENTIALS,
                                "LOGIN: the username and password must not be "
                                "empty");
@@ -57,10 +52,10 @@ static int login_step(smtpuv_auth *a, void *state, const unsigned char *chal,
   size_t n;
   switch (s->step) {
   case 0:
-    v = s->user;
+    v = s->cred.user;
     break;
   case 1:
-    v = s->pass;
+    v = s->cred.pass;
     break;
   default:
     return smtpuv__auth_errorf(a, SMTPUV_EPROTO,

@@ -5,8 +5,7 @@
 #include "auth/auth_int.h"
 
 typedef struct plain_state {
-  const smtpuv_mem *mem;
-  char *authzid, *user, *pass;
+  smtpuv__pwcred cred;
   int sent;
 } plain_state;
 
@@ -15,10 +14,8 @@ static void plain_destroy(smtpuv_auth *a, void *state) {
   plain_state *s = state;
   if (s == NULL)
     return;
-  const smtpuv_mem *m = s->mem;
-  smtpuv__secret_free(m, s->authzid);
-  smtpuv__secret_free(m, s->user);
-  smtpuv__secret_free(m, s->pass);
+  const smtpuv_mem *m = s->cred.mem;
+  smtpuv__pwcred_clear(&s->cred);
   smtpuv__wipe_free(m, s, sizeof(*s));
 }
 
@@ -27,13 +24,9 @@ int smtpuv__plain_create(const smtpuv_mem *m, const smtpuv_auth_credentials *c,
   plain_state *s = smtpuv__calloc(m, 1, sizeof(*s));
   if (s == NULL)
     return SMTPUV_ENOMEM;
-  int err = 0;
-  s->mem = m;
-  s->authzid = smtpuv__secret_dup(m, c->authzid ? c->authzid : "", &err);
-  s->user = smtpuv__secret_dup(m, c->username, &err);
-  s->pass = smtpuv__secret_dup(m, c->password, &err);
+  int err = smtpuv__pwcred_copy(&s->cred, m, c, 1);
   if (err != 0) {
-    plain_destroy(NULL, s);
+    smtpuv__free(m, s);
     return err;
   }
   *state = s;
@@ -44,17 +37,17 @@ static int plain_begin(smtpuv_auth *a, void *state, unsigned flags) {
   (void)flags;
   plain_state *s = state;
   s->sent = 0;
-  if (s->user[0] == '\0' || s->pass[0] == '\0')
+  if (s->cred.user[0] == '\0' || s->cred.pass[0] == '\0')
     return smtpuv__auth_errorf(a, SMTPUV_ECREDENTIALS,
                                "PLAIN: the username and password must not be "
                                "empty");
   smtpuv__sbuf b;
-  smtpuv__sbuf_init(&b, s->mem);
-  smtpuv__sbuf_adds(&b, s->authzid);
+  smtpuv__sbuf_init(&b, s->cred.mem);
+  smtpuv__sbuf_adds(&b, s->cred.authzid);
   smtpuv__sbuf_addc(&b, '\0');
-  smtpuv__sbuf_adds(&b, s->user);
+  smtpuv__sbuf_adds(&b, s->cred.user);
   smtpuv__sbuf_addc(&b, '\0');
-  smtpuv__sbuf_adds(&b, s->pass);
+  smtpuv__sbuf_adds(&b, s->cred.pass);
   int r = b.err != 0 ? b.err : smtpuv_auth_respond(a, b.p, b.len);
   smtpuv__sbuf_free(&b);
   if (r == 0)

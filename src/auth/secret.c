@@ -29,6 +29,27 @@ void smtpuv__wipe_free(const smtpuv_mem *m, void *p, size_t n) {
   smtpuv__free(m, p);
 }
 
+int smtpuv__pwcred_copy(smtpuv__pwcred *p, const smtpuv_mem *m,
+                        const smtpuv_auth_credentials *c, int with_authzid) {
+  int err = 0;
+  p->mem = m;
+  p->authzid = with_authzid
+                   ? smtpuv__secret_dup(m, c->authzid ? c->authzid : "", &err)
+                   : NULL;
+  p->user = smtpuv__secret_dup(m, c->username, &err);
+  p->pass = smtpuv__secret_dup(m, c->password, &err);
+  if (err != 0)
+    smtpuv__pwcred_clear(p);
+  return err;
+}
+
+void smtpuv__pwcred_clear(smtpuv__pwcred *p) {
+  smtpuv__secret_free(p->mem, p->authzid);
+  smtpuv__secret_free(p->mem, p->user);
+  smtpuv__secret_free(p->mem, p->pass);
+  p->authzid = p->user = p->pass = NULL;
+}
+
 void smtpuv__sbuf_init(smtpuv__sbuf *b, const smtpuv_mem *m) {
   b->mem = m;
   b->p = NULL;
