@@ -52,6 +52,17 @@ const char *itest_pki(void);
    short timeouts. */
 smtpuv_options *itest_options(int port, smtpuv_tls_mode mode);
 
+/* Declare `env` (a@example.com to the one recipient `rcpt`) and a buffer
+   body `b` over `data`/`len`, in the current scope. */
+#define ITEST_ONE_MESSAGE(env, b, rcpt, data, len)                             \
+  const char *env##_to[] = {rcpt};                                             \
+  smtpuv_envelope env = SMTPUV_ENVELOPE_INIT;                                  \
+  env.sender = "a@example.com";                                                \
+  env.recipients = env##_to;                                                   \
+  env.nrecipients = 1;                                                         \
+  smtpuv_body b;                                                               \
+  smtpuv_body_init_buffer(&b, (data), (len))
+
 /* Run a private loop with one client: queue `n` copies of (env, body) and
    wait for every callback. results[i] (n entries) get copies; the caller
    frees them. Returns the number of callbacks seen. */

@@ -195,13 +195,7 @@ static void test_auth_mechanisms(void **state) {
       cr.password = "testpass";
     assert_int_equal(smtpuv_options_set_auth_credentials(o, &cr), 0);
     assert_int_equal(smtpuv_options_set_auth_mechanism(o, mechs[i]), 0);
-    const char *to[] = {"b@example.com"};
-    smtpuv_envelope env = SMTPUV_ENVELOPE_INIT;
-    env.sender = "a@example.com";
-    env.recipients = to;
-    env.nrecipients = 1;
-    smtpuv_body b;
-    smtpuv_body_init_buffer(&b, msg, sizeof msg - 1);
+    ITEST_ONE_MESSAGE(env, b, "b@example.com", msg, sizeof msg - 1);
     smtpuv_send_result *r = send1(o, &env, &b);
     if (r->status != SMTPUV_SEND_SENT)
       fail_msg("%s: %s %s", mechs[i], smtpuv_err_name(r->error), r->message);
@@ -223,13 +217,7 @@ static void test_auth_wrong_password(void **state) {
   (void)state;
   smtpuv_options *o = itest_options(aio_port, SMTPUV_TLS_REQUIRED);
   smtpuv_options_set_credentials(o, "testuser@example.com", "wrong", NULL);
-  const char *to[] = {"b@example.com"};
-  smtpuv_envelope env = SMTPUV_ENVELOPE_INIT;
-  env.sender = "a@example.com";
-  env.recipients = to;
-  env.nrecipients = 1;
-  smtpuv_body b;
-  smtpuv_body_init_buffer(&b, "x\r\n", 3);
+  ITEST_ONE_MESSAGE(env, b, "b@example.com", "x\r\n", 3);
   smtpuv_send_result *r = send1(o, &env, &b);
   assert_int_equal(r->status, SMTPUV_SEND_FAILED);
   assert_int_equal(r->error, SMTPUV_EAUTH);
@@ -561,13 +549,7 @@ static void test_shared_ssl_ctx(void **state) {
   smtpuv_options *o = itest_options(aio_tls_port, SMTPUV_TLS_IMPLICIT);
   smtpuv_options_set_ca(o, copy, NULL);
   static const char msg[] = "Subject: shared\r\n\r\nshared\r\n";
-  const char *to[] = {"b@example.com"};
-  smtpuv_envelope env = SMTPUV_ENVELOPE_INIT;
-  env.sender = "a@example.com";
-  env.recipients = to;
-  env.nrecipients = 1;
-  smtpuv_body b;
-  smtpuv_body_init_buffer(&b, msg, sizeof msg - 1);
+  ITEST_ONE_MESSAGE(env, b, "b@example.com", msg, sizeof msg - 1);
 
   /* two clients on one loop, made before the context exists */
   uv_loop_t loop;

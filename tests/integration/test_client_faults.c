@@ -110,13 +110,7 @@ static void run_case(const fault_case *fc) {
   char *body = malloc(len);
   for (size_t i = 0; i < len; i++)
     body[i] = i % 64 == 63 ? '\n' : 'x';
-  const char *to[] = {"b@example.com"};
-  smtpuv_envelope env = SMTPUV_ENVELOPE_INIT;
-  env.sender = "a@example.com";
-  env.recipients = to;
-  env.nrecipients = 1;
-  smtpuv_body b;
-  smtpuv_body_init_buffer(&b, body, len);
+  ITEST_ONE_MESSAGE(env, b, "b@example.com", body, len);
 
   uv_loop_t loop;
   uv_loop_init(&loop);
@@ -375,13 +369,7 @@ static void close_mid_handshake(int implicit) {
                              (unsigned)(10000 * scale));
   smtpuv_options_set_credentials(o, "user", "secret", NULL);
   static const char msg[] = "Subject: x\r\n\r\nx\r\n";
-  const char *to[] = {"b@example.com"};
-  smtpuv_envelope env = SMTPUV_ENVELOPE_INIT;
-  env.sender = "a@example.com";
-  env.recipients = to;
-  env.nrecipients = 1;
-  smtpuv_body b;
-  smtpuv_body_init_buffer(&b, msg, sizeof msg - 1);
+  ITEST_ONE_MESSAGE(env, b, "b@example.com", msg, sizeof msg - 1);
 
   uv_loop_t loop;
   uv_loop_init(&loop);
