@@ -369,23 +369,31 @@ static void later_send(uv_timer_t *t) {
   uv_close((uv_handle_t *)t, NULL);
 }
 
+/* One message, then (after `delay_ms`, once the server has done what `hook`
+   makes it do to the idle connection) a second one: both must be sent, the
+   second on a new connection. `t` must live until finish(f). */
+static void send_twice_across_reopen(fixture *f, uv_timer_t *t, ss_hook hook,
+                                     unsigned delay_ms) {
+  setup_fixture(f, "PIPELINING\r\n");
+  f->srv.hook = hook;
+  make_client(f);
+  send_msg(f, 0, one, 1);
+  run_until(f, 1);
+  uv_timer_init(&f->loop, t);
+  t->data = f;
+  uv_timer_start(t, later_send, delay_ms, 0);
+  run_until(f, 2);
+  assert_int_equal(f->out[0].r->status, SMTPUV_SEND_SENT);
+  assert_int_equal(f->out[1].r->status, SMTPUV_SEND_SENT);
+  assert_int_equal(f->srv.connections, 2);
+}
+
 static void test_reopen_after_idle_close(void **state) {
   (void)state;
   fixture f;
-  setup_fixture(&f, "PIPELINING\r\n");
-  f.srv.hook = close_after_message;
-  make_client(&f);
-  send_msg(&f, 0, one, 1);
-  run_until(&f, 1);
   uv_timer_t t;
-  uv_timer_init(&f.loop, &t);
-  t.data = &f;
-  uv_timer_start(&t, later_send, 100, 0);
-  run_until(&f, 2);
-  assert_int_equal(f.out[0].r->status, SMTPUV_SEND_SENT);
-  assert_int_equal(f.out[1].r->status, SMTPUV_SEND_SENT);
+  send_twice_across_reopen(&f, &t, close_after_message, 100);
   assert_int_equal(f.out[1].r->attempts, 1);
-  assert_int_equal(f.srv.connections, 2);
   finish(&f);
 }
 
@@ -478,19 +486,8 @@ static int unsolicited_421(ss_server *s, const char *line, char *reply,
 static void test_unsolicited_421_then_reopen(void **state) {
   (void)state;
   fixture f;
-  setup_fixture(&f, "PIPELINING\r\n");
-  f.srv.hook = unsolicited_421;
-  make_client(&f);
-  send_msg(&f, 0, one, 1);
-  run_until(&f, 1);
   uv_timer_t t;
-  uv_timer_init(&f.loop, &t);
-  t.data = &f;
-  uv_timer_start(&t, later_send, 50, 0);
-  run_until(&f, 2);
-  assert_int_equal(f.out[0].r->status, SMTPUV_SEND_SENT);
-  assert_int_equal(f.out[1].r->status, SMTPUV_SEND_SENT);
-  assert_int_equal(f.srv.connections, 2);
+  send_twice_across_reopen(&f, &t, unsolicited_421, 50);
   finish(&f);
 }
 
