@@ -84,6 +84,8 @@ struct smtpuv__msg {
   size_t naccepted;
 
   /* outcome */
+  int retry;          /* failed before its "." on a connection that broke:
+                         send again elsewhere (progress reset) */
   int decided;
   smtpuv_send_status status;
   int error;
