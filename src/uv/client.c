@@ -118,11 +118,15 @@ int smtpuv_client_send(smtpuv_client *c, const smtpuv_envelope *env,
     return rc;
   m->cb = cb;
   m->cbdata = data;
+  smtpuv__client_enqueue(c, m);
+  return 0;
+}
+
+void smtpuv__client_enqueue(smtpuv_client *c, smtpuv__msg *m) {
   m->seq = c->next_seq++;
   queue_push(&c->queue, &c->queue_tail, m);
   c->pending++;
   smtpuv__client_kick(c);
-  return 0;
 }
 
 int smtpuv_client_send_message(smtpuv_client *c, const void *data, size_t len,

@@ -209,6 +209,9 @@ struct smtpuv_client {
 
 /* Schedule a dispatch pass (callbacks, queue processing) on the loop. */
 void smtpuv__client_kick(smtpuv_client *c);
+/* Queue a message record (its callback set) as smtpuv_client_send() does:
+   it gets the next sequence number. Loop thread only. */
+void smtpuv__client_enqueue(smtpuv_client *c, smtpuv__msg *m);
 /* A connection freed itself. */
 void smtpuv__client_conn_gone(smtpuv_client *c, smtpuv__conn *cn);
 /* The SSL_CTX for a TLS connection (built on first use). 0 or an error
