@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Layering (DESIGN.md): src/protocol sees only libc, src/auth adds OpenSSL
 # libcrypto but never libuv. Enforced twice:
 #

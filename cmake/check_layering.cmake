@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ctest `layering`: fails when a file of src/protocol includes uv.h or an
 # OpenSSL header, or a file of src/auth includes uv.h or openssl/ssl.h
 # (DESIGN.md, layering). A textual scan, so it also sees includes under

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * smtpuv — an asynchronous ESMTP client library.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Install the Debian 12 packages smtpuv needs to build, test and demo.
 # Idempotent: when every package is already installed it does no apt work at
 # all (one dpkg-query), so calling it at the start of every script is cheap.

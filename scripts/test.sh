@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The whole test suite (README command 2; .ci/run calls exactly this).
 #
 #   scripts/test.sh

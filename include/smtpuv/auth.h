@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * smtpuv/auth.h — SASL authenticators for SMTP AUTH (RFC 4954).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * smtpuv/client.h — the libuv SMTP client.
  *

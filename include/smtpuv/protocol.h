@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * smtpuv/protocol.h — the sans-io ESMTP client state machine.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* smtpuv version macros. CMake reads the numbers from this file. */
 #ifndef SMTPUV_VERSION_H
 #define SMTPUV_VERSION_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Server input: smtpuv_proto_feed() and smtpuv_proto_next_reply().
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The client API, the send queue and the deferred dispatch.
  *
  * Every send callback runs from the idle handle's callback (`dispatch`),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The envelope from a message's own headers (Python's smtplib
  * send_message() rules), a body source that leaves out Bcc and Resent-Bcc,
  * and the two pieces they are made of, public on their own: the header

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Message records: the copied envelope, progress, and the result. */
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* smtpuv_client_probe(): read the greeting, EHLO, STARTTLS when the TLS
  * mode asks for it, EHLO again, QUIT, and report what the server said about
  * itself (smtpuv-send --serverinfo).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The SMTP session over one connection: what conn.c reports for the
  * client's connections comes here. Replies are routed to the setup
  * (setup.c: greeting, EHLO, STARTTLS, AUTH) or to the message they answer

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Mail transactions on a READY connection: messages are taken from the
  * client's queue in order and sent (MAIL, RCPT, DATA or BDAT, the body),
  * pipelined where the server allows, with the replies routed back to the
