@@ -29,8 +29,23 @@
 extern "C" {
 #endif
 
-#if defined(_WIN32)
+/**
+ * Marks every exported function. On ELF platforms the library is compiled
+ * with hidden visibility and this makes a symbol visible. On Windows (as
+ * libuv's UV_EXTERN) it is `__declspec(dllexport)` while the DLL itself is
+ * compiled (SMTPUV_BUILDING, set by the build), nothing when the static
+ * library is built or used (SMTPUV_STATIC: the CMake targets and the .pc files
+ * of a static build define it for their users), and `__declspec(dllimport)`
+ * for users of the DLL (the default).
+ */
+#if defined(_WIN32) || defined(__CYGWIN__)
+#if defined(SMTPUV_STATIC)
+#define SMTPUV_EXTERN
+#elif defined(SMTPUV_BUILDING)
 #define SMTPUV_EXTERN __declspec(dllexport)
+#else
+#define SMTPUV_EXTERN __declspec(dllimport)
+#endif
 #elif defined(__GNUC__) || defined(__clang__)
 #define SMTPUV_EXTERN __attribute__((visibility("default")))
 #else

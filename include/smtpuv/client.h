@@ -433,7 +433,10 @@ typedef struct smtpuv_send_result {
                                    the final "." when sent), 0 when none */
   const char *reply_enhanced; /**< "2.0.0" or "" */
   const char *reply_text;     /**< its text, lines joined by "\n", or "" */
-  const smtpuv_rcpt_result *recipients; /**< one per envelope recipient */
+  const smtpuv_rcpt_result *recipients; /**< one per envelope recipient;
+                                     read them with
+                                     smtpuv_send_result_recipient(), which
+                                     steps by `recipient_size` */
   size_t nrecipients;
   size_t naccepted;           /**< recipients accepted by RCPT */
   unsigned attempts;          /**< connections tried for it (1, or 2 after
@@ -441,7 +444,22 @@ typedef struct smtpuv_send_result {
   const char *tls;            /**< TLS summary of the connection
                                    ("TLSv1.3 ...; subject CN=...") or NULL
                                    for plaintext / not connected */
+  size_t recipient_size;      /**< sizeof(smtpuv_rcpt_result) of the
+                                   library that filled `recipients`: the
+                                   distance between two elements. Fields of
+                                   smtpuv_rcpt_result are only appended; one
+                                   at offset o of size n is there when
+                                   recipient_size >= o + n (since 0.2) */
 } smtpuv_send_result;
+
+/**
+ * The `i`th recipient of a result (0-based, in envelope order), stepping by
+ * the library's `recipient_size`, so code compiled against an older or a
+ * newer header reads the array right. NULL when `r` is NULL or `i` is not
+ * below `r->nrecipients`. Valid as long as `r` is.
+ */
+SMTPUV_EXTERN const smtpuv_rcpt_result *
+smtpuv_send_result_recipient(const smtpuv_send_result *r, size_t i);
 
 /** Deep copy of a result (one allocation from `mem`, may be NULL).
     Returns 0, SMTPUV_EINVAL or SMTPUV_ENOMEM. */
@@ -553,8 +571,12 @@ SMTPUV_EXTERN uv_loop_t *smtpuv_client_loop(const smtpuv_client *client);
 /**
  * One header field of a message, as smtpuv_header_next() finds it. The
  * pointers are into the caller's message; nothing is NUL-terminated.
+ * Fields are only ever appended: smtpuv_header_next() writes no more than
+ * the caller's sizeof(smtpuv_header_field) and sets `struct_size` to the
+ * bytes it filled (as smtpuv_reply).
  */
 typedef struct smtpuv_header_field {
+  size_t struct_size; /**< set by the library: bytes filled (output) */
   const char *name;   /**< field name ("To"), without the colon */
   size_t name_len;
   const char *value;  /**< field body: from after the colon to the end of
@@ -566,6 +588,8 @@ typedef struct smtpuv_header_field {
 } smtpuv_header_field;
 
 /**
+ * A macro over smtpuv_header_next_sized() that passes the caller's
+ * `sizeof(smtpuv_header_field)`.
  * Step through the header block at the start of `data`: set `*pos` to 0,
  * then call until it returns 0; each call fills `field` and moves `*pos`
  * past it. The block ends at an empty line (CRLF or LF), at the end of the
@@ -577,9 +601,20 @@ typedef struct smtpuv_header_field {
  * ended, at the empty line if there is one) or SMTPUV_EINVAL (`pos` or
  * `field` NULL, `data` NULL with a length).
  */
-SMTPUV_EXTERN int smtpuv_header_next(const void *data, size_t len,
-                                     size_t *pos,
-                                     smtpuv_header_field *field);
+#define smtpuv_header_next(data, len, pos, field)                              \
+  smtpuv_header_next_sized((data), (len), (pos), (field),                      \
+                           sizeof(smtpuv_header_field))
+
+/**
+ * smtpuv_header_next() with the size of the caller's smtpuv_header_field
+ * spelled out (for bindings): at most `field_size` bytes of `*field` are
+ * written and `field->struct_size` says how many. SMTPUV_EINVAL also when
+ * `field_size` is smaller than the field of version 0.2 (up to `end`).
+ */
+SMTPUV_EXTERN int smtpuv_header_next_sized(const void *data, size_t len,
+                                           size_t *pos,
+                                           smtpuv_header_field *field,
+                                           size_t field_size);
 
 /** 1 when the field's name is `name`, compared ASCII case-insensitively
     ("BCC" is "Bcc"); else 0 (also for NULL arguments). */

@@ -140,11 +140,18 @@ enum {
 };
 
 /**
- * A complete server reply. All pointers borrow the core's memory and stay
+ * A complete server reply, filled by smtpuv_proto_next_reply() into the
+ * caller's struct. All pointers borrow the core's memory and stay
  * valid until the next call of smtpuv_proto_feed(), smtpuv_proto_next_reply()
  * or smtpuv_proto_free() on the same object.
+ *
+ * Growth: fields are only ever appended. smtpuv_proto_next_reply() passes
+ * the size of the struct the caller was compiled with, the library writes
+ * no more than that and sets `struct_size` to the number of bytes it filled:
+ * a field at offset o of size n is valid when struct_size >= o + n.
  */
 typedef struct smtpuv_reply {
+  size_t struct_size;   /**< set by the library: bytes filled (output) */
   smtpuv_cmd command;   /**< the command this reply answers */
   unsigned rcpt_index;  /**< RCPT: 0-based index within its transaction */
   int last;             /**< BDAT: 1 when this answers the LAST chunk */
@@ -217,7 +224,11 @@ SMTPUV_EXTERN int smtpuv_proto_feed(smtpuv_proto *p, const void *data,
                                     size_t len);
 
 /**
- * Pop the next complete reply. Returns 1 and fills `*reply`, 0 when no
+ * Pop the next complete reply. A macro over
+ * smtpuv_proto_next_reply_sized() that passes `sizeof(smtpuv_reply)` as
+ * the caller's header defines it, so a later library with a longer
+ * smtpuv_reply never writes past the caller's struct.
+ * Returns 1 and fills `*reply`, 0 when no
  * complete reply is buffered, SMTPUV_EINVAL, SMTPUV_ENOMEM (the reply stays
  * queued: call again), or the sticky error code once the replies received
  * before the error are popped. Popping a reply updates the state and the
@@ -226,7 +237,19 @@ SMTPUV_EXTERN int smtpuv_proto_feed(smtpuv_proto *p, const void *data,
  * Once the session is FINISHED, replies are still delivered but change
  * nothing.
  */
-SMTPUV_EXTERN int smtpuv_proto_next_reply(smtpuv_proto *p, smtpuv_reply *reply);
+#define smtpuv_proto_next_reply(p, reply)                                      \
+  smtpuv_proto_next_reply_sized((p), (reply), sizeof(smtpuv_reply))
+
+/**
+ * smtpuv_proto_next_reply() with the size of the caller's smtpuv_reply
+ * spelled out (for bindings that cannot use the macro): at most
+ * `reply_size` bytes of `*reply` are written, and `reply->struct_size`
+ * says how many were. SMTPUV_EINVAL when `reply_size` is smaller than the
+ * smtpuv_reply of version 0.2 (every field up to `text_len`).
+ */
+SMTPUV_EXTERN int smtpuv_proto_next_reply_sized(smtpuv_proto *p,
+                                                smtpuv_reply *reply,
+                                                size_t reply_size);
 
 /**
  * The first contiguous run of bytes waiting to be written: `*len` is 0 when

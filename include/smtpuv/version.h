@@ -4,11 +4,11 @@
 #define SMTPUV_VERSION_H
 
 #define SMTPUV_VERSION_MAJOR 0
-#define SMTPUV_VERSION_MINOR 1
+#define SMTPUV_VERSION_MINOR 2
 #define SMTPUV_VERSION_PATCH 0
 
 /** "MAJOR.MINOR.PATCH" */
-#define SMTPUV_VERSION "0.1.0"
+#define SMTPUV_VERSION "0.2.0"
 
 /** 0xMMmmpp: compare with `>=` to test for a minimum version at compile time. */
 #define SMTPUV_VERSION_NUM                                                     \
