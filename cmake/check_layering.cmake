@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 # ctest `layering`: fails when a file of src/protocol includes uv.h or an
 # OpenSSL header, or a file of src/auth includes uv.h or openssl/ssl.h
-# (DESIGN.md, layering). A textual scan, so it also sees includes under
+# (docs/ARCHITECTURE.md, "Layers"). A textual scan, so it also sees includes under
 # #if branches that the build does not take.
 #
 #   cmake -DSRC=<repo>/src -P cmake/check_layering.cmake
@@ -36,6 +36,6 @@ if(nfiles EQUAL 0)
   message(FATAL_ERROR "check_layering: no sources under ${SRC}")
 endif()
 if(violations)
-  message(FATAL_ERROR "layering violations (DESIGN.md: src/protocol uses libc only; src/auth never libuv nor libssl):\n${violations}")
+  message(FATAL_ERROR "layering violations (docs/ARCHITECTURE.md: src/protocol uses libc only; src/auth never libuv nor libssl):\n${violations}")
 endif()
 message(STATUS "layering: ${nfiles} files of src/protocol and src/auth checked, no forbidden include")

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/*
+/**
+ * @file
  * smtpuv/client.h — the libuv SMTP client.
  *
  * Sending a message (error handling shortened):
  *
- *   #include <smtpuv/client.h>
+ *   \#include <smtpuv/client.h>
  *
  *   static void on_sent(smtpuv_client *c, const smtpuv_send_result *r,
  *                       void *data) {
@@ -297,7 +298,7 @@ typedef struct smtpuv_envelope {
   size_t struct_size;            /**< sizeof(smtpuv_envelope) */
   const char *sender;            /**< MAIL FROM; "" is the null path <> */
   const char *const *recipients; /**< RCPT TO addresses (at least one) */
-  size_t nrecipients;
+  size_t nrecipients;            /**< number of `recipients` */
   /** NULL, or one RCPT parameter set (DSN) per recipient. */
   const smtpuv_rcpt_params *rcpt_params;
   /** NULL, or MAIL parameters. When `body` is SMTPUV_BODY_UNSPECIFIED the
@@ -311,6 +312,7 @@ typedef struct smtpuv_envelope {
   const smtpuv_mail_params *mail_params;
 } smtpuv_envelope;
 
+/** Initialiser of a smtpuv_envelope: struct_size set, the rest empty. */
 #define SMTPUV_ENVELOPE_INIT {sizeof(smtpuv_envelope), NULL, NULL, 0, NULL, NULL}
 
 /**
@@ -341,7 +343,7 @@ typedef int (*smtpuv_body_rewind_cb)(void *user);
 typedef struct smtpuv_body {
   size_t struct_size;          /**< sizeof(smtpuv_body) */
   const void *data;            /**< buffer body */
-  size_t len;
+  size_t len;                  /**< length of the buffer body in bytes */
   smtpuv_body_read_cb read;    /**< streaming body (then data is ignored) */
   smtpuv_body_rewind_cb rewind; /**< NULL: not rewindable */
   void *user;                  /**< passed to read/rewind */
@@ -380,6 +382,8 @@ typedef enum smtpuv_send_status {
   SMTPUV_SEND_CANCELED  /**< smtpuv_client_close() before it was sent */
 } smtpuv_send_status;
 
+/** Name of a status ("sent", "failed", "unknown outcome", "canceled"), for
+    logs; "?" for a value outside the enum. */
 SMTPUV_EXTERN const char *smtpuv_send_status_name(smtpuv_send_status s);
 
 /** Where in the session a message's outcome was decided. */
@@ -397,6 +401,8 @@ typedef enum smtpuv_phase {
   SMTPUV_PHASE_QUIT
 } smtpuv_phase;
 
+/** Name of a phase ("connect", "TLS", "RCPT"...), for logs; "?" for a
+    value outside the enum. */
 SMTPUV_EXTERN const char *smtpuv_phase_name(smtpuv_phase p);
 
 /** The server's verdict on one recipient. */
@@ -415,7 +421,7 @@ typedef struct smtpuv_rcpt_result {
  */
 typedef struct smtpuv_send_result {
   size_t struct_size;         /**< sizeof(smtpuv_send_result) */
-  smtpuv_send_status status;
+  smtpuv_send_status status;  /**< the message's fate */
   int error;                  /**< 0 when SENT with every recipient accepted;
                                    else an SMTPUV_E* code: ETEMPFAIL /
                                    EPERMFAIL / ESHUTDOWN for a refusing
@@ -437,7 +443,7 @@ typedef struct smtpuv_send_result {
                                      read them with
                                      smtpuv_send_result_recipient(), which
                                      steps by `recipient_size` */
-  size_t nrecipients;
+  size_t nrecipients;         /**< number of `recipients` */
   size_t naccepted;           /**< recipients accepted by RCPT */
   unsigned attempts;          /**< connections tried for it (1, or 2 after
                                    a retry) */
@@ -559,6 +565,7 @@ SMTPUV_EXTERN int smtpuv_client_close(smtpuv_client *client,
 
 /** The caller's pointer for this client (NULL initially). */
 SMTPUV_EXTERN void smtpuv_client_set_data(smtpuv_client *client, void *data);
+/** The pointer last given to smtpuv_client_set_data() (NULL initially). */
 SMTPUV_EXTERN void *smtpuv_client_get_data(const smtpuv_client *client);
 
 /** The loop the client runs on. */
@@ -578,13 +585,14 @@ SMTPUV_EXTERN uv_loop_t *smtpuv_client_loop(const smtpuv_client *client);
 typedef struct smtpuv_header_field {
   size_t struct_size; /**< set by the library: bytes filled (output) */
   const char *name;   /**< field name ("To"), without the colon */
-  size_t name_len;
+  size_t name_len;    /**< length of `name` */
   const char *value;  /**< field body: from after the colon to the end of
                            the field, continuation lines (folds) included,
                            without the final line ending */
-  size_t value_len;
-  size_t start, end;  /**< offsets of the whole field in the message, its
-                           last line ending included: [start, end) */
+  size_t value_len;   /**< length of `value` */
+  size_t start;       /**< offset of the field in the message */
+  size_t end;         /**< offset just past the field, its last line ending
+                           included: the field is [start, end) */
 } smtpuv_header_field;
 
 /**
@@ -641,7 +649,7 @@ typedef struct smtpuv_address_list {
  * (work) gives a@example.com), a quoted local part stays quoted
  * ("\"odd local\"@example.com"), groups give their members ("Team:
  * a@example.com, b@example.com;"; an empty group gives nothing), an
- * obsolete source route is dropped (<@relay:a@example.com>), and line
+ * obsolete source route is dropped (`<@relay:a@example.com>`), and line
  * breaks count as folding white space. `value` (`len` bytes, no NUL needed)
  * is typically smtpuv_header_field.value. Every address must pass
  * smtpuv_check_address(address, 1) (UTF-8 allowed).

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/*
+/**
+ * @file
  * smtpuv/protocol.h — the sans-io ESMTP client state machine.
  *
  * No sockets, no clock, no TLS: the caller moves bytes. The model is
@@ -120,12 +121,13 @@ typedef enum smtpuv_state {
                                     refused, or violation */
 } smtpuv_state;
 
+/** Name of a state ("READY", "DATA"...); "?" for a value outside the enum. */
 SMTPUV_EXTERN const char *smtpuv_state_name(smtpuv_state state);
 
 /** A borrowed byte string: not NUL-terminated. */
 typedef struct smtpuv_str {
-  const char *ptr;
-  size_t len;
+  const char *ptr; /**< first byte */
+  size_t len;      /**< number of bytes */
 } smtpuv_str;
 
 /** Reply flags. */
@@ -165,15 +167,17 @@ typedef struct smtpuv_reply {
   /** Enhanced status code (RFC 3463) of the first line when the server
       advertised ENHANCEDSTATUSCODES and the line starts with one whose class
       matches the code's first digit; all zero otherwise. */
-  int enh_class, enh_subject, enh_detail;
+  int enh_class;
+  int enh_subject;      /**< second number of the enhanced code (see enh_class) */
+  int enh_detail;       /**< third number of the enhanced code (see enh_class) */
   char enhanced[16];    /**< "5.1.1" or "" (NUL-terminated) */
   /** Text of every line, without the code, separator and line ending
       (each points into `text`). */
   const smtpuv_str *lines;
-  size_t nlines;
+  size_t nlines;        /**< number of `lines` (at least 1) */
   /** The whole text: the lines joined with "\n", NUL-terminated. */
   const char *text;
-  size_t text_len;
+  size_t text_len;      /**< length of `text` without its NUL */
 } smtpuv_reply;
 
 /* ------------------------------------------------------------------------ */
@@ -264,8 +268,8 @@ SMTPUV_EXTERN void smtpuv_proto_outgoing(smtpuv_proto *p, const void **ptr,
 /** An iovec-compatible span (same layout as struct iovec / uv_buf_t on POSIX
     is NOT guaranteed: copy the two fields). */
 typedef struct smtpuv_iov {
-  const void *base;
-  size_t len;
+  const void *base; /**< first byte */
+  size_t len;       /**< number of bytes */
 } smtpuv_iov;
 
 /**
@@ -418,10 +422,11 @@ typedef enum smtpuv_body_type {
                                     CHUNKING: the body must go with BDAT) */
 } smtpuv_body_type;
 
+/** DSN RET= of MAIL (RFC 3461): what a delivery status notification returns. */
 typedef enum smtpuv_dsn_ret {
-  SMTPUV_DSN_RET_UNSPECIFIED = 0,
-  SMTPUV_DSN_RET_FULL,
-  SMTPUV_DSN_RET_HDRS
+  SMTPUV_DSN_RET_UNSPECIFIED = 0, /**< no RET= parameter */
+  SMTPUV_DSN_RET_FULL,            /**< RET=FULL: the whole message */
+  SMTPUV_DSN_RET_HDRS             /**< RET=HDRS: the headers only */
 } smtpuv_dsn_ret;
 
 /**
@@ -451,6 +456,7 @@ typedef struct smtpuv_mail_params {
                                SMTPUV_ENOEXT) */
 } smtpuv_mail_params;
 
+/** Initialiser of a smtpuv_mail_params: struct_size set, nothing declared. */
 #define SMTPUV_MAIL_PARAMS_INIT {sizeof(smtpuv_mail_params), 0, SMTPUV_BODY_UNSPECIFIED, 0, SMTPUV_DSN_RET_UNSPECIFIED, NULL, 0}
 
 /** DSN NOTIFY bits for RCPT. NEVER excludes the others. */
@@ -468,14 +474,15 @@ typedef struct smtpuv_rcpt_params {
                               with another bit or unknown bits:
                               SMTPUV_EINVAL */
   const char *dsn_orcpt; /**< original recipient: sent as
-                              ORCPT=rfc822;<xtext> (needs DSN); the address
+                              `ORCPT=rfc822;<xtext>` (needs DSN); the address
                               rules apply, non-ASCII allowed (xtext) */
 } smtpuv_rcpt_params;
 
+/** Initialiser of a smtpuv_rcpt_params: struct_size set, nothing declared. */
 #define SMTPUV_RCPT_PARAMS_INIT {sizeof(smtpuv_rcpt_params), 0, NULL}
 
 /**
- * MAIL FROM:<sender>. `sender` "" is the null reverse-path <>. The address
+ * `MAIL FROM:<sender>`. `sender` "" is the null reverse-path <>. The address
  * is refused with SMTPUV_EADDRESS as smtpuv_check_address() says (CR, LF,
  * other control characters, '<', '>', malformed UTF-8, longer than
  * SMTPUV_MAX_ADDRESS, NULL); non-ASCII needs SMTPUTF8 (SMTPUV_ENOEXT) and
@@ -486,7 +493,7 @@ typedef struct smtpuv_rcpt_params {
 SMTPUV_EXTERN int smtpuv_proto_mail(smtpuv_proto *p, const char *sender,
                                     const smtpuv_mail_params *params);
 
-/** RCPT TO:<recipient> (non-empty; same address rules, SMTPUV_EADDRESS). A
+/** `RCPT TO:<recipient>` (non-empty; same address rules, SMTPUV_EADDRESS). A
     non-ASCII recipient needs SMTPUTF8 declared by this transaction's MAIL
     (SMTPUV_ENOEXT). `params` may be NULL; written as " NOTIFY=... ORCPT=...".
     State: MAIL_TRANSACTION or RECIPIENT_SENT. */
@@ -520,9 +527,9 @@ SMTPUV_EXTERN int smtpuv_proto_data_write(smtpuv_proto *p, const void *buf,
 SMTPUV_EXTERN int smtpuv_proto_data_end(smtpuv_proto *p);
 
 /**
- * One BDAT chunk: "BDAT <n>[ LAST]\r\n" and the chunk. The chunk is
+ * One BDAT chunk: `"BDAT <n>[ LAST]\r\n"` and the chunk. The chunk is
  * normalised like DATA (lone CR/LF become CRLF, the state carries across
- * chunks) but not dot-stuffed, and <n> is the normalised size; with
+ * chunks) but not dot-stuffed, and `<n>` is the normalised size; with
  * BODY=BINARYMIME the bytes are sent as they are. The LAST chunk adds a final
  * CRLF when the body did not end with one (not for BINARYMIME) and may be
  * empty. Needs CHUNKING (SMTPUV_ENOEXT). 8-bit bytes need BODY=8BITMIME or
@@ -541,7 +548,7 @@ SMTPUV_EXTERN int smtpuv_proto_rset(smtpuv_proto *p);
 /** NOOP. State: GREETED or READY (ends a pipelining group). */
 SMTPUV_EXTERN int smtpuv_proto_noop(smtpuv_proto *p);
 
-/** VRFY <string> (non-empty, same character rules as addresses:
+/** `VRFY <string>` (non-empty, same character rules as addresses:
     SMTPUV_EADDRESS). Non-ASCII needs SMTPUTF8 (SMTPUV_ENOEXT) and adds the
     SMTPUTF8 parameter. State: READY (ends a pipelining group). */
 SMTPUV_EXTERN int smtpuv_proto_vrfy(smtpuv_proto *p, const char *string);
