@@ -18,6 +18,8 @@ PACKAGES=(
   postfix dovecot-core                  # real MTA + SASL for integration tests, smtp-sink
   swaks libnet-ssleay-perl              # reference SMTP client (its STARTTLS needs Net::SSLeay)
   openssl curl libcurl4-openssl-dev     # certificates, TLS probes, curl as a peer in benchmarks
+  doxygen                               # API reference, ctest doxygen (undocumented symbols fail)
+  abigail-tools                         # abidw/abidiff: ABI baseline check (scripts/abi-check.sh)
 )
 
 missing=()
