@@ -78,7 +78,9 @@ fix() {
     roff) line=".\\\" $TAG" ;;
   esac
   tmp=$(mktemp "$f.spdx.XXXXXX")
-  awk -v line="$line" '
+  # the line goes through the environment: awk -v would eat its backslashes
+  SPDX_LINE=$line awk '
+    BEGIN { line = ENVIRON["SPDX_LINE"] }
     NR == 1 && /^#!/ { print; shebang = 1; next }
     NR == 2 && shebang && /^#.*coding[:=]/ { print; next }
     !done { print line; done = 1 }
