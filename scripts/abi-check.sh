@@ -26,8 +26,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MODE=check
 if [[ ${1:-} == --update ]]; then MODE=update; shift; fi
 BUILD=${1:-$ROOT/build-abi}
-ABI=$ROOT/abi
-LIBS="libsmtpuv_core libsmtpuv"
+# (the ctest abi_check_logic points these at libraries of its own)
+ABI=${SMTPUV_ABI_DIR:-$ROOT/abi}
+HEADERS=${SMTPUV_ABI_HEADERS:-$ROOT/include}
+LIBS=${SMTPUV_ABI_LIBS:-libsmtpuv_core libsmtpuv}
 JOBS=${SMTPUV_JOBS:-2}
 
 for t in abidw abidiff readelf; do
@@ -40,7 +42,9 @@ lib_path() { # lib_path NAME: the real file of BUILD/NAME.so
   readlink -f "$f"
 }
 
-if ! lib_path libsmtpuv_core >/dev/null || ! lib_path libsmtpuv >/dev/null; then
+have_libs=1
+for l in $LIBS; do lib_path "$l" >/dev/null || have_libs=0; done
+if [[ $have_libs == 0 ]]; then
   echo "abi: building shared libraries in $BUILD"
   cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc \
     -DBUILD_SHARED_LIBS=ON -DSMTPUV_BUILD_TESTS=OFF -DSMTPUV_BUILD_EXAMPLES=OFF \
@@ -50,7 +54,7 @@ fi
 
 # dump SO OUT: the public ABI of SO, reproducible (no paths, hashed type ids)
 dump() {
-  abidw --headers-dir "$ROOT/include" --drop-private-types --no-corpus-path \
+  abidw --headers-dir "$HEADERS" --drop-private-types --no-corpus-path \
     --no-comp-dir-path --short-locs --type-id-style hash --out-file "$2" "$1"
 }
 soname_of_so() { readelf -d "$1" | sed -nE 's/.*\(SONAME\).*\[(.*)\].*/\1/p'; }
@@ -61,7 +65,7 @@ if [[ $MODE == update ]]; then
   for l in $LIBS; do
     so=$(lib_path "$l")
     dump "$so" "$ABI/$l.abi"
-    echo "abi: wrote abi/$l.abi ($(soname_of_so "$so"), $(grep -c '<elf-symbol ' "$ABI/$l.abi") symbols)"
+    echo "abi: wrote $ABI/$l.abi ($(soname_of_so "$so"), $(grep -c '<elf-symbol ' "$ABI/$l.abi") symbols)"
   done
   echo "abi: commit abi/*.abi with the release that changed the ABI (CHANGELOG.md, ABI)"
   exit 0
