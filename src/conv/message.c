@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "uv/client_int.h"
+#include "conv/msg.h"
 
 const char *smtpuv_send_status_name(smtpuv_send_status s) {
   switch (s) {
