@@ -1,9 +1,11 @@
-/*
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file
  * smtpuv/client.h — the libuv SMTP client.
  *
  * Sending a message (error handling shortened):
  *
- *   #include <smtpuv/client.h>
+ *   \#include <smtpuv/client.h>
  *
  *   static void on_sent(smtpuv_client *c, const smtpuv_send_result *r,
  *                       void *data) {
@@ -286,6 +288,9 @@ SMTPUV_EXTERN int smtpuv_options_set_rate_limit(smtpuv_options *o,
 SMTPUV_EXTERN int smtpuv_options_add_fallback_host(smtpuv_options *o,
                                                    const char *host,
                                                    unsigned port);
+
+/** How long a server that failed is skipped while another works, in ms
+    (default 30 000; 0: never skipped). */
 SMTPUV_EXTERN int smtpuv_options_set_host_skip_time(smtpuv_options *o,
                                                     unsigned skip_ms);
 
@@ -448,6 +453,7 @@ SMTPUV_EXTERN int smtpuv_client_set_drained_cb(smtpuv_client *client,
 
 /** The caller's pointer for this client (NULL initially). */
 SMTPUV_EXTERN void smtpuv_client_set_data(smtpuv_client *client, void *data);
+/** The pointer last given to smtpuv_client_set_data() (NULL initially). */
 SMTPUV_EXTERN void *smtpuv_client_get_data(const smtpuv_client *client);
 
 /** The loop the client runs on. */
@@ -460,19 +466,26 @@ SMTPUV_EXTERN uv_loop_t *smtpuv_client_loop(const smtpuv_client *client);
 /**
  * One header field of a message, as smtpuv_header_next() finds it. The
  * pointers are into the caller's message; nothing is NUL-terminated.
+ * Fields are only ever appended: smtpuv_header_next() writes no more than
+ * the caller's sizeof(smtpuv_header_field) and sets `struct_size` to the
+ * bytes it filled (as smtpuv_reply).
  */
 typedef struct smtpuv_header_field {
+  size_t struct_size; /**< set by the library: bytes filled (output) */
   const char *name;   /**< field name ("To"), without the colon */
-  size_t name_len;
+  size_t name_len;    /**< length of `name` */
   const char *value;  /**< field body: from after the colon to the end of
                            the field, continuation lines (folds) included,
                            without the final line ending */
-  size_t value_len;
-  size_t start, end;  /**< offsets of the whole field in the message, its
-                           last line ending included: [start, end) */
+  size_t value_len;   /**< length of `value` */
+  size_t start;       /**< offset of the field in the message */
+  size_t end;         /**< offset just past the field, its last line ending
+                           included: the field is [start, end) */
 } smtpuv_header_field;
 
 /**
+ * A macro over smtpuv_header_next_sized() that passes the caller's
+ * `sizeof(smtpuv_header_field)`.
  * Step through the header block at the start of `data`: set `*pos` to 0,
  * then call until it returns 0; each call fills `field` and moves `*pos`
  * past it. The block ends at an empty line (CRLF or LF), at the end of the
@@ -484,9 +497,20 @@ typedef struct smtpuv_header_field {
  * ended, at the empty line if there is one) or SMTPUV_EINVAL (`pos` or
  * `field` NULL, `data` NULL with a length).
  */
-SMTPUV_EXTERN int smtpuv_header_next(const void *data, size_t len,
-                                     size_t *pos,
-                                     smtpuv_header_field *field);
+#define smtpuv_header_next(data, len, pos, field)                              \
+  smtpuv_header_next_sized((data), (len), (pos), (field),                      \
+                           sizeof(smtpuv_header_field))
+
+/**
+ * smtpuv_header_next() with the size of the caller's smtpuv_header_field
+ * spelled out (for bindings): at most `field_size` bytes of `*field` are
+ * written and `field->struct_size` says how many. SMTPUV_EINVAL also when
+ * `field_size` is smaller than the field of version 0.2 (up to `end`).
+ */
+SMTPUV_EXTERN int smtpuv_header_next_sized(const void *data, size_t len,
+                                           size_t *pos,
+                                           smtpuv_header_field *field,
+                                           size_t field_size);
 
 /** 1 when the field's name is `name`, compared ASCII case-insensitively
     ("BCC" is "Bcc"); else 0 (also for NULL arguments). */
@@ -513,7 +537,7 @@ typedef struct smtpuv_address_list {
  * (work) gives a@example.com), a quoted local part stays quoted
  * ("\"odd local\"@example.com"), groups give their members ("Team:
  * a@example.com, b@example.com;"; an empty group gives nothing), an
- * obsolete source route is dropped (<@relay:a@example.com>), and line
+ * obsolete source route is dropped (`<@relay:a@example.com>`), and line
  * breaks count as folding white space. `value` (`len` bytes, no NUL needed)
  * is typically smtpuv_header_field.value. Every address must pass
  * smtpuv_check_address(address, 1) (UTF-8 allowed).

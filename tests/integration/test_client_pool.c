@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The pool against Postfix's smtp-sink: connections opened only as needed,
  * the per-connection message limit honoured, every message delivered once
  * (read back from the sink's dump files), and, when the sink dies in the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The retry policy's pure functions (src/conv/retry.c) on a fake clock:
  * which outcomes are temporary, the backoff and its jitter, the limits. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The client's pool features against the scripted server on 127.0.0.1:
  * the retry policy (451 then 250 is sent after two attempts with the
  * backoff waited; 550 and UNKNOWN never retried; a refused connection
