@@ -77,6 +77,7 @@
 
 #include "../smtpuv.h"
 #include "auth.h"
+#include "compose.h"
 #include "headers.h"
 
 #ifdef __cplusplus
@@ -518,6 +519,34 @@ SMTPUV_EXTERN int smtpuv_client_send(smtpuv_client *client,
 SMTPUV_EXTERN int smtpuv_client_send_message(smtpuv_client *client,
                                              const void *data, size_t len,
                                              smtpuv_send_cb cb, void *cbdata);
+
+/**
+ * Queue a finished composer's message (smtpuv/compose.h): the envelope from
+ * its headers (smtpuv_compose_sender(), smtpuv_compose_recipients(); Bcc
+ * never transmitted; BODY=8BITMIME when smtpuv_compose_8bit()), the body
+ * streamed from it (smtpuv_compose_read/rewind, its size for SIZE= when
+ * known). `m` must stay valid until `cb` runs; free it there.
+ * Returns smtpuv_client_send()'s codes and SMTPUV_ESTATE (not finished).
+ */
+static inline int smtpuv_client_send_composed(smtpuv_client *client,
+                                              smtpuv_compose *m,
+                                              smtpuv_send_cb cb, void *cbdata) {
+  smtpuv_envelope env = SMTPUV_ENVELOPE_INIT;
+  smtpuv_mail_params mp = SMTPUV_MAIL_PARAMS_INIT;
+  env.sender = smtpuv_compose_sender(m);
+  env.recipients = smtpuv_compose_recipients(m, &env.nrecipients);
+  if (env.sender == NULL)
+    return SMTPUV_ESTATE;
+  if (smtpuv_compose_8bit(m)) {
+    mp.body = SMTPUV_BODY_8BITMIME;
+    env.mail_params = &mp;
+  }
+  smtpuv_body body;
+  int64_t size = smtpuv_compose_size(m);
+  smtpuv_body_init_stream(&body, smtpuv_compose_read, smtpuv_compose_rewind,
+                          m, size > 0 ? (uint64_t)size : 0);
+  return smtpuv_client_send(client, &env, &body, cb, cbdata);
+}
 
 /** A streaming body that returned SMTPUV_EAGAIN has data again. Returns
     0 (also when no body is waiting) or SMTPUV_ECLOSED. */
