@@ -297,8 +297,9 @@ smtpuv_compose_recipients(const smtpuv_compose *c, size_t *n);
 SMTPUV_EXTERN int smtpuv_compose_8bit(const smtpuv_compose *c);
 
 /**
- * Read the whole finished message (from its start: it rewinds first) into
- * a new NUL-terminated buffer, to free with smtpuv_compose_buffer_free().
+ * Read the whole finished message (from its start: it rewinds first, and
+ * again after, so the message can then be sent) into a new NUL-terminated
+ * buffer, to free with smtpuv_compose_buffer_free().
  * For messages that fit in memory; a source returning SMTPUV_EAGAIN fails
  * the call with SMTPUV_EAGAIN. Returns 0 or the codes of
  * smtpuv_compose_read() and smtpuv_compose_rewind(), SMTPUV_ENOMEM.

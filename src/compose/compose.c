@@ -1278,6 +1278,11 @@ int smtpuv_compose_to_buffer(smtpuv_compose *c, char **out, size_t *len) {
     smtpuv__cbuf_free(&b);
     return SMTPUV_ENOMEM;
   }
+  rc = smtpuv_compose_rewind(c); /* ready to be read (sent) again */
+  if (rc != 0) {
+    smtpuv__cbuf_free(&b);
+    return rc;
+  }
   *out = b.p;
   if (len != NULL)
     *len = b.len;
