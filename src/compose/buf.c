@@ -3,18 +3,18 @@
 
 #include "compose/compose_int.h"
 
-void smtpuv__cbuf_init(smtpuv__cbuf *b, const smtpuv_mem *mem) {
+void smtpuv__compose_buf_init(smtpuv__compose_buf *b, const smtpuv_mem *mem) {
   memset(b, 0, sizeof *b);
   b->mem = mem;
 }
 
-void smtpuv__cbuf_free(smtpuv__cbuf *b) {
+void smtpuv__compose_buf_free(smtpuv__compose_buf *b) {
   smtpuv__free(b->mem, b->p);
   b->p = NULL;
   b->len = b->cap = 0;
 }
 
-void smtpuv__cbuf_put(smtpuv__cbuf *b, const void *s, size_t n) {
+void smtpuv__compose_buf_put(smtpuv__compose_buf *b, const void *s, size_t n) {
   if (b->err != 0 || n == 0)
     return;
   if (b->len + n + 1 > b->cap) {
@@ -34,13 +34,13 @@ void smtpuv__cbuf_put(smtpuv__cbuf *b, const void *s, size_t n) {
   b->p[b->len] = '\0';
 }
 
-void smtpuv__cbuf_puts(smtpuv__cbuf *b, const char *s) {
-  smtpuv__cbuf_put(b, s, strlen(s));
+void smtpuv__compose_buf_puts(smtpuv__compose_buf *b, const char *s) {
+  smtpuv__compose_buf_put(b, s, strlen(s));
 }
 
-void smtpuv__cbuf_putc(smtpuv__cbuf *b, char ch) { smtpuv__cbuf_put(b, &ch, 1); }
+void smtpuv__compose_buf_putc(smtpuv__compose_buf *b, char ch) { smtpuv__compose_buf_put(b, &ch, 1); }
 
-size_t smtpuv__utf8_seq(const unsigned char *s, size_t n) {
+size_t smtpuv__compose_utf8_seq(const unsigned char *s, size_t n) {
   unsigned c = s[0];
   if (c < 0x80)
     return 1;
@@ -73,7 +73,7 @@ size_t smtpuv__utf8_seq(const unsigned char *s, size_t n) {
   return len;
 }
 
-int smtpuv__utf8_copy(const smtpuv_mem *mem, const char *s, size_t n,
+int smtpuv__compose_utf8_copy(const smtpuv_mem *mem, const char *s, size_t n,
                       int replace, int no_crlf, int bad, char **out,
                       size_t *out_len) {
   const unsigned char *u = (const unsigned char *)s;
@@ -81,7 +81,7 @@ int smtpuv__utf8_copy(const smtpuv_mem *mem, const char *s, size_t n,
   for (size_t i = 0; i < n;) {
     if (no_crlf && (u[i] == '\r' || u[i] == '\n' || u[i] == 0))
       return bad;
-    size_t k = smtpuv__utf8_seq(u + i, n - i);
+    size_t k = smtpuv__compose_utf8_seq(u + i, n - i);
     if (k == 0) {
       if (!replace)
         return bad;
@@ -97,7 +97,7 @@ int smtpuv__utf8_copy(const smtpuv_mem *mem, const char *s, size_t n,
     return SMTPUV_ENOMEM;
   size_t o = 0;
   for (size_t i = 0; i < n;) {
-    size_t k = smtpuv__utf8_seq(u + i, n - i);
+    size_t k = smtpuv__compose_utf8_seq(u + i, n - i);
     if (k == 0) {
       memcpy(d + o, "\xef\xbf\xbd", 3);
       o += 3;

@@ -7,7 +7,7 @@
 
 #include "compose/compose_int.h"
 
-int smtpuv__choose_encoding(const unsigned char *d, size_t n, int text,
+int smtpuv__compose_choose_encoding(const unsigned char *d, size_t n, int text,
                             int allow8) {
   int has8 = 0, ctl = 0, bad_eol = 0;
   size_t line = 0, maxline = 0, nesc = 0;
@@ -38,13 +38,13 @@ int smtpuv__choose_encoding(const unsigned char *d, size_t n, int text,
     maxline = line;
   if (!bad_eol && !ctl && maxline <= 998) {
     if (!has8)
-      return SMTPUV__ENC_7BIT;
+      return SMTPUV__COMPOSE_ENC_7BIT;
     if (allow8)
-      return SMTPUV__ENC_8BIT;
+      return SMTPUV__COMPOSE_ENC_8BIT;
   }
   if (text && nesc * 6 <= n)
-    return SMTPUV__ENC_QP;
-  return SMTPUV__ENC_B64;
+    return SMTPUV__COMPOSE_ENC_QP;
+  return SMTPUV__COMPOSE_ENC_B64;
 }
 
 static const char hexd[] = "0123456789ABCDEF";
@@ -53,7 +53,7 @@ static int crlf_at(const unsigned char *d, size_t n, size_t p) {
   return p + 1 < n && d[p] == '\r' && d[p + 1] == '\n';
 }
 
-size_t smtpuv__qp_encode(const unsigned char *d, size_t n, size_t *pos,
+size_t smtpuv__compose_qp_encode(const unsigned char *d, size_t n, size_t *pos,
                          size_t *col, char *out, size_t cap) {
   size_t p = *pos, c0 = *col, o = 0;
   while (p < n && o + 8 <= cap) {
@@ -90,23 +90,23 @@ size_t smtpuv__qp_encode(const unsigned char *d, size_t n, size_t *pos,
   return o;
 }
 
-uint64_t smtpuv__qp_size(const unsigned char *d, size_t n) {
+uint64_t smtpuv__compose_qp_size(const unsigned char *d, size_t n) {
   char scratch[4096];
   size_t pos = 0, col = 0;
   uint64_t total = 0;
   while (pos < n)
-    total += smtpuv__qp_encode(d, n, &pos, &col, scratch, sizeof scratch);
+    total += smtpuv__compose_qp_encode(d, n, &pos, &col, scratch, sizeof scratch);
   return total;
 }
 
-uint64_t smtpuv__b64_size(uint64_t n) {
+uint64_t smtpuv__compose_b64_size(uint64_t n) {
   if (n == 0)
     return 0;
   uint64_t lines = (n + 56) / 57;
   return (n + 2) / 3 * 4 + 2 * (lines - 1);
 }
 
-size_t smtpuv__b64_lines(const unsigned char *in, size_t n, uint64_t *lines,
+size_t smtpuv__compose_b64_lines(const unsigned char *in, size_t n, uint64_t *lines,
                          char *out) {
   size_t o = 0;
   for (size_t off = 0; off < n; off += 57) {

@@ -16,33 +16,33 @@
 
 static const char hexd[] = "0123456789ABCDEF";
 
-void smtpuv__hdr_begin(smtpuv__hdr *h, smtpuv__cbuf *b, const char *name) {
+void smtpuv__compose_hdr_begin(smtpuv__compose_hdr *h, smtpuv__compose_buf *b, const char *name) {
   h->b = b;
   h->any = 0;
-  smtpuv__cbuf_puts(b, name);
-  smtpuv__cbuf_putc(b, ':');
+  smtpuv__compose_buf_puts(b, name);
+  smtpuv__compose_buf_putc(b, ':');
   h->col = strlen(name) + 1;
 }
 
-static void hdr_fold(smtpuv__hdr *h) {
-  smtpuv__cbuf_put(h->b, "\r\n", 2);
+static void hdr_fold(smtpuv__compose_hdr *h) {
+  smtpuv__compose_buf_put(h->b, "\r\n", 2);
   h->col = 0;
 }
 
-static void hdr_put(smtpuv__hdr *h, const char *t, size_t n) {
-  smtpuv__cbuf_putc(h->b, ' ');
-  smtpuv__cbuf_put(h->b, t, n);
+static void hdr_put(smtpuv__compose_hdr *h, const char *t, size_t n) {
+  smtpuv__compose_buf_putc(h->b, ' ');
+  smtpuv__compose_buf_put(h->b, t, n);
   h->col += 1 + n;
   h->any = 1;
 }
 
-void smtpuv__hdr_token(smtpuv__hdr *h, const char *t, size_t n) {
+void smtpuv__compose_hdr_token(smtpuv__compose_hdr *h, const char *t, size_t n) {
   if (h->any && h->col + 1 + n > FOLD_AT)
     hdr_fold(h);
   hdr_put(h, t, n);
 }
 
-void smtpuv__hdr_end(smtpuv__hdr *h) { smtpuv__cbuf_put(h->b, "\r\n", 2); }
+void smtpuv__compose_hdr_end(smtpuv__compose_hdr *h) { smtpuv__compose_buf_put(h->b, "\r\n", 2); }
 
 /* Q-encoded length of one byte: safe in every context of RFC 2047 5. */
 static int q_safe(unsigned char c) {
@@ -58,7 +58,7 @@ static size_t b_len(size_t bytes) { return (bytes + 2) / 3 * 4; }
 static const char b64d[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-void smtpuv__hdr_encoded(smtpuv__hdr *h, const char *s, size_t n) {
+void smtpuv__compose_hdr_encoded(smtpuv__compose_hdr *h, const char *s, size_t n) {
   const unsigned char *u = (const unsigned char *)s;
   size_t i = 0;
   while (i < n) {
@@ -85,7 +85,7 @@ void smtpuv__hdr_encoded(smtpuv__hdr *h, const char *s, size_t n) {
     /* as many whole characters as fit in Q or in B */
     size_t j = i, qn = 0, bytes = 0;
     while (j < n) {
-      size_t k = smtpuv__utf8_seq(u + j, n - j);
+      size_t k = smtpuv__compose_utf8_seq(u + j, n - j);
       if (k == 0)
         k = 1; /* not reached: the text was checked */
       size_t qk = 0;
@@ -160,7 +160,7 @@ typedef struct word {
   int literal;
 } word;
 
-void smtpuv__hdr_unstructured(smtpuv__hdr *h, const char *s, size_t n) {
+void smtpuv__compose_hdr_unstructured(smtpuv__compose_hdr *h, const char *s, size_t n) {
   /* words between single spaces; a run of words that are not literal is
      encoded as one (the spaces between them inside) */
   size_t nw = 1;
@@ -199,7 +199,7 @@ void smtpuv__hdr_unstructured(smtpuv__hdr *h, const char *s, size_t n) {
   }
   for (size_t i = 0; i < nw;) {
     if (w[i].literal) {
-      smtpuv__hdr_token(h, s + w[i].start, w[i].len);
+      smtpuv__compose_hdr_token(h, s + w[i].start, w[i].len);
       i++;
       continue;
     }
@@ -208,7 +208,7 @@ void smtpuv__hdr_unstructured(smtpuv__hdr *h, const char *s, size_t n) {
       e++;
     size_t a = w[i].start, z = w[e].start + w[e].len;
     if (z > a)
-      smtpuv__hdr_encoded(h, s + a, z - a);
+      smtpuv__compose_hdr_encoded(h, s + a, z - a);
     i = e + 1;
   }
   if (w != wbuf)
@@ -220,7 +220,7 @@ static int atext(unsigned char c) {
          (c >= '0' && c <= '9') || (c != 0 && strchr("!#$%&'*+-/=?^_`{|}~", c));
 }
 
-void smtpuv__hdr_phrase(smtpuv__hdr *h, const char *s, size_t n) {
+void smtpuv__compose_hdr_phrase(smtpuv__compose_hdr *h, const char *s, size_t n) {
   int printable = n > 0, atoms = n > 0;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
@@ -248,7 +248,7 @@ void smtpuv__hdr_phrase(smtpuv__hdr *h, const char *s, size_t n) {
     size_t st = 0;
     for (size_t i = 0; i <= n; i++)
       if (i == n || s[i] == ' ') {
-        smtpuv__hdr_token(h, s + st, i - st);
+        smtpuv__compose_hdr_token(h, s + st, i - st);
         st = i + 1;
       }
     return;
@@ -263,10 +263,10 @@ void smtpuv__hdr_phrase(smtpuv__hdr *h, const char *s, size_t n) {
       q[o++] = s[i];
     }
     q[o++] = '"';
-    smtpuv__hdr_token(h, q, o);
+    smtpuv__compose_hdr_token(h, q, o);
     return;
   }
-  smtpuv__hdr_encoded(h, s, n);
+  smtpuv__compose_hdr_encoded(h, s, n);
 }
 
 static int attr_char(unsigned char c) {
@@ -276,7 +276,7 @@ static int attr_char(unsigned char c) {
 
 #define SEG_MAX 50 /* encoded characters per RFC 2231 section */
 
-void smtpuv__hdr_filename(smtpuv__hdr *h, const char *name) {
+void smtpuv__compose_hdr_filename(smtpuv__compose_hdr *h, const char *name) {
   size_t n = strlen(name);
   int simple = n > 0 && n <= SEG_MAX && name[0] != ' ' && name[n - 1] != ' ';
   for (size_t i = 0; i < n && simple; i++) {
@@ -288,7 +288,7 @@ void smtpuv__hdr_filename(smtpuv__hdr *h, const char *name) {
   char t[SEG_MAX + 40];
   if (simple) {
     int len = snprintf(t, sizeof t, "filename=\"%s\"", name);
-    smtpuv__hdr_token(h, t, (size_t)len);
+    smtpuv__compose_hdr_token(h, t, (size_t)len);
     return;
   }
   /* RFC 2231: percent-encoded UTF-8, in sections of SEG_MAX characters */
@@ -323,13 +323,13 @@ void smtpuv__hdr_filename(smtpuv__hdr *h, const char *name) {
     }
     if (i < n)
       t[o++] = ';';
-    smtpuv__hdr_token(h, t, o);
+    smtpuv__compose_hdr_token(h, t, o);
     if (n == 0)
       break;
   }
 }
 
-int smtpuv__date_format(int64_t t, int off, char out[40]) {
+int smtpuv__compose_date_format(int64_t t, int off, char out[40]) {
   static const char *const days[7] = {"Sun", "Mon", "Tue", "Wed",
                                       "Thu", "Fri", "Sat"};
   static const char *const months[12] = {"Jan", "Feb", "Mar", "Apr",
@@ -351,7 +351,7 @@ int smtpuv__date_format(int64_t t, int off, char out[40]) {
   return 0;
 }
 
-int smtpuv__domain_ok(const char *d) {
+int smtpuv__compose_domain_ok(const char *d) {
   size_t n = strlen(d);
   if (n == 0 || n > 253)
     return 0;
@@ -377,7 +377,7 @@ int smtpuv__domain_ok(const char *d) {
   return 1;
 }
 
-int smtpuv__msgid_make(smtpuv__cbuf *b, const char *domain) {
+int smtpuv__compose_msgid_make(smtpuv__compose_buf *b, const char *domain) {
   unsigned char r[16];
   if (RAND_bytes(r, sizeof r) != 1)
     return SMTPUV_EIO;
@@ -388,8 +388,8 @@ int smtpuv__msgid_make(smtpuv__cbuf *b, const char *domain) {
     x[2 + 2 * i] = hexd[r[i] & 15];
   }
   x[1 + 2 * sizeof r] = '@';
-  smtpuv__cbuf_put(b, x, sizeof x);
-  smtpuv__cbuf_puts(b, domain);
-  smtpuv__cbuf_putc(b, '>');
+  smtpuv__compose_buf_put(b, x, sizeof x);
+  smtpuv__compose_buf_puts(b, domain);
+  smtpuv__compose_buf_putc(b, '>');
   return 0;
 }

@@ -54,7 +54,7 @@ static int domain_of(const smtpuv_mem *mem, const char *msg, size_t len,
     int found = 0;
     if (l->count > 0) {
       const char *at = strrchr(l->addresses[0], '@');
-      if (at != NULL && strlen(at + 1) < cap && smtpuv__domain_ok(at + 1)) {
+      if (at != NULL && strlen(at + 1) < cap && smtpuv__compose_domain_ok(at + 1)) {
         strcpy(dom, at + 1);
         found = 1;
       }
@@ -73,7 +73,7 @@ int smtpuv_compose_missing(const smtpuv_mem *mem, const void *msg, size_t len,
   *out = NULL;
   *out_len = 0;
   if ((msg == NULL && len > 0) ||
-      (domain != NULL && !smtpuv__domain_ok(domain)))
+      (domain != NULL && !smtpuv__compose_domain_ok(domain)))
     return SMTPUV_EINVAL;
   const char *m = msg != NULL ? msg : "";
   smtpuv_mem mm;
@@ -98,30 +98,30 @@ int smtpuv_compose_missing(const smtpuv_mem *mem, const void *msg, size_t len,
       return SMTPUV_EHEADER;
     domain = dom;
   }
-  smtpuv__cbuf b;
-  smtpuv__cbuf_init(&b, &mm);
+  smtpuv__compose_buf b;
+  smtpuv__compose_buf_init(&b, &mm);
   if (!has_date) {
     char date[40];
     int64_t t = unix_time >= 0 ? unix_time : (int64_t)time(NULL);
-    if (smtpuv__date_format(t, 0, date) != 0)
+    if (smtpuv__compose_date_format(t, 0, date) != 0)
       return SMTPUV_EINVAL;
-    smtpuv__cbuf_puts(&b, "Date: ");
-    smtpuv__cbuf_puts(&b, date);
-    smtpuv__cbuf_puts(&b, eol);
+    smtpuv__compose_buf_puts(&b, "Date: ");
+    smtpuv__compose_buf_puts(&b, date);
+    smtpuv__compose_buf_puts(&b, eol);
   }
   if (!has_id) {
-    smtpuv__cbuf_puts(&b, "Message-ID: ");
-    int rc = smtpuv__msgid_make(&b, domain);
+    smtpuv__compose_buf_puts(&b, "Message-ID: ");
+    int rc = smtpuv__compose_msgid_make(&b, domain);
     if (rc != 0) {
-      smtpuv__cbuf_free(&b);
+      smtpuv__compose_buf_free(&b);
       return rc;
     }
-    smtpuv__cbuf_puts(&b, eol);
+    smtpuv__compose_buf_puts(&b, eol);
   }
   if (b.err == 0 && b.p == NULL)
     b.p = smtpuv__calloc(&mm, 1, 1);
   if (b.err != 0 || b.p == NULL) {
-    smtpuv__cbuf_free(&b);
+    smtpuv__compose_buf_free(&b);
     return SMTPUV_ENOMEM;
   }
   *out = b.p;

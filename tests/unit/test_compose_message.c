@@ -461,7 +461,7 @@ static void bounded_memory_stream(void **state) {
   assert_int_equal(smtpuv_compose_address(c, SMTPUV_COMPOSE_FROM, NULL, "a@x.org"), 0);
   assert_int_equal(smtpuv_compose_address(c, SMTPUV_COMPOSE_TO, NULL, "b@x.org"), 0);
   assert_int_equal(smtpuv_compose_text(c, "big one", 7), 0);
-  gen g = {64u << 20, 0, 7, 0, 0}; /* 64 MiB, EAGAIN every 7th call */
+  gen g = {16u << 20, 0, 7, 0, 0}; /* 16 MiB, EAGAIN every 7th call */
   smtpuv_compose_part p = SMTPUV_COMPOSE_PART_INIT;
   p.read = gen_read;
   p.rewind = gen_rewind;
