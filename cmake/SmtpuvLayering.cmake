@@ -8,6 +8,8 @@
 #       protocol: uv.h, uv/*.h and every openssl/*.h (the real list of the
 #                 OpenSSL found, plus the common ones in case it is empty)
 #       auth:     uv.h, uv/*.h, openssl/ssl.h (libssl is the transport's)
+#       conv:     uv.h, uv/*.h and every openssl/*.h (the conversation of one
+#                 connection is sans-io; src/uv drives it)
 #       compose:  the same as auth
 #  2. as the ctest `layering` (cmake/check_layering.cmake): a textual scan of
 #     the sources, which also catches an include hidden behind an #if the
@@ -51,9 +53,11 @@ list(REMOVE_DUPLICATES _ossl_headers)
 foreach(h ${_uv_headers})
   _smtpuv_poison(protocol ${h} "the sans-io core depends on libc only")
   _smtpuv_poison(auth ${h} "the authenticators never use libuv")
+  _smtpuv_poison(conv ${h} "the conversation is sans-io: the libuv adapter in src/uv drives it")
 endforeach()
 foreach(h ${_ossl_headers})
   _smtpuv_poison(protocol ${h} "the sans-io core depends on libc only")
+  _smtpuv_poison(conv ${h} "the conversation never touches TLS: the adapter pumps it and reports events")
 endforeach()
 _smtpuv_poison(auth openssl/ssl.h "the authenticators use libcrypto only")
 # src/compose (the message composer): libc + libcrypto, like src/auth
@@ -62,7 +66,7 @@ foreach(h ${_uv_headers})
 endforeach()
 _smtpuv_poison(compose openssl/ssl.h "the composer uses libcrypto only")
 
-# smtpuv_poison_includes(TARGET protocol|auth|compose)
+# smtpuv_poison_includes(TARGET protocol|auth|conv|compose)
 function(smtpuv_poison_includes target layer)
   target_include_directories(${target} BEFORE PRIVATE ${SMTPUV_POISON_DIR}/${layer})
 endfunction()
