@@ -365,3 +365,47 @@ static void dispatch(uv_idle_t *h) {
     uv_close((uv_handle_t *)&c->idle, on_idle_closed);
   }
 }
+
+/* ---- abort and loop references (issue 13) ---------------------------------- */
+
+int smtpuv_client_abort(smtpuv_client *c, smtpuv_close_cb cb) {
+  if (c == NULL)
+    return SMTPUV_EINVAL;
+  if (c->aborting)
+    return SMTPUV_ECLOSED;
+  c->aborting = 1;
+  if (!c->closing) {
+    c->closing = 1;
+    c->close_cb = cb;
+  }
+  /* the queue first: a message the connection fails below must not be
+     retried (closing forbids it) and never-started ones are CANCELED */
+  smtpuv__client_fail_queue(c, SMTPUV_SEND_CANCELED, SMTPUV_ECANCELED,
+                            SMTPUV_PHASE_NONE, NULL,
+                            "canceled: the client was aborted", NULL);
+  smtpuv__conn *cn = c->conn;
+  if (cn != NULL) {
+    /* in flight: FAILED, or UNKNOWN once the final "." was handed to the
+       transport (the usual rule of a lost connection) */
+    smtpuv__session_fail(cn, SMTPUV_ECANCELED, "aborted by the application");
+    if (c->conn == cn) /* QUIT or close_notify under way: stop them too */
+      smtpuv__conn_terminate(cn);
+  }
+  smtpuv__client_kick(c);
+  return 0;
+}
+
+void smtpuv_client_set_ref(smtpuv_client *c, int ref) {
+  if (c == NULL || c->close_done)
+    return;
+  c->unref = !ref;
+  void (*fn)(uv_handle_t *) = ref ? uv_ref : uv_unref;
+  fn((uv_handle_t *)&c->idle);
+  smtpuv__conn *cn = c->conn;
+  if (cn != NULL) {
+    if (cn->timer_open)
+      fn((uv_handle_t *)&cn->timer);
+    if (cn->tcp_open)
+      fn((uv_handle_t *)&cn->tcp);
+  }
+}

@@ -62,6 +62,12 @@ void smtpuv__ssl_share_unref(smtpuv__ssl_share *s);
 int smtpuv__ssl_share_get(smtpuv__ssl_share *s, const char *ca_file,
                           const char *ca_dir, SSL_CTX **out, char *err,
                           size_t errlen);
+/* smtpuv__ssl_share_get() that also trusts a PEM bundle in memory (`pem`
+   NULL: none; see smtpuv_options_set_ca_pem()). */
+int smtpuv__ssl_share_get_pem(smtpuv__ssl_share *s, const char *pem,
+                              size_t pem_len, const char *ca_file,
+                              const char *ca_dir, SSL_CTX **out, char *err,
+                              size_t errlen);
 
 struct smtpuv_options {
   smtpuv_mem mem;
@@ -83,6 +89,8 @@ struct smtpuv_options {
   int pipelining, chunking, require_all;
   smtpuv_trace_cb trace;
   void *trace_data;
+  char *ca_pem; /* smtpuv_options_set_ca_pem(): owned copy, or NULL */
+  size_t ca_pem_len;
 };
 
 /* Deep copy `src` into `dst` (dst uninitialised). 0 or SMTPUV_ENOMEM. The
@@ -397,6 +405,8 @@ struct smtpuv_client {
   char *pump_buf;                  /* SMTPUV__PUMP_BUF, lazily */
   size_t pump_len;                 /* bytes read ahead in pump_buf */
   int body_blocked;                /* a stream returned SMTPUV_EAGAIN */
+  int unref;                       /* smtpuv_client_set_ref(c, 0) */
+  int aborting;                    /* smtpuv_client_abort() was called */
 };
 
 /* Schedule a dispatch pass (callbacks, queue processing) on the loop. */
