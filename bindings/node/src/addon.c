@@ -293,6 +293,7 @@ static void handle_finalize(napi_env env, void *data, void *hint) {
   napi_delete_reference(h->st->env, h->ev);
   h->ev = NULL;
   h->closing = 1;
+  smtpuv_client_set_ref(h->c, 1); /* the loop must run its close */
   smtpuv_client_abort(h->c, on_closed);
 }
 
@@ -870,6 +871,38 @@ static napi_value js_strerror(napi_env env, napi_callback_info info) {
   return o;
 }
 
+/* handles() -> [{type, active, ref}] of every handle on this environment's
+   loop (Node's own included): for tests of the addon's life cycle. */
+typedef struct walk_ctx {
+  napi_env env;
+  napi_value arr;
+  uint32_t n;
+} walk_ctx;
+
+static void walk_one(uv_handle_t *hd, void *arg) {
+  walk_ctx *w = arg;
+  napi_value o, b;
+  napi_create_object(w->env, &o);
+  set(w->env, o, "type", str(w->env, uv_handle_type_name(uv_handle_get_type(hd))));
+  napi_get_boolean(w->env, uv_is_active(hd) != 0, &b);
+  set(w->env, o, "active", b);
+  napi_get_boolean(w->env, uv_has_ref(hd) != 0, &b);
+  set(w->env, o, "ref", b);
+  napi_get_boolean(w->env, uv_is_closing(hd) != 0, &b);
+  set(w->env, o, "closing", b);
+  napi_set_element(w->env, w->arr, w->n++, o);
+}
+
+static napi_value js_handles(napi_env env, napi_callback_info info) {
+  (void)info;
+  env_state *st;
+  CHECK(env, napi_get_instance_data(env, (void **)&st));
+  walk_ctx w = {env, NULL, 0};
+  CHECK(env, napi_create_array(env, &w.arr));
+  uv_walk(st->loop, walk_one, &w);
+  return w.arr;
+}
+
 /* ---- environment ------------------------------------------------------------------ */
 
 static void on_async_closed(uv_handle_t *a) {
@@ -896,6 +929,9 @@ static void on_cleanup(napi_async_cleanup_hook_handle hook, void *arg) {
   st->hook = hook;
   for (handle *h = st->handles; h != NULL; h = h->next) {
     h->closing = 1;
+    /* an idle client's handles are unref'd: the loop Node spins until this
+       hook is removed would not run them */
+    smtpuv_client_set_ref(h->c, 1);
     smtpuv_client_abort(h->c, on_closed); /* ECLOSED when already aborting */
   }
   teardown_check(st);
@@ -937,7 +973,8 @@ NAPI_MODULE_INIT() {
   } fns[] = {{"newClient", js_new_client}, {"send", js_send},
              {"push", js_push},            {"close", js_close},
              {"abort", js_abort},          {"tokenAnswer", js_token_answer},
-             {"pending", js_pending},      {"strerror", js_strerror}};
+             {"pending", js_pending},      {"strerror", js_strerror},
+             {"handles", js_handles}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
     CHECK(env, napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH,

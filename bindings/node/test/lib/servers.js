@@ -8,7 +8,7 @@ const os = require('node:os');
 const path = require('node:path');
 const readline = require('node:readline');
 
-const ROOT = path.resolve(__dirname, '..', '..', '..');
+const ROOT = path.resolve(__dirname, '..', '..', '..', '..');
 const SERVERS = path.join(ROOT, 'tests', 'servers');
 const PY = '/usr/bin/python3'; // Debian's, which has aiosmtpd
 
@@ -105,8 +105,20 @@ async function startAiosmtpd(extra = []) {
 /** fault_server.py with one scenario. */
 async function startFault(scenario, extra = []) {
   const c = certs();
-  return startReady(PY, [path.join(SERVERS, 'fault_server.py'), '--port', '0',
-    '--scenario', scenario, '--pki', c.dir, '--lifetime', '120', ...extra], `fault ${scenario}`);
+  const transcript = path.join(tmpdir('fault'), 'transcript');
+  const s = await startReady(PY, [path.join(SERVERS, 'fault_server.py'), '--port', '0',
+    '--scenario', scenario, '--pki', c.dir, '--lifetime', '120', '--transcript', transcript,
+    ...extra], `fault ${scenario}`);
+  /** Wait (bounded: 20 s) until the transcript has a line starting with `prefix`. */
+  s.seen = async (prefix) => {
+    for (let i = 0; i < 400; i++) {
+      const t = fs.existsSync(transcript) ? fs.readFileSync(transcript, 'utf8') : '';
+      if (t.split('\n').some((l) => l.startsWith(prefix))) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`fault server: no "${prefix}" in the transcript`);
+  };
+  return s;
 }
 
 /** Postfix's smtp-sink through smtp_sink.sh (messages dumped in dir/msgs). */
