@@ -382,3 +382,27 @@ test('the process: an idle client does not keep it alive, a pending send does',
   assert.equal(r2.code, 0, r2.err);
   assert.equal(r2.out.trim(), 'exiting');
 });
+
+test('an idle client that became garbage is aborted (its connection closed)',
+     {skip: !haveSink && 'postfix (smtp-sink) missing'}, async (t) => {
+  const sink = await S.startSink();
+  t.after(() => sink.stop());
+  const r = await runChild(`
+    const smtp = require(${MOD});
+    const native = require(${JSON.stringify(ADDON)});
+    const tcp = () => native.handles().filter((h) => h.type === 'tcp' && !h.closing).length;
+    (async () => {
+      let c = smtp.createClient({host: '127.0.0.1', port: ${sink.port}, tls: 'none'});
+      const r = await c.send({from: 'a@example.com', to: ['b@example.com'], raw: 'x\\r\\n'});
+      const before = tcp();
+      c = null;
+      for (let i = 0; i < 200 && tcp() > 0; i++) {
+        global.gc();
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      console.log(r.status, before, tcp());
+    })();
+  `, {NODE_OPTIONS: '--expose-gc'});
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out.trim(), 'sent 1 0');
+});
