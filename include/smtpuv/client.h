@@ -564,8 +564,9 @@ SMTPUV_EXTERN uv_loop_t *smtpuv_client_loop(const smtpuv_client *client);
  * SMTPUV_SEND_CANCELED (SMTPUV_ECANCELED, phase NONE); messages in flight
  * with SMTPUV_SEND_FAILED (SMTPUV_ECANCELED, their phase), or
  * SMTPUV_SEND_UNKNOWN when their final "." (BDAT LAST) was already handed
- * to the transport; a connection being set up fails with its setup phase.
- * No message is retried. Every send callback still runs exactly once, on
+ * to the transport. Messages waiting for a connection that is still being
+ * set up (resolution, connect, TLS, EHLO, AUTH) have not started: CANCELED
+ * as well. No message is retried. Every send callback still runs exactly once, on
  * the loop (never from inside this call), then `cb` (may be NULL), and the
  * client is freed after it; no handle of the client is open when `cb`
  * runs. Callable from inside any callback of the client. After
