@@ -567,9 +567,9 @@ SMTPUV_EXTERN uv_loop_t *smtpuv_client_loop(const smtpuv_client *client);
  * to the transport. Messages waiting for a connection that is still being
  * set up (resolution, connect, TLS, EHLO, AUTH) have not started: CANCELED
  * as well. No message is retried. Every send callback still runs exactly
- * once, on the loop (never from inside this call), then `cb` (may be NULL), and the
- * client is freed after it; no handle of the client is open when `cb`
- * runs. Callable from inside any callback of the client. After
+ * once, on the loop (never from inside this call), then `cb` (may be
+ * NULL), and the client is freed after it; no handle of the client is open
+ * when `cb` runs. Callable from inside any callback of the client. After
  * smtpuv_client_close() it escalates that close: `cb` is then ignored and
  * close()'s callback runs. An OAuth token request that is unanswered when
  * `cb` runs must not be answered afterwards (the authenticator is freed).
