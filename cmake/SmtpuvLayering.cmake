@@ -8,6 +8,7 @@
 #       protocol: uv.h, uv/*.h and every openssl/*.h (the real list of the
 #                 OpenSSL found, plus the common ones in case it is empty)
 #       auth:     uv.h, uv/*.h, openssl/ssl.h (libssl is the transport's)
+#       proxy:    like protocol (src/proxy, the sans-io SOCKS5 handshake)
 #  2. as the ctest `layering` (cmake/check_layering.cmake): a textual scan of
 #     the sources, which also catches an include hidden behind an #if the
 #     build does not take.
@@ -55,8 +56,12 @@ foreach(h ${_ossl_headers})
   _smtpuv_poison(protocol ${h} "the sans-io core depends on libc only")
 endforeach()
 _smtpuv_poison(auth openssl/ssl.h "the authenticators use libcrypto only")
+# src/proxy (the SOCKS5 handshake) is sans-io and libc-only like src/protocol
+foreach(h ${_uv_headers} ${_ossl_headers})
+  _smtpuv_poison(proxy ${h} "the SOCKS5 handshake is sans-io and depends on libc only")
+endforeach()
 
-# smtpuv_poison_includes(TARGET protocol|auth)
+# smtpuv_poison_includes(TARGET protocol|auth|proxy)
 function(smtpuv_poison_includes target layer)
   target_include_directories(${target} BEFORE PRIVATE ${SMTPUV_POISON_DIR}/${layer})
 endfunction()

@@ -1,5 +1,5 @@
-# ctest `layering`: fails when a file of src/protocol includes uv.h or an
-# OpenSSL header, or a file of src/auth includes uv.h or openssl/ssl.h
+# ctest `layering`: fails when a file of src/protocol or src/proxy includes
+# uv.h or an OpenSSL header, or a file of src/auth includes uv.h or openssl/ssl.h
 # (DESIGN.md, layering). A textual scan, so it also sees includes under
 # #if branches that the build does not take.
 #
@@ -13,7 +13,8 @@ set(nfiles 0)
 # forbidden included names, per layer
 set(forbidden_protocol "^(uv\\.h|uv/.*|openssl/.*)$")
 set(forbidden_auth "^(uv\\.h|uv/.*|openssl/ssl\\.h)$")
-foreach(layer protocol auth)
+set(forbidden_proxy "${forbidden_protocol}")
+foreach(layer protocol auth proxy)
   set(forbidden "${forbidden_${layer}}")
   file(GLOB_RECURSE files "${SRC}/${layer}/*.c" "${SRC}/${layer}/*.h")
   foreach(f ${files})
@@ -35,6 +36,6 @@ if(nfiles EQUAL 0)
   message(FATAL_ERROR "check_layering: no sources under ${SRC}")
 endif()
 if(violations)
-  message(FATAL_ERROR "layering violations (DESIGN.md: src/protocol uses libc only; src/auth never libuv nor libssl):\n${violations}")
+  message(FATAL_ERROR "layering violations (DESIGN.md: src/protocol and src/proxy use libc only; src/auth never libuv nor libssl):\n${violations}")
 endif()
-message(STATUS "layering: ${nfiles} files of src/protocol and src/auth checked, no forbidden include")
+message(STATUS "layering: ${nfiles} files of src/protocol, src/auth and src/proxy checked, no forbidden include")
