@@ -301,10 +301,9 @@ def session_seeds():
         feed(b"250 ok\r\n250 ok\r\n354 go\r\n") +
         write((b"line of text\r\n.dot\n" * 40)) + b"e" + consume(1))
     # LMTP (RFC 2033): LHLO, one verdict per accepted recipient
-    lgreet = feed(b"220 mail.example Dovecot ready.\r\n")
-    lhlo = (b"250-mail.example\r\n250-8BITMIME\r\n250-CHUNKING\r\n"
-            b"250-ENHANCEDSTATUSCODES\r\n250-PIPELINING\r\n"
-            b"250-STARTTLS\r\n250 SIZE\r\n")
+    lgreet = feed(b"220 lmtp.example.org Dovecot (Debian) ready.\r\n")
+    lhlo = (b"250-lmtp.example.org\r\n250-8BITMIME\r\n250-CHUNKING\r\n"
+            b"250-ENHANCEDSTATUSCODES\r\n250 PIPELINING\r\n")
     lstart = lgreet + b"L" + bytes([DOM_OK]) + consume() + feed(lhlo)
     s["lmtp_data"] = (
         lstart + mail() + rcpt() + rcpt(ADDR_POSTMASTER) + rcpt() + b"D" +
