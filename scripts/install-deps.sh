@@ -17,6 +17,8 @@ PACKAGES=(
   postfix dovecot-core                  # real MTA + SASL for integration tests, smtp-sink
   swaks libnet-ssleay-perl              # reference SMTP client (its STARTTLS needs Net::SSLeay)
   openssl curl libcurl4-openssl-dev     # certificates, TLS probes, curl as a peer in benchmarks
+  dovecot-lmtpd                         # LMTP server for the LMTP tests (tests/servers/dovecot_lmtp.sh)
+  dante-server                          # SOCKS5 proxy for the proxy tests (tests/servers/dante_socks.sh)
 )
 
 missing=()
