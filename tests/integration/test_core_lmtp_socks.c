@@ -4,7 +4,8 @@
  * server (tests/servers/dovecot_lmtp.sh, Unix socket and TCP, one mailbox
  * over quota) and the SOCKS5 handshake smtpuv_socks5 against Dante
  * (tests/servers/dante_socks.sh, no-auth and username/password) in front of
- * aiosmtpd. The test moves the bytes itself over blocking POSIX sockets (a
+ * aiosmtpd, and aiosmtpd's LMTP class on a Unix socket for exact bytes.
+ * The test moves the bytes itself over blocking POSIX sockets (a
  * receive timeout only guards against a hang); every verdict is checked
  * and the delivered bytes are read back from the Maildir.
  * Needs root (Dovecot, Dante), dovecot-lmtpd, dante-server, python3-aiosmtpd.
@@ -33,8 +34,8 @@
 
 static char dv_dir[400], dv_log[400], dn_dir[2][400], dn_log[400];
 static int dv_port, dn_port[2], aio_port;
-static pid_t aio_pid;
-static char aio_out[400];
+static pid_t aio_pid, lm_pid;
+static char aio_out[400], lm_out[400], lm_sock[400];
 
 /* ---- servers ---------------------------------------------------------- */
 
@@ -75,6 +76,16 @@ static int start_servers(void **state) {
   if (aio_pid < 0 || itest_wait_ready(log, 15, line, sizeof line) != 0 ||
       sscanf(line, "READY %d", &aio_port) != 1)
     return -1;
+  /* aiosmtpd in LMTP mode on a Unix socket, for exact bytes */
+  snprintf(lm_out, sizeof lm_out, "%s/aio-lmtp", itest_workdir());
+  snprintf(lm_sock, sizeof lm_sock, "%s/aio-lmtp.sock", itest_workdir());
+  snprintf(log, sizeof log, "%s/aio-lmtp.log", itest_workdir());
+  char *largv[] = {"/usr/bin/python3", (char *)itest_server_path("aiosmtpd_server.py"),
+                   "--port", "0", "--outdir", lm_out, "--lmtp", "--unix", lm_sock,
+                   "--lifetime", "300", NULL};
+  lm_pid = itest_spawn(largv, log);
+  if (lm_pid < 0 || itest_wait_ready(log, 15, line, sizeof line) != 0)
+    return -1;
   return 0;
 }
 
@@ -86,6 +97,7 @@ static int stop_servers(void **state) {
     itest_run(dn_log, itest_server_path("dante_socks.sh"), "stop", dn_dir[i],
               NULL, NULL);
   itest_stop(aio_pid);
+  itest_stop(lm_pid);
   itest_cleanup();
   return 0;
 }
@@ -313,6 +325,81 @@ static void test_dovecot_bdat_tcp(void **state) {
   delivered("bob", BODY, sizeof BODY - 1, 1);
 }
 
+/* aiosmtpd --lmtp over its Unix socket: a DATA message with dot-stuffing
+   and bare line endings, then a BDAT message pipelined behind its dot;
+   per-recipient verdicts by local part; the stored bytes exactly what the
+   core's encoder must produce. */
+static void test_aiosmtpd_exact_unix(void **state) {
+  (void)state;
+  int fd = connect_unix(lm_sock);
+  smtpuv_proto *p;
+  assert_int_equal(smtpuv_proto_new(NULL, &p), 0);
+  next(fd, p, SMTPUV_CMD_GREETING, 220);
+  assert_int_equal(smtpuv_proto_lhlo(p, "client.example"), 0);
+  flush(fd, p);
+  next(fd, p, SMTPUV_CMD_LHLO, 250);
+  assert_int_equal(smtpuv_proto_mail(p, "s@example.org", NULL), 0);
+  assert_int_equal(smtpuv_proto_rcpt(p, "fail@example.org", NULL), 0);
+  assert_int_equal(smtpuv_proto_rcpt(p, "reject@example.org", NULL), 0);
+  assert_int_equal(smtpuv_proto_rcpt(p, "a@example.org", NULL), 0);
+  assert_int_equal(smtpuv_proto_data(p), 0);
+  flush(fd, p);
+  next(fd, p, SMTPUV_CMD_MAIL, 250);
+  next(fd, p, SMTPUV_CMD_RCPT, 250);
+  next(fd, p, SMTPUV_CMD_RCPT, 550);
+  next(fd, p, SMTPUV_CMD_RCPT, 250);
+  next(fd, p, SMTPUV_CMD_DATA, 354);
+  static const char raw[] = "Subject: x\n\n.dot\nbare cr\rend";
+  static const char stored1[] = "Subject: x\r\n\r\n.dot\r\nbare cr\r\nend\r\n";
+  assert_int_equal(smtpuv_proto_data_write(p, raw, sizeof raw - 1), 0);
+  assert_int_equal(smtpuv_proto_data_end(p), 0);
+  /* the next message behind the dot, BDAT LAST before its RCPT replies */
+  assert_int_equal(smtpuv_proto_mail(p, "s@example.org", NULL), 0);
+  assert_int_equal(smtpuv_proto_rcpt(p, "b@example.org", NULL), 0);
+  assert_int_equal(smtpuv_proto_rcpt(p, "failtemp@example.org", NULL), 0);
+  assert_int_equal(smtpuv_proto_bdat(p, "\x00" "binary?\n", 9, 1), 0);
+  flush(fd, p);
+  smtpuv_reply r = next(fd, p, SMTPUV_CMD_DATA_END, 550);
+  assert_int_equal(r.rcpt_index, 0);
+  assert_int_equal(r.last, 0);
+  r = next(fd, p, SMTPUV_CMD_DATA_END, 250);
+  assert_int_equal(r.rcpt_index, 2);
+  assert_int_equal(r.last, 1);
+  next(fd, p, SMTPUV_CMD_MAIL, 250);
+  next(fd, p, SMTPUV_CMD_RCPT, 250);
+  next(fd, p, SMTPUV_CMD_RCPT, 250);
+  r = next(fd, p, SMTPUV_CMD_BDAT, 250);
+  assert_int_equal(r.rcpt_index, 0);
+  assert_int_equal(r.last, 0);
+  r = next(fd, p, SMTPUV_CMD_BDAT, 452);
+  assert_int_equal(r.rcpt_index, 1);
+  assert_int_equal(r.last, 1);
+  assert_int_equal(r.flags, SMTPUV_REPLY_LMTP_RCPT);
+  bye(fd, p);
+  char path[500];
+  size_t len;
+  snprintf(path, sizeof path, "%s/000002.json", lm_out);
+  assert_int_equal(itest_wait_file(path, 20), 0);
+  snprintf(path, sizeof path, "%s/000001.eml", lm_out);
+  char *m = itest_read_file(path, &len);
+  assert_non_null(m);
+  assert_int_equal(len, sizeof stored1 - 1);
+  assert_memory_equal(m, stored1, len);
+  free(m);
+  snprintf(path, sizeof path, "%s/000002.eml", lm_out);
+  m = itest_read_file(path, &len);
+  assert_non_null(m);
+  assert_int_equal(len, 10);
+  assert_memory_equal(m, "\x00" "binary?\r\n", 10);
+  free(m);
+  snprintf(path, sizeof path, "%s/000001.json", lm_out);
+  m = itest_read_file(path, NULL);
+  assert_non_null(strstr(m, "550 5.2.1 <fail@example.org> mailbox disabled"));
+  assert_non_null(strstr(m, "250 2.0.0 <a@example.org> delivered"));
+  assert_null(strstr(m, "reject@example.org"));
+  free(m);
+}
+
 /* ---- SOCKS5 against Dante ------------------------------------------------ */
 
 /* Run the handshake on `fd`; returns its result and leaves the bytes the
@@ -422,6 +509,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_dovecot_data_unix),
       cmocka_unit_test(test_dovecot_bdat_tcp),
+      cmocka_unit_test(test_aiosmtpd_exact_unix),
       cmocka_unit_test(test_socks_noauth),
       cmocka_unit_test(test_socks_userpass),
       cmocka_unit_test(test_socks_failures),
