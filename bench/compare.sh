@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # smtpuv-bench against Postfix's smtp-source, A B A B ..., on the same
 # workload against one smtp-sink on a free loopback port.
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* smtpuv-bench: an SMTP load generator on the public client API, with
  * smtp-source's options where they exist, so that the two can be run on the
  * same workload against Postfix's smtp-sink (see bench/compare.sh).

@@ -1,6 +1,7 @@
+# SPDX-License-Identifier: MIT
 # ctest `layering`: fails when a file of src/protocol or src/proxy includes
 # uv.h or an OpenSSL header, or a file of src/auth includes uv.h or openssl/ssl.h
-# (DESIGN.md, layering). A textual scan, so it also sees includes under
+# (docs/ARCHITECTURE.md, "Layers"). A textual scan, so it also sees includes under
 # #if branches that the build does not take.
 #
 #   cmake -DSRC=<repo>/src -P cmake/check_layering.cmake
@@ -13,8 +14,12 @@ set(nfiles 0)
 # forbidden included names, per layer
 set(forbidden_protocol "^(uv\\.h|uv/.*|openssl/.*)$")
 set(forbidden_auth "^(uv\\.h|uv/.*|openssl/ssl\\.h)$")
+# the conversation: no libuv, no OpenSSL, and nothing of the adapter above
+# it ("uv/..." is both libuv's directory and src/uv): calls go down only
+set(forbidden_conv "^(uv\\.h|uv/.*|openssl/.*)$")
+# the SOCKS5 handshake (src/proxy): libc only, like src/protocol
 set(forbidden_proxy "${forbidden_protocol}")
-foreach(layer protocol auth proxy)
+foreach(layer protocol auth conv proxy)
   set(forbidden "${forbidden_${layer}}")
   file(GLOB_RECURSE files "${SRC}/${layer}/*.c" "${SRC}/${layer}/*.h")
   foreach(f ${files})
@@ -36,6 +41,6 @@ if(nfiles EQUAL 0)
   message(FATAL_ERROR "check_layering: no sources under ${SRC}")
 endif()
 if(violations)
-  message(FATAL_ERROR "layering violations (DESIGN.md: src/protocol and src/proxy use libc only; src/auth never libuv nor libssl):\n${violations}")
+  message(FATAL_ERROR "layering violations (docs/ARCHITECTURE.md: src/protocol and src/proxy use libc only; src/auth never libuv nor libssl; src/conv neither libuv, OpenSSL nor src/uv):\n${violations}")
 endif()
-message(STATUS "layering: ${nfiles} files of src/protocol, src/auth and src/proxy checked, no forbidden include")
+message(STATUS "layering: ${nfiles} files of src/protocol, src/auth, src/conv and src/proxy checked, no forbidden include")

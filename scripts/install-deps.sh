@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Install the Debian 12 packages smtpuv needs to build, test and demo.
 # Idempotent: when every package is already installed it does no apt work at
 # all (one dpkg-query), so calling it at the start of every script is cheap.
@@ -19,6 +20,8 @@ PACKAGES=(
   openssl curl libcurl4-openssl-dev     # certificates, TLS probes, curl as a peer in benchmarks
   dovecot-lmtpd                         # LMTP server for the LMTP tests (tests/servers/dovecot_lmtp.sh)
   dante-server                          # SOCKS5 proxy for the proxy tests (tests/servers/dante_socks.sh)
+  doxygen                               # API reference, ctest doxygen (undocumented symbols fail)
+  abigail-tools                         # abidw/abidiff: ABI baseline check (scripts/abi-check.sh)
 )
 
 missing=()

@@ -1,9 +1,11 @@
-/*
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file
  * smtpuv/client.h — the libuv SMTP client.
  *
  * Sending a message (error handling shortened):
  *
- *   #include <smtpuv/client.h>
+ *   \#include <smtpuv/client.h>
  *
  *   static void on_sent(smtpuv_client *c, const smtpuv_send_result *r,
  *                       void *data) {
@@ -77,6 +79,7 @@
 
 #include "../smtpuv.h"
 #include "auth.h"
+#include "send.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -88,56 +91,6 @@ struct ssl_ctx_st;
 /* ------------------------------------------------------------------------ */
 /* Options                                                                   */
 /* ------------------------------------------------------------------------ */
-
-/**
- * TLS modes. The default, SMTPUV_TLS_REQUIRED, is the safe one: nothing but
- * EHLO and STARTTLS is ever written before the TLS handshake succeeded, and
- * a server that does not offer STARTTLS (or refuses it) fails the message
- * before AUTH or MAIL is sent.
- */
-typedef enum smtpuv_tls_mode {
-  SMTPUV_TLS_REQUIRED = 0,   /**< STARTTLS must succeed (default; port 587) */
-  SMTPUV_TLS_OPPORTUNISTIC,  /**< STARTTLS when offered, else plaintext. A
-                                  failed handshake still fails the message:
-                                  there is no silent downgrade after it. */
-  SMTPUV_TLS_IMPLICIT,       /**< TLS from the first byte (port 465) */
-  SMTPUV_TLS_NONE            /**< never TLS (explicit opt-out) */
-} smtpuv_tls_mode;
-
-/** Timeouts, in milliseconds; see smtpuv_options_set_timeout(). */
-typedef enum smtpuv_timeout {
-  SMTPUV_TIMEOUT_CONNECT = 0, /**< resolution + TCP connect, all addresses
-                                   together (default 30 000) */
-  SMTPUV_TIMEOUT_COMMAND,     /**< each reply, the greeting and the TLS
-                                   handshake (default 60 000) */
-  SMTPUV_TIMEOUT_DATA,        /**< body transmission: reset whenever a write
-                                   completes (default 180 000) */
-  SMTPUV_TIMEOUT_FINAL,       /**< the reply to the final "." or BDAT LAST
-                                   (default 600 000, RFC 5321 4.5.3.2.6) */
-  SMTPUV_TIMEOUT_IDLE         /**< an idle connection is closed with QUIT
-                                   after this long (default 60 000) */
-} smtpuv_timeout;
-
-/** Trace record kinds for the trace callback. */
-typedef enum smtpuv_trace_kind {
-  SMTPUV_TRACE_SEND = 0, /**< command bytes written (plaintext SMTP); AUTH
-                              payloads appear as "<redacted>" */
-  SMTPUV_TRACE_SEND_BODY, /**< message content as written (dot-stuffed for
-                               DATA; the bytes after "BDAT n" for BDAT) */
-  SMTPUV_TRACE_RECV,     /**< bytes received (plaintext SMTP) */
-  SMTPUV_TRACE_INFO      /**< one line of client commentary without line
-                              ending: "connecting to 127.0.0.1:587",
-                              "TLS: TLSv1.3 TLS_AES_256_GCM_SHA384; ..." */
-} smtpuv_trace_kind;
-
-/**
- * Trace callback: `bytes`/`len` are exactly what went over the wire (after
- * TLS decryption, before TLS encryption), in arbitrary pieces; not
- * NUL-terminated. Runs synchronously inside the client: do not call into
- * the client from it.
- */
-typedef void (*smtpuv_trace_cb)(void *data, smtpuv_trace_kind kind,
-                                const char *bytes, size_t len);
 
 /** Client options: an opaque builder, copied by smtpuv_client_new(). */
 typedef struct smtpuv_options smtpuv_options;
@@ -283,182 +236,113 @@ SMTPUV_EXTERN int smtpuv_options_set_require_all_recipients(smtpuv_options *o,
 SMTPUV_EXTERN int smtpuv_options_set_trace(smtpuv_options *o,
                                            smtpuv_trace_cb cb, void *data);
 
-/* ------------------------------------------------------------------------ */
-/* Messages: envelope, body, result                                          */
-/* ------------------------------------------------------------------------ */
+/* ---- the pool: connections, limits, rates, retries ------------------------ */
 
 /**
- * Who the message is from and to. Zero-initialise (or SMTPUV_ENVELOPE_INIT):
- * fields are only appended and `struct_size` says how many the library may
- * read. Everything is copied by smtpuv_client_send().
+ * Up to `n` connections to the server (1..1000; default 1). Messages go to
+ * the first open connection that can take one; a new connection is opened
+ * only when more messages are queued than the connections being set up
+ * will absorb (`n` is a ceiling, not a target). One connection's failure
+ * touches only the messages on it. SMTPUV_EINVAL out of range.
  */
-typedef struct smtpuv_envelope {
-  size_t struct_size;            /**< sizeof(smtpuv_envelope) */
-  const char *sender;            /**< MAIL FROM; "" is the null path <> */
-  const char *const *recipients; /**< RCPT TO addresses (at least one) */
-  size_t nrecipients;
-  /** NULL, or one RCPT parameter set (DSN) per recipient. */
-  const smtpuv_rcpt_params *rcpt_params;
-  /** NULL, or MAIL parameters. When `body` is SMTPUV_BODY_UNSPECIFIED the
-      client chooses: a buffer body is scanned once and declared
-      BODY=8BITMIME when it has 8-bit bytes (BODY=BINARYMIME when it holds
-      NUL or lines over 998 octets and the server offers BINARYMIME and
-      CHUNKING); a streamed body is declared BODY=8BITMIME whenever the
-      server offers it. `size` 0 is filled in from the body when the server
-      offers SIZE: a buffer's size as it goes out (bare LFs counted as CRLF,
-      see smtpuv_body_wire_size()), a stream's `size`. */
-  const smtpuv_mail_params *mail_params;
-} smtpuv_envelope;
-
-#define SMTPUV_ENVELOPE_INIT {sizeof(smtpuv_envelope), NULL, NULL, 0, NULL, NULL}
+SMTPUV_EXTERN int smtpuv_options_set_max_connections(smtpuv_options *o,
+                                                     unsigned n);
 
 /**
- * Streaming body source: copy up to `cap` bytes of the message into `buf`
- * and return how many (> 0), 0 at the end of the message, SMTPUV_EAGAIN
- * when nothing is available yet (call smtpuv_client_body_ready() when there
- * is), or another negative value to abort the message (it fails with
- * SMTPUV_EBODY; the connection is dropped since DATA cannot be aborted).
+ * Messages per connection: after `n` the connection QUITs once they are
+ * done and a new one is opened when needed (nodemailer's maxMessages).
+ * 0 (default): no limit.
  */
-typedef long (*smtpuv_body_read_cb)(void *user, void *buf, size_t cap);
-
-/** Rewind a streaming source to its first byte. Return 0, or a negative
-    value when that is impossible. */
-typedef int (*smtpuv_body_rewind_cb)(void *user);
+SMTPUV_EXTERN int smtpuv_options_set_max_messages_per_connection(
+    smtpuv_options *o, unsigned n);
 
 /**
- * The message content (headers and body, lines ending in CRLF or LF; the
- * client dot-stuffs and normalises line endings, the caller must not).
- * Either a buffer (`read` NULL) or a streaming source. Use the init
- * functions below. The struct is copied by smtpuv_client_send(); the buffer
- * (or the source's `user`) must stay valid until the send callback.
- *
- * A message that failed BEFORE its final "." was written because the
- * connection broke (a reused connection the server had just closed) is
- * retried once on a fresh connection when the body is a buffer or its
- * source has a `rewind` hook. Never after the final ".".
+ * Messages on the wire at once on one connection when the server
+ * pipelines (RFC 2920): the next message's MAIL follows the previous one's
+ * final "." without waiting (1..64; default 4). 1 waits for every reply
+ * to the final "." before the next MAIL.
  */
-typedef struct smtpuv_body {
-  size_t struct_size;          /**< sizeof(smtpuv_body) */
-  const void *data;            /**< buffer body */
-  size_t len;
-  smtpuv_body_read_cb read;    /**< streaming body (then data is ignored) */
-  smtpuv_body_rewind_cb rewind; /**< NULL: not rewindable */
-  void *user;                  /**< passed to read/rewind */
-  uint64_t size;               /**< streaming: total size if known (SIZE=),
-                                    0 when unknown */
-} smtpuv_body;
-
-/** A body from a caller buffer kept valid until the send callback. */
-static inline void smtpuv_body_init_buffer(smtpuv_body *b, const void *data,
-                                           size_t len) {
-  smtpuv_body z = {sizeof(smtpuv_body), data, len, NULL, NULL, NULL, 0};
-  *b = z;
-}
-
-/** A streamed body; `rewind` may be NULL, `size` 0 when unknown. */
-static inline void smtpuv_body_init_stream(smtpuv_body *b,
-                                           smtpuv_body_read_cb read,
-                                           smtpuv_body_rewind_cb rewind,
-                                           void *user, uint64_t size) {
-  smtpuv_body z = {sizeof(smtpuv_body), NULL, 0, read, rewind, user, size};
-  *b = z;
-}
-
-/** Overall fate of a message. */
-typedef enum smtpuv_send_status {
-  SMTPUV_SEND_SENT = 0, /**< the server took responsibility for it (for at
-                             least one recipient; all with the option) */
-  SMTPUV_SEND_FAILED,   /**< not delivered to anyone; safe to retry */
-  SMTPUV_SEND_UNKNOWN,  /**< the connection was lost (or timed out) after
-                             the final "." was written and before its
-                             reply: it may or may not have been accepted.
-                             Retrying risks a duplicate. The phase names
-                             the reply that was awaited (with pipelining
-                             the whole message may be written before the
-                             reply to MAIL arrives). */
-  SMTPUV_SEND_CANCELED  /**< smtpuv_client_close() before it was sent */
-} smtpuv_send_status;
-
-SMTPUV_EXTERN const char *smtpuv_send_status_name(smtpuv_send_status s);
-
-/** Where in the session a message's outcome was decided. */
-typedef enum smtpuv_phase {
-  SMTPUV_PHASE_NONE = 0,    /**< never started (canceled while queued) */
-  SMTPUV_PHASE_CONNECT,     /**< resolution and TCP connection */
-  SMTPUV_PHASE_TLS,         /**< STARTTLS command or TLS handshake */
-  SMTPUV_PHASE_GREETING,    /**< the server's opening reply */
-  SMTPUV_PHASE_EHLO,        /**< EHLO (or HELO) */
-  SMTPUV_PHASE_AUTH,
-  SMTPUV_PHASE_MAIL,
-  SMTPUV_PHASE_RCPT,
-  SMTPUV_PHASE_DATA,        /**< DATA command, or body transmission */
-  SMTPUV_PHASE_END_OF_DATA, /**< the reply to "." or to BDAT LAST */
-  SMTPUV_PHASE_QUIT,
-  SMTPUV_PHASE_PROXY        /**< the SOCKS5 handshake with the proxy, before
-                                 the greeting (smtpuv/socks5.h) */
-} smtpuv_phase;
-
-SMTPUV_EXTERN const char *smtpuv_phase_name(smtpuv_phase p);
-
-/** The server's verdict on one recipient. */
-typedef struct smtpuv_rcpt_result {
-  const char *address;  /**< as given in the envelope */
-  int accepted;         /**< 1 when RCPT got 2xx */
-  int code;             /**< RCPT reply code, 0 when RCPT was never answered */
-  const char *enhanced; /**< "2.1.5" or "" */
-  const char *text;     /**< reply text (lines joined by "\n"), or "" */
-} smtpuv_rcpt_result;
+SMTPUV_EXTERN int smtpuv_options_set_pipeline_depth(smtpuv_options *o,
+                                                    unsigned n);
 
 /**
- * What happened to a message. Passed to the send callback; every pointer is
- * valid only during the callback (keep a copy with smtpuv_send_result_dup()).
- * Fields are only appended.
+ * Rate limits for the whole client, as token buckets on the loop's clock
+ * (no busy loop: a timer waits for the next token): at most
+ * `messages_per_second` messages started per second with bursts of
+ * `burst` (0: the rate rounded up), and at most `connections_per_second`
+ * new connections. 0 turns a limit off (default).
  */
-typedef struct smtpuv_send_result {
-  size_t struct_size;         /**< sizeof(smtpuv_send_result) */
-  smtpuv_send_status status;
-  int error;                  /**< 0 when SENT with every recipient accepted;
-                                   else an SMTPUV_E* code: ETEMPFAIL /
-                                   EPERMFAIL / ESHUTDOWN for a refusing
-                                   reply, ENORCPT when recipients were
-                                   refused (also with status SENT when only
-                                   some were), transport and TLS codes,
-                                   ECANCELED... */
-  smtpuv_phase phase;         /**< where it was decided */
-  const char *message;        /**< one line for humans, never NULL:
-                                   "RCPT TO:<a@b>: 550 5.1.1 unknown user",
-                                   "connect 127.0.0.1:25: connection refused",
-                                   "certificate verify failed: hostname
-                                   mismatch" */
-  int reply_code;             /**< the deciding server reply (the reply to
-                                   the final "." when sent), 0 when none */
-  const char *reply_enhanced; /**< "2.0.0" or "" */
-  const char *reply_text;     /**< its text, lines joined by "\n", or "" */
-  const smtpuv_rcpt_result *recipients; /**< one per envelope recipient */
-  size_t nrecipients;
-  size_t naccepted;           /**< recipients accepted by RCPT */
-  unsigned attempts;          /**< connections tried for it (1, or 2 after
-                                   a retry) */
-  const char *tls;            /**< TLS summary of the connection
-                                   ("TLSv1.3 ...; subject CN=...") or NULL
-                                   for plaintext / not connected */
-} smtpuv_send_result;
+SMTPUV_EXTERN int smtpuv_options_set_rate_limit(smtpuv_options *o,
+                                               double messages_per_second,
+                                               unsigned burst,
+                                               double connections_per_second);
 
-/** Deep copy of a result (one allocation from `mem`, may be NULL).
-    Returns 0, SMTPUV_EINVAL or SMTPUV_ENOMEM. */
-SMTPUV_EXTERN int smtpuv_send_result_dup(const smtpuv_mem *mem,
-                                         const smtpuv_send_result *r,
-                                         smtpuv_send_result **out);
+/**
+ * Servers tried in order after the one of smtpuv_options_set_host() (a
+ * smarthost fallback): when a server is unreachable, times out or answers
+ * 421 before a connection is ready, the next is tried, and the failed one
+ * is skipped for `skip_ms` (default 30 000) while another works. `port` 0
+ * is the options' port. Up to 16 servers; SMTPUV_EINVAL for a bad host,
+ * SMTPUV_ELIMIT beyond that.
+ */
+SMTPUV_EXTERN int smtpuv_options_add_fallback_host(smtpuv_options *o,
+                                                   const char *host,
+                                                   unsigned port);
 
-/** Free a result from smtpuv_send_result_dup() or smtpuv_send_sync().
-    NULL is accepted. */
-SMTPUV_EXTERN void smtpuv_send_result_free(smtpuv_send_result *r);
+/** How long a server that failed is skipped while another works, in ms
+    (default 30 000; 0: never skipped). */
+SMTPUV_EXTERN int smtpuv_options_set_host_skip_time(smtpuv_options *o,
+                                                    unsigned skip_ms);
+
+/**
+ * Automatic retries, off by default (`max_attempts` 0 or 1). A message
+ * whose outcome is temporary is sent again, up to `max_attempts` attempts
+ * in all and until `deadline_ms` after its first attempt (0: no deadline),
+ * after a delay of `base_ms` * 2^(attempt - 2), at most `max_ms`, with
+ * jitter (a uniform random part of the delay's second half). Temporary:
+ * SMTPUV_SEND_FAILED with a 4xx reply (SMTPUV_ETEMPFAIL, SMTPUV_ESHUTDOWN,
+ * or SMTPUV_ENORCPT when every refused recipient got a 4xx), or a
+ * connection that could not be made, broke or timed out before the final
+ * "." (SMTPUV_ECONNECT, SMTPUV_ERESOLVE, SMTPUV_ECONNLOST, SMTPUV_ETIMEDOUT,
+ * SMTPUV_EIO). Never retried: permanent refusals (5xx), local refusals,
+ * TLS and authentication failures, SMTPUV_SEND_UNKNOWN (the server may
+ * have the message: retrying risks a duplicate) and SENT messages with
+ * some recipients refused. A streamed body is retried only when it can be
+ * rewound. The result's `attempts` counts the attempts and `attempt_log`
+ * gives each earlier attempt's reason.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_retry(smtpuv_options *o,
+                                          unsigned max_attempts,
+                                          unsigned base_ms, unsigned max_ms,
+                                          unsigned deadline_ms);
+
+/**
+ * Back-pressure: smtpuv_client_send() (and the other submit functions)
+ * fail with SMTPUV_EFULL while `high` messages are pending (queued or in
+ * flight, callbacks not yet run); the drained callback
+ * (smtpuv_client_set_drained_cb()) runs once the pending count falls to
+ * `low` after the high-water mark was reached. 0 (default): no limit.
+ * SMTPUV_EINVAL when low >= high.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_queue_limits(smtpuv_options *o,
+                                                 size_t high, size_t low);
+
+/**
+ * 1 (default): send callbacks run in the order the messages were
+ * submitted (a message done early waits for those before it). 0: each
+ * runs as soon as its message is done, in completion order: with many
+ * connections a slow message no longer holds back the callbacks of the
+ * ones behind it, at the price of the order.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_ordered_callbacks(smtpuv_options *o,
+                                                      int ordered);
 
 /* ------------------------------------------------------------------------ */
 /* The client                                                                */
 /* ------------------------------------------------------------------------ */
 
-/** One client: a queue of messages and (at most) one connection. Opaque. */
+/** One client: a queue of messages and a pool of connections to its
+    server(s) (smtpuv_options_set_max_connections()). Opaque. */
 typedef struct smtpuv_client smtpuv_client;
 
 /** Send callback: runs exactly once per message, on the loop, never from
@@ -540,8 +424,36 @@ SMTPUV_EXTERN size_t smtpuv_client_pending(const smtpuv_client *client);
 SMTPUV_EXTERN int smtpuv_client_close(smtpuv_client *client,
                                       smtpuv_close_cb cb);
 
+/**
+ * Abort the client: end its connection at once, without QUIT and without
+ * waiting for any reply. Messages not yet started fail with
+ * SMTPUV_SEND_CANCELED (SMTPUV_ECANCELED); a message on the wire fails with
+ * SMTPUV_SEND_FAILED (SMTPUV_ECANCELED), or is SMTPUV_SEND_UNKNOWN when its
+ * final "." was already handed to the socket (the server may have it).
+ * Every send callback still runs exactly once, then `cb` (may be NULL) runs
+ * last, after every handle of the client is closed (a TLS connection that
+ * was already closing may take up to 2 s to write its close_notify); the
+ * client is freed after it. Safe from any callback of the client, and after
+ * smtpuv_client_close() (which it hurries: the first close callback given
+ * stays, `cb` is then ignored). Do not call it from a body source's read
+ * callback or a trace callback (they run inside the conversation).
+ * Returns 0, or SMTPUV_ECLOSED when already aborted (cb will not run).
+ */
+SMTPUV_EXTERN int smtpuv_client_abort(smtpuv_client *client,
+                                      smtpuv_close_cb cb);
+
+/** Drained callback: the pending count fell to the low-water mark after
+    the high-water mark was reached (smtpuv_options_set_queue_limits()).
+    Runs on the loop, from the client's dispatch, never during close. */
+typedef void (*smtpuv_drained_cb)(smtpuv_client *client);
+
+/** Set (or clear, NULL) the drained callback. 0 or SMTPUV_EINVAL. */
+SMTPUV_EXTERN int smtpuv_client_set_drained_cb(smtpuv_client *client,
+                                               smtpuv_drained_cb cb);
+
 /** The caller's pointer for this client (NULL initially). */
 SMTPUV_EXTERN void smtpuv_client_set_data(smtpuv_client *client, void *data);
+/** The pointer last given to smtpuv_client_set_data() (NULL initially). */
 SMTPUV_EXTERN void *smtpuv_client_get_data(const smtpuv_client *client);
 
 /** The loop the client runs on. */
@@ -554,19 +466,26 @@ SMTPUV_EXTERN uv_loop_t *smtpuv_client_loop(const smtpuv_client *client);
 /**
  * One header field of a message, as smtpuv_header_next() finds it. The
  * pointers are into the caller's message; nothing is NUL-terminated.
+ * Fields are only ever appended: smtpuv_header_next() writes no more than
+ * the caller's sizeof(smtpuv_header_field) and sets `struct_size` to the
+ * bytes it filled (as smtpuv_reply).
  */
 typedef struct smtpuv_header_field {
+  size_t struct_size; /**< set by the library: bytes filled (output) */
   const char *name;   /**< field name ("To"), without the colon */
-  size_t name_len;
+  size_t name_len;    /**< length of `name` */
   const char *value;  /**< field body: from after the colon to the end of
                            the field, continuation lines (folds) included,
                            without the final line ending */
-  size_t value_len;
-  size_t start, end;  /**< offsets of the whole field in the message, its
-                           last line ending included: [start, end) */
+  size_t value_len;   /**< length of `value` */
+  size_t start;       /**< offset of the field in the message */
+  size_t end;         /**< offset just past the field, its last line ending
+                           included: the field is [start, end) */
 } smtpuv_header_field;
 
 /**
+ * A macro over smtpuv_header_next_sized() that passes the caller's
+ * `sizeof(smtpuv_header_field)`.
  * Step through the header block at the start of `data`: set `*pos` to 0,
  * then call until it returns 0; each call fills `field` and moves `*pos`
  * past it. The block ends at an empty line (CRLF or LF), at the end of the
@@ -578,9 +497,20 @@ typedef struct smtpuv_header_field {
  * ended, at the empty line if there is one) or SMTPUV_EINVAL (`pos` or
  * `field` NULL, `data` NULL with a length).
  */
-SMTPUV_EXTERN int smtpuv_header_next(const void *data, size_t len,
-                                     size_t *pos,
-                                     smtpuv_header_field *field);
+#define smtpuv_header_next(data, len, pos, field)                              \
+  smtpuv_header_next_sized((data), (len), (pos), (field),                      \
+                           sizeof(smtpuv_header_field))
+
+/**
+ * smtpuv_header_next() with the size of the caller's smtpuv_header_field
+ * spelled out (for bindings): at most `field_size` bytes of `*field` are
+ * written and `field->struct_size` says how many. SMTPUV_EINVAL also when
+ * `field_size` is smaller than the field of version 0.2 (up to `end`).
+ */
+SMTPUV_EXTERN int smtpuv_header_next_sized(const void *data, size_t len,
+                                           size_t *pos,
+                                           smtpuv_header_field *field,
+                                           size_t field_size);
 
 /** 1 when the field's name is `name`, compared ASCII case-insensitively
     ("BCC" is "Bcc"); else 0 (also for NULL arguments). */
@@ -607,7 +537,7 @@ typedef struct smtpuv_address_list {
  * (work) gives a@example.com), a quoted local part stays quoted
  * ("\"odd local\"@example.com"), groups give their members ("Team:
  * a@example.com, b@example.com;"; an empty group gives nothing), an
- * obsolete source route is dropped (<@relay:a@example.com>), and line
+ * obsolete source route is dropped (`<@relay:a@example.com>`), and line
  * breaks count as folding white space. `value` (`len` bytes, no NUL needed)
  * is typically smtpuv_header_field.value. Every address must pass
  * smtpuv_check_address(address, 1) (UTF-8 allowed).
@@ -734,6 +664,11 @@ typedef struct smtpuv_probe_result {
   const char *auth_mechanisms; /**< "PLAIN LOGIN" (upper case), "" */
   const char *tls;            /**< TLS summary ("TLSv1.3 ...; subject CN=...;
                                    issuer ...; expires ...") or NULL */
+  int authenticated;          /**< smtpuv_client_verify(): 1 when AUTH
+                                   succeeded; always 0 for a probe */
+  const char *auth_mechanism; /**< smtpuv_client_verify(): the mechanism
+                                   that authenticated ("SCRAM-SHA-256"), or
+                                   "" */
 } smtpuv_probe_result;
 
 /** Probe callback: runs exactly once, after the connection is closed. */
@@ -757,6 +692,23 @@ typedef void (*smtpuv_probe_cb)(const smtpuv_probe_result *result,
 SMTPUV_EXTERN int smtpuv_client_probe(uv_loop_t *loop,
                                       const smtpuv_options *options,
                                       smtpuv_probe_cb cb, void *data);
+
+/**
+ * Check the credentials: smtpuv_client_probe(), then AUTH with the
+ * credentials or authenticator of `options` (the same mechanism selection,
+ * TLS-required guard and plaintext refusal as a send), then QUIT; no MAIL
+ * is sent. The result has `authenticated` 1 and `auth_mechanism` on
+ * success; otherwise `error` says why (SMTPUV_EAUTH and the server's reply
+ * text for refused credentials, SMTPUV_EAUTHMECH, SMTPUV_EPLAINTEXT,
+ * SMTPUV_ENOTLS...) and `phase` where (SMTPUV_PHASE_AUTH for the login
+ * itself). Like nodemailer's verify().
+ * Returns 0 (cb will run exactly once, never from inside this call), or
+ * without calling cb: SMTPUV_EINVAL (as for the probe, or no credentials
+ * and no authenticator in `options`) or SMTPUV_ENOMEM.
+ */
+SMTPUV_EXTERN int smtpuv_client_verify(uv_loop_t *loop,
+                                       const smtpuv_options *options,
+                                       smtpuv_probe_cb cb, void *data);
 
 /* ---------------------------- end of probe ------------------------------ */
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * smtpuv/socks5.h — the SOCKS5 client handshake (RFC 1928), sans-io.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The command functions. Each one checks, in this order: the sticky error
  * and the state (SMTPUV_ESTATE), its arguments and the server's extensions,
@@ -152,6 +153,8 @@ int smtpuv_proto_auth(smtpuv_proto *p, const char *mechanism,
     return SMTPUV_EINVAL;
   size_t mlen, ilen = 0;
   int rc = smtpuv__check_state(p, ST(READY));
+  if (rc == 0 && p->authenticated)
+    rc = SMTPUV_ESTATE; /* RFC 4954 section 4: one AUTH per session */
   if (rc == 0 && !(smtpuv__ext_bits(p) & SMTPUV_EXT_AUTH))
     rc = SMTPUV_ENOEXT;
   if (rc == 0)

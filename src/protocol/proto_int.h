@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: the protocol session object and the helpers its files share.
  *
@@ -106,6 +107,8 @@ struct smtpuv_proto {
   uint8_t tls_ready;          /* STARTTLS's 220 was popped */
   uint8_t lmtp;               /* LMTP mode (set_lmtp() or lhlo()) */
   uint8_t hello_sent;         /* an EHLO/HELO/LHLO was issued */
+  uint8_t authenticated;      /* AUTH succeeded (235): no second AUTH,
+                                 RFC 4954 section 4 */
 
   /* input: [start, end) unpopped bytes; complete replies first */
   struct {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The SOCKS5 client handshake (RFC 1928, RFC 1929), sans-io: see
  * smtpuv/socks5.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target: the SOCKS5 handshake (smtpuv/socks5.h) against any
  * proxy bytes. The input:

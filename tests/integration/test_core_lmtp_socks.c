@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The sans-io pieces of issue 14 against real servers, before the libuv
  * client uses them: the LMTP mode of smtpuv_proto against Dovecot's LMTP

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # A private Dante SOCKS5 proxy (Debian dante-server, danted 1.4) for the proxy
 # integration tests: a generated configuration in DIR, one process in the foreground
 # (its PID in DIR/danted.pid), listening on 127.0.0.1:PORT and forwarding ONLY to

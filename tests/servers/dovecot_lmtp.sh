@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # A private, throwaway Dovecot 2.3 LMTP server (Debian dovecot-lmtpd) for the LMTP
 # integration tests: it listens on a Unix socket AND on a loopback TCP port and
 # delivers into Maildirs under DIR. Everything lives in DIR (own base_dir, state_dir,

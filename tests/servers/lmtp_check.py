@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Independent LMTP client (Python's smtplib.LMTP) for checking the LMTP test servers.
 
 Sends one message and checks every recipient's verdict: the RCPT reply, and for the

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Raw SOCKS5 client (RFC 1928 / RFC 1929) for checking the proxy test server byte
 by byte: what the proxy answers to each step is what smtpuv's handshake must map to
 its error codes.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * LMTP (RFC 2033) in the sans-io core: LHLO, and one reply per accepted
  * recipient after the end of data (DATA's "." and BDAT LAST), tagged with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The SOCKS5 handshake (RFC 1928 / RFC 1929), sans-io: client bytes
  * checked exactly, proxy bytes fed whole, one byte at a time and cut at
