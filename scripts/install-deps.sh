@@ -18,6 +18,8 @@ PACKAGES=(
   postfix dovecot-core                  # real MTA + SASL for integration tests, smtp-sink
   swaks libnet-ssleay-perl              # reference SMTP client (its STARTTLS needs Net::SSLeay)
   openssl curl libcurl4-openssl-dev     # certificates, TLS probes, curl as a peer in benchmarks
+  dovecot-lmtpd                         # LMTP server for the LMTP tests (tests/servers/dovecot_lmtp.sh)
+  dante-server                          # SOCKS5 proxy for the proxy tests (tests/servers/dante_socks.sh)
   doxygen                               # API reference, ctest doxygen (undocumented symbols fail)
   abigail-tools                         # abidw/abidiff: ABI baseline check (scripts/abi-check.sh)
   libgnutls-dane0 libidn12              # runtime libraries of the unpacked Exim (below)

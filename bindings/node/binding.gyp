@@ -44,6 +44,7 @@
         "../../src/protocol/outbuf.c",
         "../../src/protocol/reply.c",
         "../../src/protocol/session.c",
+        "../../src/proxy/socks5.c",
         "../../src/uv/client.c",
         "../../src/uv/conn.c",
         "../../src/uv/headers.c",

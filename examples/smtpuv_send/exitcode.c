@@ -97,6 +97,24 @@ int cli_exit_for_error(int err, smtpuv_phase phase, int reply_code) {
   case SMTPUV_ECERT:
   case SMTPUV_ENOTLS:
     return CLI_EX_CONFIG;
+  /* SOCKS5 proxy (smtpuv/socks5.h): the proxy's own verdicts */
+  case SMTPUV_EPROXY:
+    return CLI_EX_PROTOCOL;
+  case SMTPUV_EPROXYMETHOD:
+    return CLI_EX_CONFIG; /* credentials missing or of a kind it lacks */
+  case SMTPUV_EPROXYAUTH:
+  case SMTPUV_EPROXYRULES:
+    return CLI_EX_NOPERM;
+  case SMTPUV_EPROXYFAIL:
+  case SMTPUV_EPROXYTTL:
+    return CLI_EX_TEMPFAIL;
+  case SMTPUV_EPROXYNETUNREACH:
+  case SMTPUV_EPROXYHOSTUNREACH:
+  case SMTPUV_EPROXYREFUSED:
+    return CLI_EX_IOERR; /* as a direct connection that fails */
+  case SMTPUV_EPROXYCMD:
+  case SMTPUV_EPROXYATYP:
+    return CLI_EX_UNAVAILABLE;
   default:
     break;
   }

@@ -301,6 +301,40 @@ def session_seeds():
         start() + mail() + rcpt() + b"D" +
         feed(b"250 ok\r\n250 ok\r\n354 go\r\n") +
         write((b"line of text\r\n.dot\n" * 40)) + b"e" + consume(1))
+    # LMTP (RFC 2033): LHLO, one verdict per accepted recipient
+    lgreet = feed(b"220 lmtp.example.org Dovecot (Debian) ready.\r\n")
+    lhlo = (b"250-lmtp.example.org\r\n250-8BITMIME\r\n250-CHUNKING\r\n"
+            b"250-ENHANCEDSTATUSCODES\r\n250 PIPELINING\r\n")
+    lstart = lgreet + b"L" + bytes([DOM_OK]) + consume() + feed(lhlo)
+    s["lmtp_data"] = (
+        lstart + mail() + rcpt() + rcpt(ADDR_POSTMASTER) + rcpt() + b"D" +
+        consume() +
+        feed(b"250 2.1.0 OK\r\n250 2.1.5 OK\r\n550 5.1.1 no\r\n"
+             b"250 2.1.5 OK\r\n354 OK\r\n") +
+        write(BODY) + b"e" + mail() + consume() +
+        feed(b"250 2.0.0 saved\r\n552 5.2.2 Quota exceeded\r\n"
+             b"250 2.1.0 OK\r\n") + b"X" + b"Q" +
+        feed(b"250 ok\r\n221 bye\r\n"))
+    s["lmtp_bdat"] = (
+        b"l" + lstart + mail() + rcpt() + rcpt() + rcpt() +
+        bdat(b"Subject: x\n\n", False) + bdat(b"body", True) + mail() +
+        rcpt() + bdat(b"x", True) + consume() +
+        feed(b"250 ok\r\n250 ok\r\n452 full\r\n250 ok\r\n250 ok\r\n"
+             b"250 2.0.0 a\r\n451 4.3.0 c\r\n250 ok\r\n550 no\r\n"
+             b"503 5.5.1 No valid recipients\r\n"))
+    s["lmtp_421"] = (
+        lstart + mail() + rcpt() + rcpt() + rcpt() + bdat(b"m", True) +
+        b"Q" + consume() +
+        feed(b"250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n250 saved\r\n"
+             b"421 4.3.2 shutting down\r\n"))
+    s["lmtp_no_rcpt"] = (
+        lstart + mail() + rcpt() + b"D" + consume() +
+        feed(b"250 ok\r\n550 no\r\n354 go\r\n") + consume() +
+        feed(b"503 5.5.1 No valid recipients\r\n") + ehlo() + helo() +
+        b"X" + feed(b"250 ok\r\n"))
+    s["lmtp_extra"] = (
+        lstart + mail() + rcpt() + rcpt() + bdat(b"", True) +
+        feed(b"250 ok\r\n250 ok\r\n550 no\r\n250 ok\r\n250 extra\r\n"))
     return s
 
 

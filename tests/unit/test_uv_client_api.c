@@ -112,6 +112,7 @@ static void test_names(void **state) {
   assert_string_equal(smtpuv_phase_name(SMTPUV_PHASE_END_OF_DATA),
                       "end-of-data");
   assert_string_equal(smtpuv_phase_name(SMTPUV_PHASE_TLS), "TLS");
+  assert_string_equal(smtpuv_phase_name(SMTPUV_PHASE_PROXY), "proxy");
 }
 
 static void test_result_dup(void **state) {
