@@ -222,12 +222,31 @@ typedef enum smtpuv_phase {
 SMTPUV_EXTERN const char *smtpuv_phase_name(smtpuv_phase p);
 
 /** The server's verdict on one recipient. */
+/** LMTP (RFC 2033): what became of one accepted recipient after the end
+    of data, where the server answers once per recipient. */
+typedef enum smtpuv_delivery {
+  SMTPUV_DELIVERY_NONE = 0,  /**< SMTP (one verdict for the whole message),
+                                  or the recipient was refused at RCPT */
+  SMTPUV_DELIVERY_DELIVERED, /**< a 2xx verdict after the end of data */
+  SMTPUV_DELIVERY_TEMPFAIL,  /**< a 4xx verdict */
+  SMTPUV_DELIVERY_PERMFAIL,  /**< a 5xx verdict */
+  SMTPUV_DELIVERY_UNKNOWN    /**< accepted, and the connection was lost (or
+                                  timed out, or the server said 421) before
+                                  its verdict came: it may have been
+                                  delivered */
+} smtpuv_delivery;
+
 typedef struct smtpuv_rcpt_result {
   const char *address;  /**< as given in the envelope */
   int accepted;         /**< 1 when RCPT got 2xx */
   int code;             /**< RCPT reply code, 0 when RCPT was never answered */
   const char *enhanced; /**< "2.1.5" or "" */
   const char *text;     /**< reply text (lines joined by "\n"), or "" */
+  /* LMTP (since 0.2): the recipient's own verdict after the end of data */
+  smtpuv_delivery delivery;   /**< SMTPUV_DELIVERY_NONE outside LMTP */
+  int final_code;             /**< that verdict's code, 0 when none */
+  const char *final_enhanced; /**< its enhanced code, or "" */
+  const char *final_text;     /**< its text, or "" */
 } smtpuv_rcpt_result;
 
 /**

@@ -102,6 +102,11 @@ int smtpuv__conv_new(const smtpuv_mem *mem, const smtpuv__conv_config *cfg,
     return rc;
   }
   smtpuv_proto_set_pipelining(cv->proto, cfg->pipelining);
+  if (cfg->lmtp && (rc = smtpuv_proto_set_lmtp(cv->proto)) != 0) {
+    smtpuv_proto_free(cv->proto);
+    smtpuv__free(&cv->mem, cv);
+    return rc;
+  }
   memcpy(cv->literal, "[127.0.0.1]", sizeof "[127.0.0.1]");
   cv->state = SMTPUV__CV_CONNECTING;
   *out = cv;
@@ -239,6 +244,7 @@ static void on_reply(smtpuv__conv *cv, const smtpuv_reply *r) {
   case SMTPUV_CMD_GREETING:
   case SMTPUV_CMD_EHLO:
   case SMTPUV_CMD_HELO:
+  case SMTPUV_CMD_LHLO:
   case SMTPUV_CMD_STARTTLS:
   case SMTPUV_CMD_AUTH:
     smtpuv__setup_reply(cv, r);

@@ -98,6 +98,9 @@ typedef struct smtpuv__conv_config {
   int pipelining;        /* use PIPELINING when offered */
   int chunking;          /* use CHUNKING (BDAT) when offered */
   int require_all;       /* every recipient must be accepted */
+  int lmtp;              /* speak LMTP (RFC 2033): LHLO, no HELO, one
+                            verdict per accepted recipient after the end of
+                            data (smtpuv_rcpt_result.delivery) */
   const char *ehlo_name; /* NULL or "": the address literal given to
                             smtpuv__conv_connected() */
   smtpuv_auth *auth;     /* NULL: no AUTH */

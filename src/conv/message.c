@@ -210,6 +210,10 @@ void smtpuv__msg_reset(smtpuv__msg *m) {
     m->rcpts[i].accepted = 0;
     m->rcpts[i].enhanced[0] = '\0';
     m->rcpts[i].text = 0;
+    m->rcpts[i].delivery = SMTPUV_DELIVERY_NONE;
+    m->rcpts[i].final_code = 0;
+    m->rcpts[i].final_enhanced[0] = '\0';
+    m->rcpts[i].final_text = 0;
   }
   m->arena_len = 0;
 }
@@ -372,6 +376,10 @@ void smtpuv__msg_result(smtpuv__msg *m, smtpuv_send_result *r,
     rr[i].code = m->rcpts[i].code;
     rr[i].enhanced = m->rcpts[i].enhanced;
     rr[i].text = STR(m->rcpts[i].text);
+    rr[i].delivery = (smtpuv_delivery)m->rcpts[i].delivery;
+    rr[i].final_code = m->rcpts[i].final_code;
+    rr[i].final_enhanced = m->rcpts[i].final_enhanced;
+    rr[i].final_text = STR(m->rcpts[i].final_text);
   }
   r->recipients = rr;
   r->nrecipients = m->nrcpts;
@@ -383,19 +391,23 @@ void smtpuv__msg_result(smtpuv__msg *m, smtpuv_send_result *r,
 #undef STR
 }
 
+/* The distance between two recipients of `r`: its recipient_size (0: this
+   version's element), or for a result from before 0.2 (no recipient_size)
+   the 0.1 element, which ended before the LMTP fields. */
+static size_t recipient_stride(const smtpuv_send_result *r) {
+  if (r->struct_size >= offsetof(smtpuv_send_result, recipient_size) +
+                            sizeof(size_t))
+    return r->recipient_size != 0 ? r->recipient_size
+                                  : sizeof(smtpuv_rcpt_result);
+  return offsetof(smtpuv_rcpt_result, delivery);
+}
+
 const smtpuv_rcpt_result *
 smtpuv_send_result_recipient(const smtpuv_send_result *r, size_t i) {
   if (r == NULL || i >= r->nrecipients || r->recipients == NULL)
     return NULL;
-  /* a result from before 0.2 (no recipient_size) has the 0.1 stride, which
-     is this one's */
-  size_t stride = sizeof(smtpuv_rcpt_result);
-  if (r->struct_size >= offsetof(smtpuv_send_result, recipient_size) +
-                            sizeof(size_t) &&
-      r->recipient_size != 0)
-    stride = r->recipient_size;
   return (const smtpuv_rcpt_result *)((const char *)r->recipients +
-                                      i * stride);
+                                      i * recipient_stride(r));
 }
 
 int smtpuv__msg_rewind(smtpuv__msg *m) {
@@ -415,6 +427,13 @@ typedef struct result_copy {
 
 static size_t slen(const char *s) { return s != NULL ? strlen(s) + 1 : 0; }
 
+/* The recipients of `r` carry the LMTP verdict fields (a result of this
+   version, or a later one). */
+static int rcpt_has_finals(const smtpuv_send_result *r) {
+  return recipient_stride(r) >=
+         offsetof(smtpuv_rcpt_result, final_text) + sizeof(const char *);
+}
+
 int smtpuv_send_result_dup(const smtpuv_mem *mem, const smtpuv_send_result *r,
                            smtpuv_send_result **out) {
   if (r == NULL || out == NULL)
@@ -433,6 +452,8 @@ int smtpuv_send_result_dup(const smtpuv_mem *mem, const smtpuv_send_result *r,
   for (size_t i = 0; i < r->nrecipients; i++) {
     const smtpuv_rcpt_result *x = smtpuv_send_result_recipient(r, i);
     str += slen(x->address) + slen(x->enhanced) + slen(x->text);
+    if (rcpt_has_finals(r))
+      str += slen(x->final_enhanced) + slen(x->final_text);
   }
   size_t off_rr = align8(sizeof(result_copy));
   size_t off_str = off_rr + r->nrecipients * sizeof(smtpuv_rcpt_result);
@@ -465,10 +486,20 @@ int smtpuv_send_result_dup(const smtpuv_mem *mem, const smtpuv_send_result *r,
   DUP(rc->r.attempt_log, log);
   for (size_t i = 0; i < r->nrecipients; i++) {
     const smtpuv_rcpt_result *x = smtpuv_send_result_recipient(r, i);
-    rr[i] = *x;
+    size_t st = recipient_stride(r);
+    memset(&rr[i], 0, sizeof rr[i]);
+    memcpy(&rr[i], x, st < sizeof rr[i] ? st : sizeof rr[i]);
     DUP(rr[i].address, x->address);
     DUP(rr[i].enhanced, x->enhanced);
     DUP(rr[i].text, x->text);
+    if (rcpt_has_finals(r)) {
+      DUP(rr[i].final_enhanced, x->final_enhanced);
+      DUP(rr[i].final_text, x->final_text);
+    } else {
+      rr[i].delivery = SMTPUV_DELIVERY_NONE;
+      rr[i].final_code = 0;
+      rr[i].final_enhanced = rr[i].final_text = "";
+    }
   }
 #undef DUP
   rc->r.recipients = r->nrecipients ? rr : NULL;

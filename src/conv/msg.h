@@ -34,6 +34,11 @@ typedef struct smtpuv__rcpt {
   int accepted;
   char enhanced[16];
   size_t text; /* arena offset */
+  /* LMTP: the verdict after the end of data */
+  int delivery; /* smtpuv_delivery */
+  int final_code;
+  char final_enhanced[16];
+  size_t final_text; /* arena offset */
 } smtpuv__rcpt;
 
 enum {

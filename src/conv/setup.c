@@ -39,14 +39,17 @@ static void reply_fail(smtpuv__conv *cv, const smtpuv_reply *r,
                      smtpuv__conv_first_line_len(r), r->text);
 }
 
+/* EHLO, HELO (`helo`), or LHLO when the conversation speaks LMTP. */
 static void send_ehlo(smtpuv__conv *cv, int helo) {
   const char *name = cv->ehlo[0] != '\0' ? cv->ehlo : cv->literal;
   size_t before = smtpuv_proto_pending_output(cv->proto);
-  int rc = helo ? smtpuv_proto_helo(cv->proto, name)
-                : smtpuv_proto_ehlo(cv->proto, name);
+  int rc = cv->cfg.lmtp ? smtpuv_proto_lhlo(cv->proto, name)
+           : helo       ? smtpuv_proto_helo(cv->proto, name)
+                        : smtpuv_proto_ehlo(cv->proto, name);
   if (rc != 0) {
     smtpuv__setup_fail(cv, rc, SMTPUV_PHASE_EHLO, NULL, "%s %s: %s",
-                       helo ? "HELO" : "EHLO", name, smtpuv_strerror(rc));
+                       cv->cfg.lmtp ? "LHLO" : helo ? "HELO" : "EHLO", name,
+                       smtpuv_strerror(rc));
     return;
   }
   smtpuv__trace_out(cv, before, SMTPUV__TR_CMD);
@@ -317,12 +320,14 @@ void smtpuv__setup_reply(smtpuv__conv *cv, const smtpuv_reply *r) {
       reply_fail(cv, r, SMTPUV_PHASE_EHLO, "EHLO");
     return;
   case SMTPUV_CMD_HELO:
+  case SMTPUV_CMD_LHLO: /* LMTP: no fallback (RFC 2033 has no HELO) */
     if (r->positive)
       after_ehlo(cv, r);
     else if (r->code == 421)
       smtpuv__conv_server_closing(cv, r);
     else
-      reply_fail(cv, r, SMTPUV_PHASE_EHLO, "HELO");
+      reply_fail(cv, r, SMTPUV_PHASE_EHLO,
+                 r->command == SMTPUV_CMD_LHLO ? "LHLO" : "HELO");
     return;
   case SMTPUV_CMD_STARTTLS:
     if (r->positive) {

@@ -21,6 +21,8 @@
 
 #define MEM(cv) (&(cv)->mem)
 
+static size_t lmtp_close_verdicts(smtpuv__msg *m);
+
 /* ---- in-flight messages ---------------------------------------------- */
 
 /* The reply a message was waiting for (with pipelining the whole message
@@ -86,11 +88,18 @@ void smtpuv__txn_fail_inflight(smtpuv__conv *cv, int err, const char *text,
       continue;
     }
     if (m->stage == SMTPUV__M_DOT && cv->out_handed >= m->dot_mark) {
-      smtpuv__msg_decide(MEM(cv), m, SMTPUV_SEND_UNKNOWN, err, msg_phase(m),
-                         reply,
-                         "%s after the end of the message was sent: it may "
-                         "or may not have been accepted",
-                         text);
+      /* LMTP: the recipients whose verdict came keep it; the others are
+         unknown, and the message was sent if anyone has it */
+      size_t delivered = cv->cfg.lmtp ? lmtp_close_verdicts(m) : 0;
+      smtpuv__msg_decide(MEM(cv), m,
+                         delivered > 0 ? SMTPUV_SEND_SENT : SMTPUV_SEND_UNKNOWN,
+                         err, msg_phase(m), reply,
+                         "%s after the end of the message was sent: %s",
+                         text,
+                         delivered > 0
+                             ? "delivered to some recipients, the others "
+                               "may or may not have it"
+                             : "it may or may not have been accepted");
       complete(cv, m);
       continue;
     }
@@ -121,7 +130,11 @@ void smtpuv__txn_end_inflight(smtpuv__conv *cv, smtpuv_send_status st,
     if (!m->decided) {
       if (unknown_after_dot && m->stage == SMTPUV__M_DOT &&
           cv->out_handed >= m->dot_mark)
-        smtpuv__msg_decide(MEM(cv), m, SMTPUV_SEND_UNKNOWN, err, msg_phase(m),
+        smtpuv__msg_decide(MEM(cv), m,
+                           cv->cfg.lmtp && lmtp_close_verdicts(m) > 0
+                               ? SMTPUV_SEND_SENT
+                               : SMTPUV_SEND_UNKNOWN,
+                           err, msg_phase(m),
                            NULL,
                            "%s after the end of the message was sent: it may "
                            "or may not have been accepted",
@@ -426,6 +439,82 @@ static smtpuv__msg *route(smtpuv__conv *cv) {
   return NULL;
 }
 
+/* ---- LMTP: one verdict per accepted recipient after the end of data -------- */
+
+/* Recipients accepted whose verdict never came are UNKNOWN (the
+   connection ended); returns how many were delivered. */
+static size_t lmtp_close_verdicts(smtpuv__msg *m) {
+  size_t delivered = 0;
+  for (size_t i = 0; i < m->nrcpts; i++) {
+    smtpuv__rcpt *rc = &m->rcpts[i];
+    if (rc->accepted && rc->delivery == SMTPUV_DELIVERY_NONE)
+      rc->delivery = SMTPUV_DELIVERY_UNKNOWN;
+    if (rc->delivery == SMTPUV_DELIVERY_DELIVERED)
+      delivered++;
+  }
+  return delivered;
+}
+
+/* The message's outcome from its recipients' verdicts (the last one is
+   `r`): SENT when every recipient was delivered, SENT with ENORCPT when
+   some were, else FAILED (ETEMPFAIL when every refusal after the data was
+   a 4xx). */
+static void lmtp_decide(smtpuv__conv *cv, smtpuv__msg *m,
+                        const smtpuv_reply *r) {
+  size_t delivered = 0, refused = m->nrcpts, temp = 1;
+  for (size_t i = 0; i < m->nrcpts; i++) {
+    const smtpuv__rcpt *rc = &m->rcpts[i];
+    if (rc->delivery == SMTPUV_DELIVERY_DELIVERED) {
+      delivered++;
+      continue;
+    }
+    if (refused == m->nrcpts)
+      refused = i; /* the first one not delivered */
+    if (rc->delivery == SMTPUV_DELIVERY_PERMFAIL)
+      temp = 0;
+  }
+  if (delivered == m->nrcpts) {
+    smtpuv__msg_decide_reply(MEM(cv), m, SMTPUV_SEND_SENT, 0,
+                             SMTPUV_PHASE_END_OF_DATA, r, NULL);
+    return;
+  }
+  const smtpuv__rcpt *rc = &m->rcpts[refused];
+  int after = rc->delivery != SMTPUV_DELIVERY_NONE;
+  const char *t = after ? (rc->final_text ? m->arena + rc->final_text : "")
+                        : (rc->text ? m->arena + rc->text : "");
+  char why[320];
+  const char *nl = strchr(t, '\n');
+  int tl = nl != NULL ? (int)(nl - t) : (int)strlen(t);
+  snprintf(why, sizeof why, "%.*s", tl > 300 ? 300 : tl, t);
+  smtpuv__msg_decide(MEM(cv), m,
+                     delivered > 0 ? SMTPUV_SEND_SENT : SMTPUV_SEND_FAILED,
+                     delivered > 0 ? SMTPUV_ENORCPT
+                     : temp        ? SMTPUV_ETEMPFAIL
+                                   : SMTPUV_EPERMFAIL,
+                     SMTPUV_PHASE_END_OF_DATA, r,
+                     "%s: RCPT TO:<%s>: %d %s%s",
+                     delivered > 0 ? "not delivered to every recipient"
+                                   : "delivered to no recipient",
+                     rc->address, after ? rc->final_code : rc->code, why,
+                     after ? " (after the end of data)" : "");
+}
+
+static void lmtp_verdict(smtpuv__conv *cv, smtpuv__msg *m,
+                         const smtpuv_reply *r) {
+  if (r->rcpt_index < m->nrcpts) {
+    smtpuv__rcpt *rc = &m->rcpts[r->rcpt_index];
+    rc->delivery = r->code < 300   ? SMTPUV_DELIVERY_DELIVERED
+                   : r->code < 500 ? SMTPUV_DELIVERY_TEMPFAIL
+                                   : SMTPUV_DELIVERY_PERMFAIL;
+    rc->final_code = r->code;
+    memcpy(rc->final_enhanced, r->enhanced, sizeof rc->final_enhanced);
+    rc->final_enhanced[sizeof rc->final_enhanced - 1] = '\0';
+    rc->final_text = smtpuv__msg_str(MEM(cv), m, r->text, r->text_len);
+  }
+  if (r->last && !m->decided)
+    lmtp_decide(cv, m, r);
+}
+
 void smtpuv__txn_reply(smtpuv__conv *cv, const smtpuv_reply *r) {
   smtpuv__msg *m = route(cv);
   if (m == NULL) {
@@ -434,6 +523,8 @@ void smtpuv__txn_reply(smtpuv__conv *cv, const smtpuv_reply *r) {
     return;
   }
   m->expect--;
+  if ((r->flags & SMTPUV_REPLY_LMTP_RCPT) && !r->last)
+    m->expect++; /* LMTP: more verdicts of this message come */
   int fl = smtpuv__conv_first_line_len(r);
   switch (r->command) {
   case SMTPUV_CMD_MAIL:
@@ -503,6 +594,12 @@ void smtpuv__txn_reply(smtpuv__conv *cv, const smtpuv_reply *r) {
     break;
   case SMTPUV_CMD_DATA_END:
   case SMTPUV_CMD_BDAT:
+    if (r->flags & SMTPUV_REPLY_LMTP_RCPT) {
+      /* before the BDAT chunk test: a verdict that is not the last has
+         `last` 0 too */
+      lmtp_verdict(cv, m, r);
+      break;
+    }
     if (r->command == SMTPUV_CMD_BDAT && !r->last) {
       if (!r->positive) {
         if (!txn_refused(cv, m, r))

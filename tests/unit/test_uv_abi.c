@@ -149,12 +149,13 @@ static void test_recipient_stride(void **state) {
   }
   smtpuv_send_result_free(copy);
   assert_int_equal(tm.live, 0);
-  /* a result without recipient_size (struct_size of an older header) steps
-     by the library's element size */
+  /* a result without recipient_size (struct_size of a 0.1 header) steps by
+     the 0.1 element, which ended before the LMTP verdict fields */
   r.struct_size = offsetof(smtpuv_send_result, recipient_size);
   r.recipients = &rr[0].v02;
   assert_ptr_equal(smtpuv_send_result_recipient(&r, 1),
-                   (const char *)&rr[0].v02 + sizeof(smtpuv_rcpt_result));
+                   (const char *)&rr[0].v02 +
+                       offsetof(smtpuv_rcpt_result, delivery));
 }
 
 static void test_version(void **state) {

@@ -124,7 +124,8 @@ static smtpuv_send_result result(smtpuv_send_status st, int err,
 }
 
 static smtpuv_rcpt_result rcpt(int code) {
-  smtpuv_rcpt_result x = {"a@x", code >= 200 && code < 300, code, "", ""};
+  smtpuv_rcpt_result x = {"a@x", code >= 200 && code < 300, code, "", "",
+                          SMTPUV_DELIVERY_NONE, 0, "", ""};
   return x;
 }
 

@@ -76,8 +76,10 @@ static void test_json_all_bytes(void **state) {
 static void test_json_result(void **state) {
   (void)state;
   smtpuv_rcpt_result rr[2] = {
-      {"ok@example.com", 1, 250, "2.1.5", "2.1.5 OK"},
-      {"bad\"@example.com", 0, 550, "5.1.1", "5.1.1 no\nsuch user"},
+      {"ok@example.com", 1, 250, "2.1.5", "2.1.5 OK", SMTPUV_DELIVERY_NONE, 0,
+       "", ""},
+      {"bad\"@example.com", 0, 550, "5.1.1", "5.1.1 no\nsuch user",
+       SMTPUV_DELIVERY_NONE, 0, "", ""},
   };
   smtpuv_send_result r;
   memset(&r, 0, sizeof r);

@@ -117,8 +117,10 @@ static void test_names(void **state) {
 
 static void test_result_dup(void **state) {
   (void)state;
-  smtpuv_rcpt_result rr[2] = {{"a@x", 1, 250, "2.1.5", "ok"},
-                              {"b@x", 0, 550, "5.1.1", "no"}};
+  smtpuv_rcpt_result rr[2] = {
+      {"a@x", 1, 250, "2.1.5", "ok", SMTPUV_DELIVERY_DELIVERED, 250, "2.0.0",
+       "delivered"},
+      {"b@x", 0, 550, "5.1.1", "no", SMTPUV_DELIVERY_NONE, 0, "", ""}};
   smtpuv_send_result r;
   memset(&r, 0, sizeof r);
   r.struct_size = sizeof r;
