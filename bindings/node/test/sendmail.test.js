@@ -19,9 +19,11 @@ const PARSE = path.join(__dirname, 'lib', 'parse_mail.py');
 const haveAio = S.pyHas('aiosmtpd');
 
 function parse(eml) {
-  const f = path.join(S.tmpdir('eml'), 'm.eml');
+  const dir = S.tmpdir('eml');
+  const f = path.join(dir, 'm.eml');
   fs.writeFileSync(f, eml);
   const r = spawnSync('/usr/bin/python3', [PARSE, f], {encoding: 'utf8', maxBuffer: 256 * 1024 * 1024});
+  fs.rmSync(dir, {recursive: true, force: true});
   assert.equal(r.status, 0, `policy.strict refused the message: ${r.stderr}`);
   return JSON.parse(r.stdout);
 }
@@ -31,7 +33,7 @@ const crlf = (s) => s.replace(/\r?\n/g, '\r\n');
 
 test('sendMail', {skip: !haveAio && 'python3-aiosmtpd missing'}, async (t) => {
   const aio = await S.startAiosmtpd(['--size', String(64 * 1024 * 1024)]);
-  t.after(() => aio.stop());
+  t.after(async () => { await aio.stop(); fs.rmSync(aio.outdir, {recursive: true, force: true}); });
   const ca = S.certs().ca;
   const client = smtp.createClient({host: '127.0.0.1', port: aio.port, tls: 'starttls', ca,
                                     servername: 'localhost'});
@@ -123,8 +125,9 @@ test('sendMail', {skip: !haveAio && 'python3-aiosmtpd missing'}, async (t) => {
     assert.equal(hdr.Sender, 'desk@example.com');
   });
 
-  await t.test('a 12 MiB attachment from a file path and one from a stream.Readable', async () => {
+  await t.test('a 12 MiB attachment from a file path and one from a stream.Readable', async (t) => {
     const dir = S.tmpdir('att');
+    t.after(() => fs.rmSync(dir, {recursive: true, force: true}));
     const file = path.join(dir, 'big.bin');
     const big = crypto.randomBytes(12 * 1024 * 1024);
     fs.writeFileSync(file, big);
