@@ -230,3 +230,51 @@ test('sendMail', {skip: !haveAio && 'python3-aiosmtpd missing'}, async (t) => {
     await closed;
   });
 });
+
+// Memory: a 96 MiB attachment from a path and one from a stream, each sent
+// by a fresh child process to smtp-sink. Buffering the message whole would
+// raise the child's peak RSS by more than 128 MiB (base64); streaming keeps
+// it within a few MiB. The bound (48 MiB) leaves room for V8's own noise.
+const haveSink = S.have('smtp-sink');
+test('sendMail: large attachments stream with bounded memory',
+     {skip: !haveSink && 'postfix (smtp-sink) missing'}, async (t) => {
+  const sink = await S.startSink();
+  t.after(async () => { await sink.stop(); fs.rmSync(sink.dir, {recursive: true, force: true}); });
+  const dir = S.tmpdir('att');
+  t.after(() => fs.rmSync(dir, {recursive: true, force: true}));
+  const MB = 96;
+  const file = path.join(dir, 'big');
+  const piece = crypto.randomBytes(1 << 20);
+  const fd = fs.openSync(file, 'w');
+  for (let i = 0; i < MB; i++) fs.writeSync(fd, piece);
+  fs.closeSync(fd);
+  for (const mode of ['path', 'stream']) {
+    const script = `
+      const smtp = require(${JSON.stringify(path.join(__dirname, '..'))});
+      const {Readable} = require('node:stream');
+      const piece = Buffer.alloc(1 << 20, 0x5a);
+      let n = 0;
+      const att = ${JSON.stringify(mode)} === 'path'
+        ? {filename: 'big', path: ${JSON.stringify(file)}}
+        : {filename: 'big', content: new Readable({read() { this.push(n++ < ${MB} ? piece : null); }})};
+      const c = smtp.createClient({host: '127.0.0.1', port: ${sink.port}, tls: 'none'});
+      const before = process.resourceUsage().maxRSS;
+      c.sendMail({from: 'a@example.com', to: 'b@example.net', text: 'x', attachments: [att]})
+        .then(async (r) => {
+          await c.close();
+          console.log(JSON.stringify({status: r.status, message: r.message,
+                                      grew: process.resourceUsage().maxRSS - before}));
+        });
+    `;
+    const r = spawnSync(process.execPath, ['-e', script], {encoding: 'utf8', timeout: 120000});
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.status, 'sent', out.message);
+    assert.ok(out.grew < 48 * 1024, `${mode}: peak RSS grew by ${out.grew} KiB for a ${MB} MiB attachment`);
+    t.diagnostic(`${mode}: peak RSS grew by ${out.grew} KiB for a ${MB} MiB attachment`);
+  }
+  // both messages reached the sink whole (base64 of 96 MiB and more)
+  const msgs = fs.readdirSync(path.join(sink.dir, 'msgs'));
+  assert.equal(msgs.length, 2);
+  for (const f of msgs) assert.ok(fs.statSync(path.join(sink.dir, 'msgs', f)).size > MB * (1 << 20) * 4 / 3);
+});
