@@ -169,6 +169,8 @@ function mailSpec(mail) {
   spec.inReplyTo = optString(mail.inReplyTo, 'inReplyTo');
   spec.references = optString(Array.isArray(mail.references) ? mail.references.join(' ') : mail.references,
                               'references');
+  if (mail.messageId !== undefined)
+    throw usage('sendMail: messageId cannot be chosen (the composer generates it); messageIdDomain sets its domain');
   spec.messageIdDomain = optString(mail.messageIdDomain, 'messageIdDomain');
   spec.text = textBuffer(mail.text, 'text');
   spec.html = textBuffer(mail.html, 'html');

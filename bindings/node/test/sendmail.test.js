@@ -210,6 +210,7 @@ test('sendMail', {skip: !haveAio && 'python3-aiosmtpd missing'}, async (t) => {
     await refuse({attachments: [{path: '/nonexistent/smtpuv-test'}]}, 'SMTPUV_EIO');
     await refuse({to: undefined}, 'SMTPUV_EHEADER', /finish/); // no recipient
     await refuse({attachments: [{content: 42}]}, 'SMTPUV_EINVAL');
+    await refuse({messageId: '<mine@example.com>'}, 'SMTPUV_EINVAL', /messageIdDomain/);
     await refuse({attachments: [{content: new stream.PassThrough()}, {content: new stream.PassThrough()}]},
                  'SMTPUV_EINVAL', /one attachment may be a stream/);
     // with replaceInvalid the same bytes go out as U+FFFD
