@@ -147,6 +147,7 @@ struct smtpuv__conn {
   smtpuv_client *client;
   smtpuv__conn *next;  /* the client's list of sending connections */
   int attached;        /* in that list (taking messages) */
+  int ready_seen;      /* its conversation got ready once */
   unsigned host_index; /* 0: the options' host, else fallback[i - 1] */
   const char *host;    /* inside the client's options */
   unsigned port;
@@ -227,7 +228,9 @@ struct smtpuv_client {
 
   smtpuv__conn *conns;             /* sending connections taking messages */
   unsigned nconns;                 /* connections not yet freed (any) */
-  uint64_t server_failed_until[1 + SMTPUV__MAX_FALLBACK];
+  uint64_t server_failed_until[1 + SMTPUV__MAX_FALLBACK]; /* skip until */
+  unsigned char round_failed[1 + SMTPUV__MAX_FALLBACK]; /* failed since a
+                                          connection was last ready */
 
   /* rate limits (token buckets) and the timer that waits for them and
      for retries */

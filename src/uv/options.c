@@ -431,9 +431,12 @@ int smtpuv_options_set_pipeline_depth(smtpuv_options *o, unsigned n) {
 int smtpuv_options_set_rate_limit(smtpuv_options *o,
                                   double messages_per_second, unsigned burst,
                                   double connections_per_second) {
+  /* 0 (off), or from one per 1000 s to 10^9 per second */
   if (o == NULL || !(messages_per_second >= 0) ||
       !(connections_per_second >= 0) || messages_per_second > 1e9 ||
-      connections_per_second > 1e9)
+      connections_per_second > 1e9 ||
+      (messages_per_second != 0 && messages_per_second < 0.001) ||
+      (connections_per_second != 0 && connections_per_second < 0.001))
     return SMTPUV_EINVAL;
   o->msg_rate = messages_per_second;
   o->msg_burst = burst;
