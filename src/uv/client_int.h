@@ -83,6 +83,10 @@ struct smtpuv_options {
   int pipelining, chunking, require_all;
   smtpuv_trace_cb trace;
   void *trace_data;
+  /* TLS extras: SHA-256 pin of the server certificate, client certificate */
+  int has_tls_pin;
+  unsigned char tls_pin[32];
+  char *tls_cert_file, *tls_key_file;
 };
 
 /* Deep copy `src` into `dst` (dst uninitialised). 0 or SMTPUV_ENOMEM. The

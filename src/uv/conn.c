@@ -415,6 +415,9 @@ int smtpuv__conn_start_tls(smtpuv__conn *cn) {
   cfg.ctx = ctx;
   cfg.host = c->opts.server_name != NULL ? c->opts.server_name : c->opts.host;
   cfg.verify = c->opts.verify;
+  cfg.pin_sha256 = c->opts.has_tls_pin ? c->opts.tls_pin : NULL;
+  cfg.cert_file = c->opts.tls_cert_file;
+  cfg.key_file = c->opts.tls_key_file;
   cfg.err = err;
   cfg.errlen = sizeof err;
   rc = smtpuv__tls_new(&c->mem, &cfg, &cn->tls);
