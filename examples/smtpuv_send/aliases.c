@@ -1,7 +1,10 @@
 /* msmtp's aliases file: "local: a@example.com, b@example.org" per line,
  * '#' starts a comment, "default:" matches every local address the file
- * does not name. Local addresses (no '@') of the envelope are replaced;
- * the headers are not touched. Names are compared case-insensitively. */
+ * does not name. Local addresses (no '@') of the envelope are replaced,
+ * local names in an alias are expanded again (at most ALIAS_DEPTH_MAX
+ * levels, as msmtp); the headers are not touched. Names are compared
+ * case-insensitively. Unlike msmtp, the addresses keep the file's order and
+ * a local recipient right after an expanded one is expanded too. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +12,8 @@
 #include <strings.h>
 
 #include "cli.h"
+
+#define ALIAS_DEPTH_MAX 10
 
 typedef struct alias {
   char *name;
@@ -24,6 +29,37 @@ static void trim(char **s) {
   while (e > p && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
     *--e = '\0';
   *s = p;
+}
+
+static const alias *find_alias(const alias *v, size_t n, const char *name) {
+  for (size_t i = 0; i < n; i++)
+    if (strcasecmp(v[i].name, name) == 0)
+      return &v[i];
+  return NULL;
+}
+
+/* Add the expansion of local address `addr` to `out`: its alias (else the
+   "default" alias, else itself), local addresses in it expanded again. */
+static int expand(const alias *v, size_t n, const char *addr, int depth,
+                  cli_addrs *out) {
+  if (depth > ALIAS_DEPTH_MAX)
+    return CLI_EX_DATAERR;
+  const alias *hit = find_alias(v, n, addr);
+  if (hit == NULL)
+    hit = find_alias(v, n, "default");
+  if (hit == NULL)
+    return cli_addrs_add(out, addr);
+  cli_addrs list = {0};
+  int rc = cli_address_list(hit->value, &list);
+  for (size_t i = 0; rc == 0 && i < list.n; i++) {
+    if (strchr(list.v[i], '@') != NULL || strcasecmp(list.v[i], addr) == 0 ||
+        find_alias(v, n, list.v[i]) == NULL)
+      rc = cli_addrs_add(out, list.v[i]);
+    else
+      rc = expand(v, n, list.v[i], depth + 1, out);
+  }
+  cli_addrs_free(&list);
+  return rc;
 }
 
 int cli_aliases_apply(const char *file, cli_addrs *rcpts, char *err,
@@ -98,35 +134,22 @@ int cli_aliases_apply(const char *file, cli_addrs *rcpts, char *err,
   }
   fclose(f);
   if (rc == 0) {
-    const alias *dflt = NULL;
-    for (size_t i = 0; i < n; i++)
-      if (strcasecmp(v[i].name, "default") == 0)
-        dflt = &v[i];
     cli_addrs out = {0};
     for (size_t r = 0; r < rcpts->n && rc == 0; r++) {
       const char *addr = rcpts->v[r];
-      if (strchr(addr, '@') != NULL) {
-        rc = cli_addrs_add(&out, addr);
-        continue;
-      }
-      const alias *hit = NULL;
-      for (size_t i = 0; i < n && hit == NULL; i++)
-        if (strcasecmp(v[i].name, addr) == 0)
-          hit = &v[i];
-      if (hit == NULL)
-        hit = dflt;
-      if (hit == NULL)
+      if (strchr(addr, '@') != NULL)
         rc = cli_addrs_add(&out, addr);
       else
-        rc = cli_address_list(hit->value, &out);
+        rc = expand(v, n, addr, 0, &out);
+      if (rc == CLI_EX_DATAERR)
+        snprintf(err, errlen, "%s: alias %s: more than %d levels of aliases",
+                 file, addr, ALIAS_DEPTH_MAX);
     }
     if (rc == 0) {
       cli_addrs_free(rcpts);
       *rcpts = out;
     } else {
       cli_addrs_free(&out);
-      if (rc != CLI_EX_OSERR)
-        snprintf(err, errlen, "%s: an alias does not expand", file);
     }
   }
   for (size_t i = 0; i < n; i++) {

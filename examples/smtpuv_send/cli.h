@@ -307,11 +307,11 @@ int cli_rc_apply(const cli_rc_account *a, cli_config *c, char *err,
 int cli_expand_from(const char *from, char *out, size_t cap);
 /* The user's login name ($USER, $LOGNAME, the password database). */
 const char *cli_user_name(void);
-/* "Date: Tue, 01 Dec 2026 10:00:00 +0000\r\n" for now. */
+/* "Date: Tue, 01 Dec 2026 10:00:00 +0000\n" for now. */
 void cli_date_header(cli_buf *b);
-/* "Message-ID: <random@domain>\r\n" (domain: of `from`, else the host). */
+/* "Message-ID: <random@domain>\n" (domain: of `from`, else the host). */
 void cli_msgid_header(cli_buf *b, const char *from);
-/* "From: NAME <addr>\r\n" (NAME quoted or RFC 2047-encoded as needed). */
+/* "From: NAME <addr>\n" (NAME quoted or RFC 2047-encoded as needed). */
 void cli_from_header(cli_buf *b, const char *name, const char *addr);
 
 /* ---- aliases (aliases.c) --------------------------------------------------------- */

@@ -127,7 +127,7 @@ void cli_date_header(cli_buf *b) {
   char sign = off < 0 ? '-' : '+';
   if (off < 0)
     off = -off;
-  cli_buf_printf(b, "Date: %s, %02d %s %04d %02d:%02d:%02d %c%02ld%02ld\r\n",
+  cli_buf_printf(b, "Date: %s, %02d %s %04d %02d:%02d:%02d %c%02ld%02ld\n",
                  days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
                  tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, sign,
                  off / 60, off % 60);
@@ -148,13 +148,13 @@ void cli_msgid_header(cli_buf *b, const char *from) {
     if (strpbrk(host, "<>\r\n \t") != NULL || host[0] == '\0')
       snprintf(host, sizeof host, "localhost");
   }
-  cli_buf_printf(b, "Message-ID: <%lx.%s@%s>\r\n", (unsigned long)time(NULL),
+  cli_buf_printf(b, "Message-ID: <%lx.%s@%s>\n", (unsigned long)time(NULL),
                  hex, host);
 }
 
 void cli_from_header(cli_buf *b, const char *name, const char *addr) {
   if (name == NULL || *name == '\0') {
-    cli_buf_printf(b, "From: %s\r\n", addr);
+    cli_buf_printf(b, "From: %s\n", addr);
     return;
   }
   int ascii = 1, special = 0;
@@ -187,5 +187,5 @@ void cli_from_header(cli_buf *b, const char *name, const char *addr) {
   } else {
     cli_buf_puts(b, name);
   }
-  cli_buf_printf(b, " <%s>\r\n", addr);
+  cli_buf_printf(b, " <%s>\n", addr);
 }

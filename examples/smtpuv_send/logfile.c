@@ -52,17 +52,18 @@ void cli_log_info(cli_buf *b, const cli_config *c, const char *from,
   cli_buf_puts(b, " ");
   if (exit_code == 0)
     cli_buf_printf(b, "mailsize=%llu ", (unsigned long long)mailsize);
-  if (r != NULL && exit_code != 0) {
-    /* the deciding reply: the message's, else the first refused
-       recipient's */
+  if (r != NULL) {
+    /* the deciding reply, as msmtp logs it (the final reply on success):
+       a refused recipient's when one was refused, else the message's */
     int code = r->reply_code;
-    const char *text = cli_reply_text(r->reply_text, r->reply_enhanced);
     const char *enh = r->reply_enhanced;
-    for (size_t i = 0; code == 0 && i < r->nrecipients; i++)
+    const char *text = cli_reply_text(r->reply_text, enh);
+    for (size_t i = 0; exit_code != 0 && i < r->nrecipients; i++)
       if (!r->recipients[i].accepted && r->recipients[i].code != 0) {
         code = r->recipients[i].code;
         enh = r->recipients[i].enhanced;
         text = cli_reply_text(r->recipients[i].text, enh);
+        break;
       }
     if (code != 0) {
       cli_buf_printf(b, "smtpstatus=%d smtpmsg='%d", code, code);

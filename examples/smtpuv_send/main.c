@@ -857,7 +857,7 @@ static int send_mode(app *a) {
     w.remove_from = 1;
   }
   if (c->undisclosed)
-    cli_buf_puts(&pre, "To: undisclosed-recipients:;\r\n");
+    cli_buf_puts(&pre, "To: undisclosed-recipients:;\n");
   if (c->set_date_header == CLI_HDR_AUTO && !cli_msg_has_field(&msg, "Date"))
     cli_date_header(&pre);
   if (c->set_msgid_header == CLI_HDR_AUTO &&

@@ -846,7 +846,8 @@ class Config(Base):
         year = time.strftime("%Y")
         self.assertEqual(len(lines), 2, lines)
         self.assertRegex(lines[0], r"^%s host=127\.0\.0\.1 tls=on auth=on user=%s from=s@example\.com "
-                                   r"recipients=r@example\.org,x@example\.org mailsize=\d+ exitcode=EX_OK$"
+                                   r"recipients=r@example\.org,x@example\.org mailsize=\d+ "
+                                   r"smtpstatus=250 smtpmsg='250 2\.0\.0 OK queued as \d+' exitcode=EX_OK$"
                          % (year, re.escape(USER)))
         self.assertRegex(lines[1], r"^%s host=127\.0\.0\.1 tls=on auth=on user=%s from=s@example\.com "
                                    r"recipients=reject-me@example\.org smtpstatus=550 "
@@ -910,6 +911,88 @@ class Config(Base):
         # a client certificate that loads (the server does not ask for one)
         self.send(self.aio_args("--tls-cert-file=" + os.path.join(PKI, "server.crt"),
                                 "--tls-key-file=" + os.path.join(PKI, "server.key"), "r@example.org"))
+
+
+# ---------------------------------------------------------------------------
+class AgainstMsmtp(Base):
+    """The same msmtprc, aliases file and messages given to msmtp and to
+    smtpuv-send, sent to the same aiosmtpd: envelopes, headers and log lines
+    compared (Date and Message-ID values, the log's time, mail size and
+    queue id aside)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.msmtp = shutil.which("msmtp")
+        if not cls.msmtp:
+            raise unittest.SkipTest("msmtp is not installed")
+        d = tempfile.mkdtemp(dir=WORK)
+        cls.log = os.path.join(d, "log")
+        cls.aliases = os.path.join(d, "aliases")
+        with open(cls.aliases, "w") as f:
+            # one address per alias, recipients that are not next to each
+            # other: msmtp reverses a list and skips the recipient after an
+            # expanded one (smtpuv-send's tests cover those cases)
+            f.write("# cron mail\nroot: postmaster\npostmaster: admin@example.org\n"
+                    "default: catch@example.org\n")
+        cls.rc = os.path.join(d, "msmtprc")
+        with open(cls.rc, "w") as f:
+            f.write("defaults\ntls on\ntls_starttls on\ntls_trust_file %s\nlogfile %s\n"
+                    "account main\nhost 127.0.0.1\nport %d\nauth on\nuser %s\npassword %s\n"
+                    "from cron@example.com\naliases %s\n"
+                    "account other : main\nfrom *@other.example\naliases\n"
+                    "account default : main\n"
+                    % (os.path.join(PKI, "ca.crt"), cls.log, AIO["port"], USER, PASSWORD, cls.aliases))
+        os.chmod(cls.rc, 0o600)
+
+    @staticmethod
+    def normal(eml):
+        eml = re.sub(rb"(?m)^Date: [^\r\n]*", b"Date: X", eml)
+        return re.sub(rb"(?m)^Message-ID: [^\r\n]*", b"Message-ID: X", eml)
+
+    def both(self, args, msg):
+        out = []
+        for binary in (self.msmtp, BIN):
+            before = self.messages()
+            rc, o, err, _ = run(["-C", self.rc] + args, msg, binary=binary)
+            self.assertEqual(rc, 0, "%s: %s" % (binary, err))
+            (m,) = self.new_messages(before, 1)
+            out.append(m)
+        theirs, ours = out
+        self.assertEqual(ours["mail_from"], theirs["mail_from"])
+        self.assertEqual(ours["rcpt_tos"], theirs["rcpt_tos"])
+        self.assertEqual(self.normal(ours["eml"]), self.normal(theirs["eml"]))
+        with open(self.log) as f:
+            lines = f.read().splitlines()[-2:]
+        mask = [re.sub(r"mailsize=\d+", "mailsize=N", re.sub(r"queued as \d+", "queued as N", l[16:]))
+                for l in lines]
+        self.assertEqual(mask[1], mask[0])
+        return ours
+
+    def test_cron_mail_with_aliases(self):
+        m = self.both(["-t"], b"From: root (Cron Daemon)\nTo: root\nCc: x@example.net, www-data\n"
+                              b"Bcc: hidden@example.org\nSubject: cron\n\nout\n")
+        self.assertEqual(m["rcpt_tos"], ["admin@example.org", "x@example.net", "catch@example.org",
+                                         "hidden@example.org"])
+        self.assertNotIn(b"hidden@", m["eml"])
+        self.assertTrue(m["eml"].startswith(b"Date: "), m["eml"][:80])
+
+    def test_complete_message_unchanged(self):
+        msg = (b"From: A <a@example.com>\nTo: b@example.org\nDate: Mon, 30 Nov 2026 10:00:00 +0000\n"
+               b"Message-ID: <given@example.com>\nSubject: complete\n\nbody\n.\n")
+        m = self.both(["b@example.org"], msg)
+        self.assertEqual(m["eml"], crlf(msg))
+
+    def test_full_name_and_account_by_sender(self):
+        m = self.both(["-F", "Full Name", "-f", "me@other.example", "someone"],
+                      b"Subject: no from\n\nbody\n")
+        self.assertEqual(m["mail_from"], "me@other.example")
+        self.assertEqual(m["rcpt_tos"], ["someone"])  # "other" has no aliases
+        self.assertIn(b"From: Full Name <me@other.example>\r\n", m["eml"])
+
+    def test_undisclosed_recipients_option(self):
+        m = self.both(["--undisclosed-recipients", "-t"],
+                      b"From: a@example.com\nTo: t@example.org\nSubject: u\n\nx\n")
+        self.assertIn(b"To: undisclosed-recipients:;\r\n", m["eml"])
 
 
 # ---------------------------------------------------------------------------
