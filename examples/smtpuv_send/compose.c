@@ -1,7 +1,6 @@
 /* The header fields smtpuv-send adds (From, Date, Message-ID) and msmtp's
  * `from` substitutions. Kept small and on its own: a composer library will
  * replace it. */
-#define _DEFAULT_SOURCE 1 /* tm_gmtoff */
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,9 +120,15 @@ void cli_date_header(cli_buf *b) {
                                        "May", "Jun", "Jul", "Aug",
                                        "Sep", "Oct", "Nov", "Dec"};
   time_t t = time(NULL);
-  struct tm tm;
+  struct tm tm, g;
   localtime_r(&t, &tm);
-  long off = tm.tm_gmtoff / 60;
+  gmtime_r(&t, &g);
+  /* the UTC offset in minutes, from the two broken-down times */
+  long off = (tm.tm_hour - g.tm_hour) * 60L + (tm.tm_min - g.tm_min);
+  int dd = tm.tm_yday - g.tm_yday;
+  if (tm.tm_year != g.tm_year)
+    dd = tm.tm_year > g.tm_year ? 1 : -1;
+  off += dd * 1440L;
   char sign = off < 0 ? '-' : '+';
   if (off < 0)
     off = -off;

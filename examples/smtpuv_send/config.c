@@ -166,7 +166,7 @@ static int split_line(char *line, char **cmd, char **arg) {
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
+static int rc_fail(char *err, size_t errlen, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(err, errlen, fmt, ap);
@@ -189,7 +189,7 @@ static int parse_account_line(cli_rc *rc, const char *file, unsigned ln,
                               size_t first_of_file, cli_rc_account **cur,
                               char *err, size_t errlen) {
   if (arg == NULL)
-    return fail(err, errlen, "%s:%u: missing account name", file, ln);
+    return rc_fail(err, errlen, "%s:%u: missing account name", file, ln);
   char *colon = strchr(arg, ':');
   char *parents = NULL;
   if (colon != NULL) {
@@ -200,9 +200,9 @@ static int parse_account_line(cli_rc *rc, const char *file, unsigned ln,
   while (e > arg && (e[-1] == ' ' || e[-1] == '\t'))
     *--e = '\0';
   if (*arg == '\0')
-    return fail(err, errlen, "%s:%u: missing account name", file, ln);
+    return rc_fail(err, errlen, "%s:%u: missing account name", file, ln);
   if (strpbrk(arg, ":, \t") != NULL)
-    return fail(err, errlen,
+    return rc_fail(err, errlen,
                 "%s:%u: an account name must not contain colons, commas or "
                 "blanks",
                 file, ln);
@@ -210,7 +210,7 @@ static int parse_account_line(cli_rc *rc, const char *file, unsigned ln,
   for (size_t i = 0; i < rc->n; i++)
     if (strcmp(rc->acc[i].name, arg) == 0) {
       if (i >= first_of_file)
-        return fail(err, errlen, "%s:%u: account %s was already defined",
+        return rc_fail(err, errlen, "%s:%u: account %s was already defined",
                     file, ln, arg);
       account_clear(&rc->acc[i]);
       memmove(&rc->acc[i], &rc->acc[i + 1],
@@ -248,14 +248,14 @@ static int parse_account_line(cli_rc *rc, const char *file, unsigned ln,
     while (pe > p && (pe[-1] == ' ' || pe[-1] == '\t'))
       *--pe = '\0';
     if (*p == '\0')
-      return fail(err, errlen, "%s:%u: missing account name after ':'",
+      return rc_fail(err, errlen, "%s:%u: missing account name after ':'",
                   file, ln);
     cli_rc_account *parent = NULL;
     for (size_t i = 0; i + 1 < rc->n; i++)
       if (strcmp(rc->acc[i].name, p) == 0)
         parent = &rc->acc[i];
     if (parent == NULL)
-      return fail(err, errlen, "%s:%u: account %s not (yet) defined", file,
+      return rc_fail(err, errlen, "%s:%u: account %s not (yet) defined", file,
                   ln, p);
     a = &rc->acc[rc->n - 1];
     r = account_copy_into(a, parent);
@@ -283,7 +283,7 @@ static int parse_file(cli_rc *rc, FILE *f, const char *file, char *err,
     if (n > 0 && line[n - 1] == '\n')
       line[--n] = '\0';
     else if (n > LINE_MAX_LEN) {
-      r = fail(err, errlen, "%s:%u: longer than %d characters", file, ln,
+      r = rc_fail(err, errlen, "%s:%u: longer than %d characters", file, ln,
                LINE_MAX_LEN);
       break;
     }
@@ -294,13 +294,13 @@ static int parse_file(cli_rc *rc, FILE *f, const char *file, char *err,
     if (s == 1)
       continue;
     if (s < 0) {
-      r = fail(err, errlen, "%s:%u: unterminated or misplaced quote", file,
+      r = rc_fail(err, errlen, "%s:%u: unterminated or misplaced quote", file,
                ln);
       break;
     }
     if (strcmp(cmd, "eval") == 0) {
       if (arg == NULL) {
-        r = fail(err, errlen, "%s:%u: command eval needs an argument", file,
+        r = rc_fail(err, errlen, "%s:%u: command eval needs an argument", file,
                  ln);
         break;
       }
@@ -310,7 +310,7 @@ static int parse_file(cli_rc *rc, FILE *f, const char *file, char *err,
       }
       if (cli_passwordeval(arg, evald, LINE_MAX_LEN + 1, why, sizeof why) !=
           0) {
-        r = fail(err, errlen, "%s:%u: eval: %s", file, ln, why);
+        r = rc_fail(err, errlen, "%s:%u: eval: %s", file, ln, why);
         break;
       }
       s = split_line(evald, &cmd, &arg);
@@ -318,7 +318,7 @@ static int parse_file(cli_rc *rc, FILE *f, const char *file, char *err,
         continue;
       if (s < 0 || strcmp(cmd, "eval") == 0 || strcmp(cmd, "account") == 0 ||
           strcmp(cmd, "defaults") == 0) {
-        r = fail(err, errlen, "%s:%u: eval: the command printed an unusable "
+        r = rc_fail(err, errlen, "%s:%u: eval: the command printed an unusable "
                               "line",
                  file, ln);
         break;
@@ -326,7 +326,7 @@ static int parse_file(cli_rc *rc, FILE *f, const char *file, char *err,
     }
     if (strcmp(cmd, "defaults") == 0) {
       if (arg != NULL) {
-        r = fail(err, errlen, "%s:%u: command defaults does not take an "
+        r = rc_fail(err, errlen, "%s:%u: command defaults does not take an "
                               "argument",
                  file, ln);
         break;
@@ -357,14 +357,14 @@ static int parse_file(cli_rc *rc, FILE *f, const char *file, char *err,
     if (c != 0) {
       if (strncmp(why, "unknown command", 15) == 0 ||
           strstr(why, "not supported") != NULL)
-        r = fail(err, errlen, "%s:%u: %s", file, ln, why);
+        r = rc_fail(err, errlen, "%s:%u: %s", file, ln, why);
       else
-        r = fail(err, errlen, "%s:%u: invalid argument for command %s: %s",
+        r = rc_fail(err, errlen, "%s:%u: invalid argument for command %s: %s",
                  file, ln, cmd, why);
       break;
     }
     if (!in_defaults && cur == NULL) {
-      r = fail(err, errlen,
+      r = rc_fail(err, errlen,
                "%s:%u: command %s outside of an account (start one with "
                "'account NAME' or 'defaults')",
                file, ln, cmd);
@@ -378,7 +378,7 @@ static int parse_file(cli_rc *rc, FILE *f, const char *file, char *err,
     }
   }
   if (r == 0 && ferror(f))
-    r = fail(err, errlen, "%s: read error: %s", file, strerror(errno));
+    r = rc_fail(err, errlen, "%s: read error: %s", file, strerror(errno));
   if (r == 0)
     for (size_t i = first_of_file; i < rc->n; i++)
       if (rc->acc[i].secret)
@@ -403,7 +403,7 @@ int cli_rc_load(cli_rc *rc, const char *path, int required, int check_owner,
   }
   if (rc->nfiles == sizeof rc->files / sizeof rc->files[0]) {
     fclose(f);
-    return fail(err, errlen, "%s: too many configuration files", path);
+    return rc_fail(err, errlen, "%s: too many configuration files", path);
   }
   char *name = dup_str(path);
   if (name == NULL) {
@@ -420,14 +420,14 @@ int cli_rc_load(cli_rc *rc, const char *path, int required, int check_owner,
     /* like msmtp, but checked for root as well (msmtp skips it for root) */
     struct stat st;
     if (fstat(fileno(f), &st) != 0)
-      r = fail(err, errlen, "%s: %s", name, strerror(errno));
+      r = rc_fail(err, errlen, "%s: %s", name, strerror(errno));
     else if (check_owner && st.st_uid != geteuid() && geteuid() != 0)
-      r = fail(err, errlen,
+      r = rc_fail(err, errlen,
                "%s: contains secrets and therefore must be owned by you",
                name);
     else if (check_owner &&
              (st.st_mode & (S_IXUSR | S_IRWXG | S_IRWXO)) != 0)
-      r = fail(err, errlen,
+      r = rc_fail(err, errlen,
                "%s: contains secrets and therefore must have no more than "
                "user read/write permissions",
                name);
