@@ -17,6 +17,8 @@ PACKAGES=(
   postfix dovecot-core                  # real MTA + SASL for integration tests, smtp-sink
   swaks libnet-ssleay-perl              # reference SMTP client (its STARTTLS needs Net::SSLeay)
   openssl curl libcurl4-openssl-dev     # certificates, TLS probes, curl as a peer in benchmarks
+  msmtp                                 # smtpuv-send is compared with it (tests, bench/cli_stream.sh)
+  time bc man-db                        # bench/cli_stream.sh (peak RSS, ratios); man page render check
 )
 
 missing=()
