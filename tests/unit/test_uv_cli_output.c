@@ -264,14 +264,16 @@ static void test_serverinfo_text(void **state) {
   r.ext_flags = SMTPUV_EXT_PIPELINING | SMTPUV_EXT_SIZE | SMTPUV_EXT_AUTH;
   r.max_size = 1048576;
   r.auth_mechanisms = "PLAIN LOGIN";
-  r.tls = "TLSv1.3 X; subject CN=mx";
+  r.tls = "TLSv1.3 X; subject CN=mx; sha256 AB:CD; valid since 2026-01-01; "
+          "expires 2027-01-01";
   cli_buf b = {0};
   cli_serverinfo_text(&b, "mx.example", &r);
   assert_string_equal(
       b.p,
       "SMTP server at 127.0.0.1:2525 (mx.example)\n"
       "Greeting:\n    220 mx ESMTP?[31m\n"
-      "TLS session and certificate:\n    TLSv1.3 X; subject CN=mx\n"
+      "TLS session and certificate:\n    TLSv1.3 X\n    subject CN=mx\n"
+      "    sha256 AB:CD\n    valid since 2026-01-01\n    expires 2027-01-01\n"
       "EHLO reply:\n    mx.example\n"
       "Capabilities (over TLS):\n"
       "    PIPELINING                   command pipelining (RFC 2920)\n"

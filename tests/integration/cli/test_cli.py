@@ -889,7 +889,7 @@ class Config(Base):
                              capture_output=True, check=True).stdout
         fp = ":".join("%02X" % b for b in hashlib.sha256(der).digest())
         self.assertIn("sha256 " + fp, out)
-        self.assertRegex(out, r"valid since \d{4}-\d\d-\d\d; expires \d{4}-\d\d-\d\d")
+        self.assertRegex(out, r"\n    valid since \d{4}-\d\d-\d\d\n    expires \d{4}-\d\d-\d\d\n")
         # pinned: no CA needed
         base = ["--host=127.0.0.1", "--port=%d" % AIO["port"], "--user=" + USER,
                 "--passwordeval=echo " + PASSWORD, "r@example.org"]
