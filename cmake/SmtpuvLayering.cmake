@@ -8,6 +8,8 @@
 #       protocol: uv.h, uv/*.h and every openssl/*.h (the real list of the
 #                 OpenSSL found, plus the common ones in case it is empty)
 #       auth:     uv.h, uv/*.h, openssl/ssl.h (libssl is the transport's)
+#       conv:     uv.h, uv/*.h and every openssl/*.h (the conversation of one
+#                 connection is sans-io; src/uv drives it)
 #  2. as the ctest `layering` (cmake/check_layering.cmake): a textual scan of
 #     the sources, which also catches an include hidden behind an #if the
 #     build does not take.
@@ -50,13 +52,15 @@ list(REMOVE_DUPLICATES _ossl_headers)
 foreach(h ${_uv_headers})
   _smtpuv_poison(protocol ${h} "the sans-io core depends on libc only")
   _smtpuv_poison(auth ${h} "the authenticators never use libuv")
+  _smtpuv_poison(conv ${h} "the conversation is sans-io: the libuv adapter in src/uv drives it")
 endforeach()
 foreach(h ${_ossl_headers})
   _smtpuv_poison(protocol ${h} "the sans-io core depends on libc only")
+  _smtpuv_poison(conv ${h} "the conversation never touches TLS: the adapter pumps it and reports events")
 endforeach()
 _smtpuv_poison(auth openssl/ssl.h "the authenticators use libcrypto only")
 
-# smtpuv_poison_includes(TARGET protocol|auth)
+# smtpuv_poison_includes(TARGET protocol|auth|conv)
 function(smtpuv_poison_includes target layer)
   target_include_directories(${target} BEFORE PRIVATE ${SMTPUV_POISON_DIR}/${layer})
 endfunction()

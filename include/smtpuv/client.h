@@ -77,6 +77,7 @@
 
 #include "../smtpuv.h"
 #include "auth.h"
+#include "send.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -88,56 +89,6 @@ struct ssl_ctx_st;
 /* ------------------------------------------------------------------------ */
 /* Options                                                                   */
 /* ------------------------------------------------------------------------ */
-
-/**
- * TLS modes. The default, SMTPUV_TLS_REQUIRED, is the safe one: nothing but
- * EHLO and STARTTLS is ever written before the TLS handshake succeeded, and
- * a server that does not offer STARTTLS (or refuses it) fails the message
- * before AUTH or MAIL is sent.
- */
-typedef enum smtpuv_tls_mode {
-  SMTPUV_TLS_REQUIRED = 0,   /**< STARTTLS must succeed (default; port 587) */
-  SMTPUV_TLS_OPPORTUNISTIC,  /**< STARTTLS when offered, else plaintext. A
-                                  failed handshake still fails the message:
-                                  there is no silent downgrade after it. */
-  SMTPUV_TLS_IMPLICIT,       /**< TLS from the first byte (port 465) */
-  SMTPUV_TLS_NONE            /**< never TLS (explicit opt-out) */
-} smtpuv_tls_mode;
-
-/** Timeouts, in milliseconds; see smtpuv_options_set_timeout(). */
-typedef enum smtpuv_timeout {
-  SMTPUV_TIMEOUT_CONNECT = 0, /**< resolution + TCP connect, all addresses
-                                   together (default 30 000) */
-  SMTPUV_TIMEOUT_COMMAND,     /**< each reply, the greeting and the TLS
-                                   handshake (default 60 000) */
-  SMTPUV_TIMEOUT_DATA,        /**< body transmission: reset whenever a write
-                                   completes (default 180 000) */
-  SMTPUV_TIMEOUT_FINAL,       /**< the reply to the final "." or BDAT LAST
-                                   (default 600 000, RFC 5321 4.5.3.2.6) */
-  SMTPUV_TIMEOUT_IDLE         /**< an idle connection is closed with QUIT
-                                   after this long (default 60 000) */
-} smtpuv_timeout;
-
-/** Trace record kinds for the trace callback. */
-typedef enum smtpuv_trace_kind {
-  SMTPUV_TRACE_SEND = 0, /**< command bytes written (plaintext SMTP); AUTH
-                              payloads appear as "<redacted>" */
-  SMTPUV_TRACE_SEND_BODY, /**< message content as written (dot-stuffed for
-                               DATA; the bytes after "BDAT n" for BDAT) */
-  SMTPUV_TRACE_RECV,     /**< bytes received (plaintext SMTP) */
-  SMTPUV_TRACE_INFO      /**< one line of client commentary without line
-                              ending: "connecting to 127.0.0.1:587",
-                              "TLS: TLSv1.3 TLS_AES_256_GCM_SHA384; ..." */
-} smtpuv_trace_kind;
-
-/**
- * Trace callback: `bytes`/`len` are exactly what went over the wire (after
- * TLS decryption, before TLS encryption), in arbitrary pieces; not
- * NUL-terminated. Runs synchronously inside the client: do not call into
- * the client from it.
- */
-typedef void (*smtpuv_trace_cb)(void *data, smtpuv_trace_kind kind,
-                                const char *bytes, size_t len);
 
 /** Client options: an opaque builder, copied by smtpuv_client_new(). */
 typedef struct smtpuv_options smtpuv_options;
@@ -307,175 +258,6 @@ SMTPUV_EXTERN int smtpuv_options_set_trace(smtpuv_options *o,
                                            smtpuv_trace_cb cb, void *data);
 
 /* ------------------------------------------------------------------------ */
-/* Messages: envelope, body, result                                          */
-/* ------------------------------------------------------------------------ */
-
-/**
- * Who the message is from and to. Zero-initialise (or SMTPUV_ENVELOPE_INIT):
- * fields are only appended and `struct_size` says how many the library may
- * read. Everything is copied by smtpuv_client_send().
- */
-typedef struct smtpuv_envelope {
-  size_t struct_size;            /**< sizeof(smtpuv_envelope) */
-  const char *sender;            /**< MAIL FROM; "" is the null path <> */
-  const char *const *recipients; /**< RCPT TO addresses (at least one) */
-  size_t nrecipients;
-  /** NULL, or one RCPT parameter set (DSN) per recipient. */
-  const smtpuv_rcpt_params *rcpt_params;
-  /** NULL, or MAIL parameters. When `body` is SMTPUV_BODY_UNSPECIFIED the
-      client chooses: a buffer body is scanned once and declared
-      BODY=8BITMIME when it has 8-bit bytes (BODY=BINARYMIME when it holds
-      NUL or lines over 998 octets and the server offers BINARYMIME and
-      CHUNKING); a streamed body is declared BODY=8BITMIME whenever the
-      server offers it. `size` 0 is filled in from the body when the server
-      offers SIZE: a buffer's size as it goes out (bare LFs counted as CRLF,
-      see smtpuv_body_wire_size()), a stream's `size`. */
-  const smtpuv_mail_params *mail_params;
-} smtpuv_envelope;
-
-#define SMTPUV_ENVELOPE_INIT {sizeof(smtpuv_envelope), NULL, NULL, 0, NULL, NULL}
-
-/**
- * Streaming body source: copy up to `cap` bytes of the message into `buf`
- * and return how many (> 0), 0 at the end of the message, SMTPUV_EAGAIN
- * when nothing is available yet (call smtpuv_client_body_ready() when there
- * is), or another negative value to abort the message (it fails with
- * SMTPUV_EBODY; the connection is dropped since DATA cannot be aborted).
- */
-typedef long (*smtpuv_body_read_cb)(void *user, void *buf, size_t cap);
-
-/** Rewind a streaming source to its first byte. Return 0, or a negative
-    value when that is impossible. */
-typedef int (*smtpuv_body_rewind_cb)(void *user);
-
-/**
- * The message content (headers and body, lines ending in CRLF or LF; the
- * client dot-stuffs and normalises line endings, the caller must not).
- * Either a buffer (`read` NULL) or a streaming source. Use the init
- * functions below. The struct is copied by smtpuv_client_send(); the buffer
- * (or the source's `user`) must stay valid until the send callback.
- *
- * A message that failed BEFORE its final "." was written because the
- * connection broke (a reused connection the server had just closed) is
- * retried once on a fresh connection when the body is a buffer or its
- * source has a `rewind` hook. Never after the final ".".
- */
-typedef struct smtpuv_body {
-  size_t struct_size;          /**< sizeof(smtpuv_body) */
-  const void *data;            /**< buffer body */
-  size_t len;
-  smtpuv_body_read_cb read;    /**< streaming body (then data is ignored) */
-  smtpuv_body_rewind_cb rewind; /**< NULL: not rewindable */
-  void *user;                  /**< passed to read/rewind */
-  uint64_t size;               /**< streaming: total size if known (SIZE=),
-                                    0 when unknown */
-} smtpuv_body;
-
-/** A body from a caller buffer kept valid until the send callback. */
-static inline void smtpuv_body_init_buffer(smtpuv_body *b, const void *data,
-                                           size_t len) {
-  smtpuv_body z = {sizeof(smtpuv_body), data, len, NULL, NULL, NULL, 0};
-  *b = z;
-}
-
-/** A streamed body; `rewind` may be NULL, `size` 0 when unknown. */
-static inline void smtpuv_body_init_stream(smtpuv_body *b,
-                                           smtpuv_body_read_cb read,
-                                           smtpuv_body_rewind_cb rewind,
-                                           void *user, uint64_t size) {
-  smtpuv_body z = {sizeof(smtpuv_body), NULL, 0, read, rewind, user, size};
-  *b = z;
-}
-
-/** Overall fate of a message. */
-typedef enum smtpuv_send_status {
-  SMTPUV_SEND_SENT = 0, /**< the server took responsibility for it (for at
-                             least one recipient; all with the option) */
-  SMTPUV_SEND_FAILED,   /**< not delivered to anyone; safe to retry */
-  SMTPUV_SEND_UNKNOWN,  /**< the connection was lost (or timed out) after
-                             the final "." was written and before its
-                             reply: it may or may not have been accepted.
-                             Retrying risks a duplicate. The phase names
-                             the reply that was awaited (with pipelining
-                             the whole message may be written before the
-                             reply to MAIL arrives). */
-  SMTPUV_SEND_CANCELED  /**< smtpuv_client_close() before it was sent */
-} smtpuv_send_status;
-
-SMTPUV_EXTERN const char *smtpuv_send_status_name(smtpuv_send_status s);
-
-/** Where in the session a message's outcome was decided. */
-typedef enum smtpuv_phase {
-  SMTPUV_PHASE_NONE = 0,    /**< never started (canceled while queued) */
-  SMTPUV_PHASE_CONNECT,     /**< resolution and TCP connection */
-  SMTPUV_PHASE_TLS,         /**< STARTTLS command or TLS handshake */
-  SMTPUV_PHASE_GREETING,    /**< the server's opening reply */
-  SMTPUV_PHASE_EHLO,        /**< EHLO (or HELO) */
-  SMTPUV_PHASE_AUTH,
-  SMTPUV_PHASE_MAIL,
-  SMTPUV_PHASE_RCPT,
-  SMTPUV_PHASE_DATA,        /**< DATA command, or body transmission */
-  SMTPUV_PHASE_END_OF_DATA, /**< the reply to "." or to BDAT LAST */
-  SMTPUV_PHASE_QUIT
-} smtpuv_phase;
-
-SMTPUV_EXTERN const char *smtpuv_phase_name(smtpuv_phase p);
-
-/** The server's verdict on one recipient. */
-typedef struct smtpuv_rcpt_result {
-  const char *address;  /**< as given in the envelope */
-  int accepted;         /**< 1 when RCPT got 2xx */
-  int code;             /**< RCPT reply code, 0 when RCPT was never answered */
-  const char *enhanced; /**< "2.1.5" or "" */
-  const char *text;     /**< reply text (lines joined by "\n"), or "" */
-} smtpuv_rcpt_result;
-
-/**
- * What happened to a message. Passed to the send callback; every pointer is
- * valid only during the callback (keep a copy with smtpuv_send_result_dup()).
- * Fields are only appended.
- */
-typedef struct smtpuv_send_result {
-  size_t struct_size;         /**< sizeof(smtpuv_send_result) */
-  smtpuv_send_status status;
-  int error;                  /**< 0 when SENT with every recipient accepted;
-                                   else an SMTPUV_E* code: ETEMPFAIL /
-                                   EPERMFAIL / ESHUTDOWN for a refusing
-                                   reply, ENORCPT when recipients were
-                                   refused (also with status SENT when only
-                                   some were), transport and TLS codes,
-                                   ECANCELED... */
-  smtpuv_phase phase;         /**< where it was decided */
-  const char *message;        /**< one line for humans, never NULL:
-                                   "RCPT TO:<a@b>: 550 5.1.1 unknown user",
-                                   "connect 127.0.0.1:25: connection refused",
-                                   "certificate verify failed: hostname
-                                   mismatch" */
-  int reply_code;             /**< the deciding server reply (the reply to
-                                   the final "." when sent), 0 when none */
-  const char *reply_enhanced; /**< "2.0.0" or "" */
-  const char *reply_text;     /**< its text, lines joined by "\n", or "" */
-  const smtpuv_rcpt_result *recipients; /**< one per envelope recipient */
-  size_t nrecipients;
-  size_t naccepted;           /**< recipients accepted by RCPT */
-  unsigned attempts;          /**< connections tried for it (1, or 2 after
-                                   a retry) */
-  const char *tls;            /**< TLS summary of the connection
-                                   ("TLSv1.3 ...; subject CN=...") or NULL
-                                   for plaintext / not connected */
-} smtpuv_send_result;
-
-/** Deep copy of a result (one allocation from `mem`, may be NULL).
-    Returns 0, SMTPUV_EINVAL or SMTPUV_ENOMEM. */
-SMTPUV_EXTERN int smtpuv_send_result_dup(const smtpuv_mem *mem,
-                                         const smtpuv_send_result *r,
-                                         smtpuv_send_result **out);
-
-/** Free a result from smtpuv_send_result_dup() or smtpuv_send_sync().
-    NULL is accepted. */
-SMTPUV_EXTERN void smtpuv_send_result_free(smtpuv_send_result *r);
-
-/* ------------------------------------------------------------------------ */
 /* The client                                                                */
 /* ------------------------------------------------------------------------ */
 
@@ -559,6 +341,24 @@ SMTPUV_EXTERN size_t smtpuv_client_pending(const smtpuv_client *client);
  * Returns 0, or SMTPUV_ECLOSED when already closing (cb will not run).
  */
 SMTPUV_EXTERN int smtpuv_client_close(smtpuv_client *client,
+                                      smtpuv_close_cb cb);
+
+/**
+ * Abort the client: end its connection at once, without QUIT and without
+ * waiting for any reply. Messages not yet started fail with
+ * SMTPUV_SEND_CANCELED (SMTPUV_ECANCELED); a message on the wire fails with
+ * SMTPUV_SEND_FAILED (SMTPUV_ECANCELED), or is SMTPUV_SEND_UNKNOWN when its
+ * final "." was already handed to the socket (the server may have it).
+ * Every send callback still runs exactly once, then `cb` (may be NULL) runs
+ * last, after every handle of the client is closed (a TLS connection that
+ * was already closing may take up to 2 s to write its close_notify); the
+ * client is freed after it. Safe from any callback of the client, and after
+ * smtpuv_client_close() (which it hurries: the first close callback given
+ * stays, `cb` is then ignored). Do not call it from a body source's read
+ * callback or a trace callback (they run inside the conversation).
+ * Returns 0, or SMTPUV_ECLOSED when already aborted (cb will not run).
+ */
+SMTPUV_EXTERN int smtpuv_client_abort(smtpuv_client *client,
                                       smtpuv_close_cb cb);
 
 /** The caller's pointer for this client (NULL initially). */
@@ -755,6 +555,11 @@ typedef struct smtpuv_probe_result {
   const char *auth_mechanisms; /**< "PLAIN LOGIN" (upper case), "" */
   const char *tls;            /**< TLS summary ("TLSv1.3 ...; subject CN=...;
                                    issuer ...; expires ...") or NULL */
+  int authenticated;          /**< smtpuv_client_verify(): 1 when AUTH
+                                   succeeded; always 0 for a probe */
+  const char *auth_mechanism; /**< smtpuv_client_verify(): the mechanism
+                                   that authenticated ("SCRAM-SHA-256"), or
+                                   "" */
 } smtpuv_probe_result;
 
 /** Probe callback: runs exactly once, after the connection is closed. */
@@ -778,6 +583,23 @@ typedef void (*smtpuv_probe_cb)(const smtpuv_probe_result *result,
 SMTPUV_EXTERN int smtpuv_client_probe(uv_loop_t *loop,
                                       const smtpuv_options *options,
                                       smtpuv_probe_cb cb, void *data);
+
+/**
+ * Check the credentials: smtpuv_client_probe(), then AUTH with the
+ * credentials or authenticator of `options` (the same mechanism selection,
+ * TLS-required guard and plaintext refusal as a send), then QUIT; no MAIL
+ * is sent. The result has `authenticated` 1 and `auth_mechanism` on
+ * success; otherwise `error` says why (SMTPUV_EAUTH and the server's reply
+ * text for refused credentials, SMTPUV_EAUTHMECH, SMTPUV_EPLAINTEXT,
+ * SMTPUV_ENOTLS...) and `phase` where (SMTPUV_PHASE_AUTH for the login
+ * itself). Like nodemailer's verify().
+ * Returns 0 (cb will run exactly once, never from inside this call), or
+ * without calling cb: SMTPUV_EINVAL (as for the probe, or no credentials
+ * and no authenticator in `options`) or SMTPUV_ENOMEM.
+ */
+SMTPUV_EXTERN int smtpuv_client_verify(uv_loop_t *loop,
+                                       const smtpuv_options *options,
+                                       smtpuv_probe_cb cb, void *data);
 
 /* ---------------------------- end of probe ------------------------------ */
 

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "uv/client_int.h"
+#include "conv/msg.h"
 
 const char *smtpuv_send_status_name(smtpuv_send_status s) {
   switch (s) {
@@ -175,6 +175,8 @@ void smtpuv__msg_reset(smtpuv__msg *m) {
   m->rset_after = 0;
   m->body_off = 0;
   m->body_eof = 0;
+  m->body_type = SMTPUV_BODY_UNSPECIFIED;
+  m->body_line = 0;
   m->dot_mark = 0;
   m->naccepted = 0;
   m->decided = 0;
