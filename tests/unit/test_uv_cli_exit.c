@@ -58,6 +58,9 @@ static const struct {
     {SMTPUV_ETLS, SMTPUV_PHASE_DATA, 0, CLI_EX_IOERR},
     {SMTPUV_ECERT, SMTPUV_PHASE_TLS, 0, CLI_EX_CONFIG},
     {SMTPUV_ENOTLS, SMTPUV_PHASE_EHLO, 0, CLI_EX_CONFIG},
+    /* STARTTLS answered 454: temporary; a 5xx refusal: the settings */
+    {SMTPUV_ENOTLS, SMTPUV_PHASE_TLS, 454, CLI_EX_TEMPFAIL},
+    {SMTPUV_ENOTLS, SMTPUV_PHASE_TLS, 554, CLI_EX_CONFIG},
     /* codes the table does not know: the reply class, else internal */
     {-999, SMTPUV_PHASE_MAIL, 452, CLI_EX_TEMPFAIL},
     {-999, SMTPUV_PHASE_MAIL, 0, CLI_EX_SOFTWARE},
