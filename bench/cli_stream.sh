@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # smtpuv-send beside msmtp on one big message: a 200 MB mail with -t and a
 # Bcc header (so the header block is rewritten and the body streamed), sent
 # to one smtp-sink on a free loopback port, plaintext, no AUTH. Peak RSS

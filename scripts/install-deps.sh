@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Install the Debian 12 packages smtpuv needs to build, test and demo.
 # Idempotent: when every package is already installed it does no apt work at
 # all (one dpkg-query), so calling it at the start of every script is cheap.
@@ -19,6 +20,8 @@ PACKAGES=(
   openssl curl libcurl4-openssl-dev     # certificates, TLS probes, curl as a peer in benchmarks
   msmtp                                 # smtpuv-send is compared with it (tests, bench/cli_stream.sh)
   time bc man-db                        # bench/cli_stream.sh (peak RSS, ratios); man page render check
+  doxygen                               # API reference, ctest doxygen (undocumented symbols fail)
+  abigail-tools                         # abidw/abidiff: ABI baseline check (scripts/abi-check.sh)
 )
 
 missing=()

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* msmtp's aliases file: "local: a@example.com, b@example.org" per line,
  * '#' starts a comment, "default:" matches every local address the file
  * does not name. Local addresses (no '@') of the envelope are replaced,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The header fields smtpuv-send adds (From, Date, Message-ID) and msmtp's
  * `from` substitutions. Kept small and on its own: a composer library will
  * replace it. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* msmtp configuration files: /etc/msmtprc, then the user's file
  * (~/.msmtprc, else $XDG_CONFIG_HOME/msmtp/config, or -C FILE).
  *

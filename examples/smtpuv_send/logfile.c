@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* msmtp's log: one line per message, in a file (logfile, -X; "-" is
  * standard output; each line starts with the time in logfile_time_format,
  * default "%b %d %H:%M:%S", "none" for no time) and/or to syslog (LOG_INFO,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* smtpuv-send: a sendmail/msmtp-compatible command that sends the message
  * on standard input with the smtpuv client. See `smtpuv-send --help` and
  * cli.h for the pieces. */
@@ -939,6 +940,10 @@ static int send_mode(app *a) {
   }
   smtpuv_body body;
   smtpuv_body_init_stream(&body, cli_msg_read, NULL, &msg, 0);
+  /* stdin may carry 8-bit bytes anywhere (a UTF-8 body past the first
+     chunk): declare BODY=8BITMIME whenever the server offers it, rather
+     than have the library abort the transaction when it sees one later */
+  body.flags |= SMTPUV_BODY_8BIT;
 
   uv_loop_t loop;
   if (uv_loop_init(&loop) != 0) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The message on standard input, streamed: the header block is read first
  * (at most CLI_HEADER_MAX bytes) so -t, --read-envelope-from, Bcc removal
  * and the added fields can work on it; the fields to leave out are found

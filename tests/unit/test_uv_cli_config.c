@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* smtpuv-send's msmtp pieces without a network: configuration files
  * (examples/smtpuv_send/config.c), aliases (aliases.c), the streamed
  * message and its header rewrite (stream.c), the log line (logfile.c) and

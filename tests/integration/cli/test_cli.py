@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """smtpuv-send and the client examples against real local servers.
 
   /usr/bin/python3 tests/integration/cli/test_cli.py [-v] [-k PATTERN]
@@ -504,6 +505,18 @@ class SendAiosmtpd(Base):
         rc, _, err, _ = run(self.aio_args("-t", "--set-date-header=off", "--set-msgid-header=off"), msg)
         self.assertEqual(rc, 0, err)
         (m,) = self.new_messages(before, 1)
+        self.assertEqual(m["eml"], crlf(msg))
+
+    def test_8bit_body_past_the_first_chunk(self):
+        # a UTF-8 line after 300 KB of ASCII: declared BODY=8BITMIME up front,
+        # delivered byte for byte (not aborted when the 8-bit bytes show up)
+        body = b"".join(b"ascii line %06d\n" % i for i in range(20000)) + "Grüße\n".encode()
+        msg = b"From: a@example.com\nTo: r@example.org\nSubject: 8bit\n\n" + body
+        before = self.messages()
+        rc, _, err, _ = run(self.aio_args("-t", "--set-date-header=off", "--set-msgid-header=off"), msg)
+        self.assertEqual(rc, 0, err)
+        (m,) = self.new_messages(before, 1)
+        self.assertIn("BODY=8BITMIME", m["mail_options"])
         self.assertEqual(m["eml"], crlf(msg))
 
     def test_empty_message(self):
