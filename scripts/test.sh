@@ -202,6 +202,19 @@ install_check() {
   if [[ $has_client == 1 ]]; then
     [[ -x $prefix/bin/smtpuv-send ]] || { echo "bin/smtpuv-send not installed"; return 1; }
     "$prefix/bin/smtpuv-send" --version
+    # the man page, and the sendmail link when the build asked for it
+    [[ -f $prefix/share/man/man1/smtpuv-send.1 ]] || { echo "share/man/man1/smtpuv-send.1 not installed"; return 1; }
+    if command -v man >/dev/null; then
+      man -l "$prefix/share/man/man1/smtpuv-send.1" 2>/dev/null | grep -q "EXIT STATUS" \
+        || { echo "smtpuv-send.1 does not render"; return 1; }
+    fi
+    if grep -q '^SMTPUV_INSTALL_SENDMAIL_LINK:BOOL=ON' "$build/CMakeCache.txt"; then
+      [[ -L $prefix/bin/sendmail && $(readlink "$prefix/bin/sendmail") == smtpuv-send ]] \
+        || { echo "bin/sendmail -> smtpuv-send not installed"; return 1; }
+      "$prefix/bin/sendmail" --version | grep -q '^smtpuv-send ' || { echo "bin/sendmail does not run smtpuv-send"; return 1; }
+    elif [[ -e $prefix/bin/sendmail ]]; then
+      echo "bin/sendmail installed without SMTPUV_INSTALL_SENDMAIL_LINK"; return 1
+    fi
   fi
   mkdir -p "$c"
   cat > "$c/core.c" <<'EOF'
@@ -345,8 +358,10 @@ EOF
 s_install() {
   install_check "$ROOT/build" "$TMP/prefix" static
   # The same sources as shared libraries, in build-shared/ (no tests, no bench).
+  # (and the opt-in sendmail link, checked by install_check)
   cmake -S "$ROOT" -B "$ROOT/build-shared" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DBUILD_SHARED_LIBS=ON -DSMTPUV_BUILD_TESTS=OFF -DSMTPUV_BUILD_BENCH=OFF -DSMTPUV_WERROR=ON
+    -DBUILD_SHARED_LIBS=ON -DSMTPUV_BUILD_TESTS=OFF -DSMTPUV_BUILD_BENCH=OFF -DSMTPUV_WERROR=ON \
+    -DSMTPUV_INSTALL_SENDMAIL_LINK=ON
   cmake --build "$ROOT/build-shared" -j"$JOBS"
   install_check "$ROOT/build-shared" "$TMP/prefix-shared" shared
   # the shared libraries against the ABI baseline abi/*.abi (scripts/abi-check.sh)

@@ -168,6 +168,29 @@ SMTPUV_EXTERN int smtpuv_options_set_ca_pem(smtpuv_options *o,
 SMTPUV_EXTERN int smtpuv_options_set_tls_server_name(smtpuv_options *o,
                                                      const char *name);
 
+/** Pin the server certificate: trust exactly the certificate whose SHA-256
+    digest (of its DER encoding) is `sha256`, given as 64 hex digits, pairs
+    optionally separated by ':' ("AB:CD:..." as `openssl x509 -fingerprint
+    -sha256` and smtpuv-send -S print it). The pin replaces the CA chain
+    and host name checks (a self-signed certificate is fine); any other
+    certificate fails the handshake with SMTPUV_ECERT ("certificate
+    fingerprint mismatch"). It is checked whatever set_tls_verify() says.
+    NULL removes the pin. SMTPUV_EINVAL for anything but 32 bytes of hex
+    (SHA-1 and MD5 fingerprints are refused). */
+SMTPUV_EXTERN int smtpuv_options_set_tls_fingerprint(smtpuv_options *o,
+                                                     const char *sha256);
+
+/** Present a client certificate during TLS: `cert_file` (PEM, the
+    certificate then any intermediates) and `key_file` (PEM private key;
+    NULL: the key is in `cert_file`). Both NULL: none. The files are read at
+    each connection; a file that cannot be loaded, or a key that does not
+    match, fails it with SMTPUV_ETLS and the reason ("TLS setup: cannot
+    load the client certificate ..."). SMTPUV_EINVAL for a key without a
+    certificate or an empty name, SMTPUV_ENOMEM. */
+SMTPUV_EXTERN int smtpuv_options_set_tls_client_cert(smtpuv_options *o,
+                                                     const char *cert_file,
+                                                     const char *key_file);
+
 /** 0 accepts ANY certificate and host name (the connection is encrypted
     but not authenticated: a man in the middle can read everything,
     credentials included). Default 1. For tests only. */

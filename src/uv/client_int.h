@@ -89,6 +89,10 @@ struct smtpuv_options {
   int pipelining, chunking, require_all;
   smtpuv_trace_cb trace;
   void *trace_data;
+  /* TLS extras: SHA-256 pin of the server certificate, client certificate */
+  int has_tls_pin;
+  unsigned char tls_pin[32];
+  char *tls_cert_file, *tls_key_file;
   /* the pool */
   unsigned max_connections, max_messages, pipeline_depth;
   double msg_rate, conn_rate;

@@ -484,6 +484,9 @@ static int start_tls(smtpuv__conn *cn) {
                    ? c->opts.server_name
                    : cn->host;
     cfg.verify = c->opts.verify;
+    cfg.pin_sha256 = c->opts.has_tls_pin ? c->opts.tls_pin : NULL;
+    cfg.cert_file = c->opts.tls_cert_file;
+    cfg.key_file = c->opts.tls_key_file;
     cfg.err = err;
     cfg.errlen = sizeof err;
     rc = smtpuv__tls_new(&c->mem, &cfg, &cn->tls);
