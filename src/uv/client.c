@@ -84,6 +84,8 @@ int smtpuv_client_new(uv_loop_t *loop, const smtpuv_options *options,
   else
     default_ehlo_name(c);
   rc = make_auth(c);
+  if (rc == 0 && (rc = smtpuv__tsq_new(c)) != 0 && c->auth_owned)
+    smtpuv_auth_free(c->auth); /* threadsafe.c */
   if (rc != 0) {
     smtpuv__options_clear(&c->opts);
     smtpuv__free(&c->mem, c);
@@ -313,6 +315,7 @@ static void client_free(smtpuv_client *c) {
   smtpuv__free(&m, c->read_buf);
   smtpuv__free(&m, c->plain_buf);
   smtpuv__free(&m, c->rr);
+  smtpuv__tsq_free(c);
   smtpuv__free(&m, c);
 }
 
@@ -330,6 +333,7 @@ int smtpuv_client_close(smtpuv_client *c, smtpuv_close_cb cb) {
     return SMTPUV_ECLOSED;
   c->closing = 1;
   c->close_cb = cb;
+  smtpuv__tsq_shut(c); /* threadsafe.c: ECLOSED from now on */
   fail_queue(c, SMTPUV_SEND_CANCELED, SMTPUV_ECANCELED, SMTPUV_PHASE_NONE,
              NULL, "canceled: the client was closed");
   smtpuv__client_kick(c);
@@ -346,6 +350,7 @@ int smtpuv_client_abort(smtpuv_client *c, smtpuv_close_cb cb) {
     c->closing = 1;
     c->close_cb = cb;
   }
+  smtpuv__tsq_shut(c); /* threadsafe.c: ECLOSED from now on */
   fail_queue(c, SMTPUV_SEND_CANCELED, SMTPUV_ECANCELED, SMTPUV_PHASE_NONE,
              NULL, "canceled: the client was aborted");
   if (c->conn != NULL && !c->conn->in_drive) {
@@ -437,6 +442,6 @@ static void dispatch(uv_idle_t *h) {
   if (c->closing && c->conn == NULL && c->nconns == 0 && c->queue == NULL &&
       c->done == NULL && !c->close_done) {
     c->close_done = 1;
-    uv_close((uv_handle_t *)&c->idle, on_idle_closed);
+    smtpuv__tsq_close(c, on_idle_closed); /* async, then idle handle */
   }
 }
