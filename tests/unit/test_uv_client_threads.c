@@ -349,6 +349,23 @@ static void test_close_cancels_all(void **state) {
   assert_int_equal(atomic_load(&ts_live), 0);
 }
 
+/* Reads the pending count while the others submit and the loop hands
+   over: never more than what was accepted, in bounded steps. */
+typedef struct watcher {
+  book *k;
+  atomic_int stop;
+  int bad;
+} watcher;
+
+static void watch_pending(void *arg) {
+  watcher *w = arg;
+  for (int i = 0; i < 1000000 && !atomic_load(&w->stop); i++) {
+    size_t n = smtpuv_client_pending_threadsafe(w->k->client);
+    if (n > (size_t)(w->k->nthreads * w->k->per_thread))
+      w->bad = 1;
+  }
+}
+
 /* Submitted while the loop runs: the async hand-over takes every one to the
    client, which fails them at connect (nobody listens): each called back
    once, FAILED in the connect phase, in each thread's order. */
@@ -365,10 +382,16 @@ static void test_handover_while_running(void **state) {
   assert_int_equal(smtpuv_client_new(&loop, o, &r->k.client), 0);
   smtpuv_client_set_data(r->k.client, &r->k);
   uv_async_init(&loop, &r->k.keep, NULL);
+  watcher wt = {&r->k, 0, 0};
+  uv_thread_t wth;
+  assert_int_equal(uv_thread_create(&wth, watch_pending, &wt), 0);
   start_workers(r, 0);
   atomic_store(&r->k.go, 1);
   uv_run(&loop, UV_RUN_DEFAULT); /* until the last callback closes keep */
   join_workers(r);
+  atomic_store(&wt.stop, 1);
+  uv_thread_join(&wth);
+  assert_int_equal(wt.bad, 0);
   assert_int_equal(smtpuv_client_pending_threadsafe(r->k.client), 0);
   assert_int_equal(smtpuv_client_close(r->k.client, on_closed), 0);
   uv_run(&loop, UV_RUN_DEFAULT);
