@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_core: throughput of the protocol core, each beside memcpy of the
  * same bytes in the same chunking, measured in the same run.
  *

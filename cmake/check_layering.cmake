@@ -1,6 +1,7 @@
+# SPDX-License-Identifier: MIT
 # ctest `layering`: fails when a file of src/protocol includes uv.h or an
 # OpenSSL header, or a file of src/auth includes uv.h or openssl/ssl.h
-# (DESIGN.md, layering). A textual scan, so it also sees includes under
+# (docs/ARCHITECTURE.md, "Layers"). A textual scan, so it also sees includes under
 # #if branches that the build does not take.
 #
 #   cmake -DSRC=<repo>/src -P cmake/check_layering.cmake

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* An asynchronous HTTP endpoint that turns each request into an email, on
  * one libuv loop with one shared smtpuv client.
  *

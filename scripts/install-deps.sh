@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Install the Debian 12 packages smtpuv needs to build, test and demo.
 # Idempotent: when every package is already installed it does no apt work at
 # all (one dpkg-query), so calling it at the start of every script is cheap.
@@ -17,6 +18,8 @@ PACKAGES=(
   postfix dovecot-core                  # real MTA + SASL for integration tests, smtp-sink
   swaks libnet-ssleay-perl              # reference SMTP client (its STARTTLS needs Net::SSLeay)
   openssl curl libcurl4-openssl-dev     # certificates, TLS probes, curl as a peer in benchmarks
+  doxygen                               # API reference, ctest doxygen (undocumented symbols fail)
+  abigail-tools                         # abidw/abidiff: ABI baseline check (scripts/abi-check.sh)
 )
 
 missing=()

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The envelope from a message's own headers (Python's smtplib
  * send_message() rules), a body source that leaves out Bcc and Resent-Bcc,
  * and the two pieces they are made of, public on their own: the header
@@ -43,10 +44,8 @@ struct smtpuv_message {
 
 /* ---- header block ------------------------------------------------------------- */
 
-int smtpuv_header_next(const void *data, size_t len, size_t *pos,
+static int header_next(const void *data, size_t len, size_t *pos,
                        smtpuv_header_field *f) {
-  if (pos == NULL || f == NULL || (data == NULL && len > 0))
-    return SMTPUV_EINVAL;
   const char *d = data;
   size_t p = *pos;
   if (p >= len)
@@ -90,6 +89,24 @@ int smtpuv_header_next(const void *data, size_t len, size_t *pos,
   f->end = e;
   *pos = e;
   return 1;
+}
+
+/* The smallest smtpuv_header_field accepted: the layout of version 0.2. */
+#define FIELD_MIN_SIZE (offsetof(smtpuv_header_field, end) + sizeof(size_t))
+
+int smtpuv_header_next_sized(const void *data, size_t len, size_t *pos,
+                             smtpuv_header_field *field, size_t field_size) {
+  if (pos == NULL || field == NULL || (data == NULL && len > 0) ||
+      field_size < FIELD_MIN_SIZE)
+    return SMTPUV_EINVAL;
+  smtpuv_header_field full;
+  memset(&full, 0, sizeof full);
+  int rc = header_next(data, len, pos, &full);
+  if (rc == 1) {
+    full.struct_size = field_size < sizeof full ? field_size : sizeof full;
+    memcpy(field, &full, full.struct_size);
+  }
+  return rc;
 }
 
 int smtpuv_header_field_is(const smtpuv_header_field *f, const char *name) {

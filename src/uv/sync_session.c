@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* smtpuv_session_sync_*(): one client on a private loop thread, for code
  * without an event loop.
  *

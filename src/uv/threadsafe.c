@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Submissions from any thread: smtpuv_client_send_threadsafe() and friends.
  *
  * The calling thread validates and copies the envelope into a message
@@ -14,6 +15,9 @@
  * submission is called back exactly once. uv_async_send() is called only
  * under the mutex and never once `shut` is set, so no thread touches the
  * handle after the teardown closed it.
+ *
+ * Back-pressure (smtpuv_options_set_queue_limits): a submission is refused
+ * with SMTPUV_EFULL while the pending count below is at the high mark.
  *
  * Pending count: `queued` (under the mutex) plus the client's atomic
  * `pending`; a hand-over moves records from one to the other under the
@@ -33,8 +37,6 @@ typedef struct smtpuv__tsq {
   size_t queued;
   atomic_int shut;          /* close/abort began (written under `lock`;
                                read without it for an early refusal) */
-  /* loop thread only */
-  uv_close_cb then;         /* teardown: the idle handle's close callback */
 } smtpuv__tsq;
 
 /* Under the lock, on the loop thread: every record to the client, in
@@ -51,7 +53,8 @@ static void hand_over(smtpuv__tsq *q) {
 }
 
 static void on_async(uv_async_t *h) {
-  smtpuv__tsq *q = h->data;
+  smtpuv_client *c = h->data;
+  smtpuv__tsq *q = c->tsq;
   uv_mutex_lock(&q->lock);
   if (!q->shut)
     hand_over(q);
@@ -75,7 +78,7 @@ int smtpuv__tsq_new(smtpuv_client *c) {
   }
   /* like the idle handle, it does not keep the loop running by itself */
   uv_unref((uv_handle_t *)&q->async);
-  q->async.data = q;
+  q->async.data = c; /* as for the client's other handles */
   q->client = c;
   c->tsq = q;
   return 0;
@@ -89,15 +92,8 @@ void smtpuv__tsq_shut(smtpuv_client *c) {
   uv_mutex_unlock(&q->lock);
 }
 
-static void on_async_closed(uv_handle_t *h) {
-  smtpuv__tsq *q = h->data;
-  uv_close((uv_handle_t *)&q->client->idle, q->then);
-}
-
-void smtpuv__tsq_close(smtpuv_client *c, uv_close_cb then) {
-  smtpuv__tsq *q = c->tsq;
-  q->then = then;
-  uv_close((uv_handle_t *)&q->async, on_async_closed);
+void smtpuv__tsq_close(smtpuv_client *c, uv_close_cb cb) {
+  uv_close((uv_handle_t *)&c->tsq->async, cb);
 }
 
 void smtpuv__tsq_free(smtpuv_client *c) {
@@ -116,7 +112,8 @@ void smtpuv__tsq_ref(smtpuv_client *c, int on) {
     uv_unref((uv_handle_t *)&c->tsq->async);
 }
 
-/* Append a complete record; on SMTPUV_ECLOSED the caller frees it. */
+/* Append a complete record; on SMTPUV_ECLOSED or SMTPUV_EFULL the caller
+   frees it. */
 static int submit(smtpuv_client *c, smtpuv__msg *m) {
   smtpuv__tsq *q = c->tsq;
   m->next = NULL;
@@ -124,6 +121,14 @@ static int submit(smtpuv_client *c, smtpuv__msg *m) {
   if (q->shut) {
     uv_mutex_unlock(&q->lock);
     return SMTPUV_ECLOSED;
+  }
+  /* back-pressure as in smtpuv_client_send(), counting those not yet
+     handed over (the hand-over past the mark sets the client's flag for
+     the drained callback) */
+  size_t high = c->opts.queue_high;
+  if (high != 0 && q->queued + atomic_load(&c->pending) >= high) {
+    uv_mutex_unlock(&q->lock);
+    return SMTPUV_EFULL;
   }
   if (q->tail != NULL)
     q->tail->next = m;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Many threads, one client, against Postfix's smtp-sink (issue 10):
  *   - 8 threads x 5,000 submissions to ONE client: every callback exactly
  *     once, in each thread's order, and every message at the sink exactly

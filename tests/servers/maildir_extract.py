@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Recover the envelope and the message bytes from a Maildir file written by the private
 Postfix instance (postfix_instance.sh).
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Submissions from other threads without a server: argument checks,
  * hand-over in submission order, close racing with submitters (every
  * accepted message called back exactly once, SMTPUV_ECLOSED after), the

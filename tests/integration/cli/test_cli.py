@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """smtpuv-send and the client examples against real local servers.
 
   /usr/bin/python3 tests/integration/cli/test_cli.py [-v] [-k PATTERN]
