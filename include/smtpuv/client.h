@@ -504,8 +504,10 @@ SMTPUV_EXTERN uv_loop_t *smtpuv_client_loop(const smtpuv_client *client);
  * Returns 0 (cb will run exactly once), or without queuing anything and
  * without calling cb: SMTPUV_EINVAL (NULL client, or as smtpuv_client_send()),
  * SMTPUV_EADDRESS, SMTPUV_ECLOSED (smtpuv_client_close() or
- * smtpuv_client_abort() began: from then on every submission is refused)
- * or SMTPUV_ENOMEM.
+ * smtpuv_client_abort() began: from then on every submission is refused),
+ * SMTPUV_EFULL (the high-water mark of smtpuv_options_set_queue_limits(),
+ * counting the submissions not yet handed to the loop; the drained
+ * callback runs on the loop's thread) or SMTPUV_ENOMEM.
  */
 SMTPUV_EXTERN int smtpuv_client_send_threadsafe(smtpuv_client *client,
                                                 const smtpuv_envelope *envelope,

@@ -538,6 +538,43 @@ static void test_enomem(void **state) {
   assert_true(succeeded);
 }
 
+/* Back-pressure counts the submissions not yet handed over: SMTPUV_EFULL at
+   the high mark (no callback for the refused one). */
+static void test_queue_full(void **state) {
+  (void)state;
+  enum { HIGH = 10 };
+  atomic_store(&ts_live, 0);
+  run *r = calloc(1, sizeof *r);
+  book_init(&r->k, 1, HIGH + 1);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  smtpuv_options *o = opts(&ts_mem, closed_port());
+  assert_int_equal(smtpuv_options_set_queue_limits(o, HIGH, 2), 0);
+  assert_int_equal(smtpuv_client_new(&loop, o, &r->k.client), 0);
+  smtpuv_client_set_data(r->k.client, &r->k);
+  smtpuv_envelope env;
+  smtpuv_body b;
+  env_init(&env, &b);
+  tag g[HIGH + 1];
+  for (int i = 0; i <= HIGH; i++) {
+    g[i] = (tag){&r->k, 0, i};
+    assert_int_equal(smtpuv_client_send_threadsafe(r->k.client, &env, &b,
+                                                   on_sent, &g[i]),
+                     i < HIGH ? 0 : SMTPUV_EFULL);
+  }
+  assert_int_equal(smtpuv_client_pending_threadsafe(r->k.client), HIGH);
+  assert_int_equal(smtpuv_client_close(r->k.client, on_closed), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_loop_empty(&loop);
+  assert_int_equal(r->k.done, HIGH);
+  for (int i = 0; i < HIGH; i++)
+    assert_int_equal(r->k.calls[0][i], 1);
+  assert_int_equal(r->k.calls[0][HIGH], 0);
+  free(r);
+  smtpuv_options_free(o);
+  assert_int_equal(atomic_load(&ts_live), 0);
+}
+
 /* ---- the blocking session, against a closed port ------------------------------ */
 
 typedef struct sess_worker {
@@ -660,6 +697,7 @@ int main(void) {
       cmocka_unit_test(test_handover_while_running),
       cmocka_unit_test(test_close_races_submitters),
       cmocka_unit_test(test_enomem),
+      cmocka_unit_test(test_queue_full),
       cmocka_unit_test(test_session_args),
       cmocka_unit_test(test_session_two_threads_refused),
       cmocka_unit_test(test_session_enomem),
