@@ -291,7 +291,5 @@ void smtpuv__tsq_shut(smtpuv_client *c);
 void smtpuv__tsq_close(smtpuv_client *c, uv_close_cb cb);
 /* Free the queue (from client_free; the handle is closed). */
 void smtpuv__tsq_free(smtpuv_client *c);
-/* The async handle keeps the loop alive (1) or not (0, the default). */
-void smtpuv__tsq_ref(smtpuv_client *c, int on);
 
 #endif

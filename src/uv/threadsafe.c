@@ -105,13 +105,6 @@ void smtpuv__tsq_free(smtpuv_client *c) {
   c->tsq = NULL;
 }
 
-void smtpuv__tsq_ref(smtpuv_client *c, int on) {
-  if (on)
-    uv_ref((uv_handle_t *)&c->tsq->async);
-  else
-    uv_unref((uv_handle_t *)&c->tsq->async);
-}
-
 /* Append a complete record; on SMTPUV_ECLOSED or SMTPUV_EFULL the caller
    frees it. */
 static int submit(smtpuv_client *c, smtpuv__msg *m) {
