@@ -11,6 +11,7 @@
 #       auth:     uv.h, uv/*.h, openssl/ssl.h (libssl is the transport's)
 #       conv:     uv.h, uv/*.h and every openssl/*.h (the conversation of one
 #                 connection is sans-io; src/uv drives it)
+#       compose:  the same as auth
 #  2. as the ctest `layering` (cmake/check_layering.cmake): a textual scan of
 #     the sources, which also catches an include hidden behind an #if the
 #     build does not take.
@@ -60,8 +61,13 @@ foreach(h ${_ossl_headers})
   _smtpuv_poison(conv ${h} "the conversation never touches TLS: the adapter pumps it and reports events")
 endforeach()
 _smtpuv_poison(auth openssl/ssl.h "the authenticators use libcrypto only")
+# src/compose (the message composer): libc + libcrypto, like src/auth
+foreach(h ${_uv_headers})
+  _smtpuv_poison(compose ${h} "the composer never uses libuv")
+endforeach()
+_smtpuv_poison(compose openssl/ssl.h "the composer uses libcrypto only")
 
-# smtpuv_poison_includes(TARGET protocol|auth|conv)
+# smtpuv_poison_includes(TARGET protocol|auth|conv|compose)
 function(smtpuv_poison_includes target layer)
   target_include_directories(${target} BEFORE PRIVATE ${SMTPUV_POISON_DIR}/${layer})
 endfunction()

@@ -82,6 +82,8 @@
 
 #include "../smtpuv.h"
 #include "auth.h"
+#include "compose.h"
+#include "headers.h"
 #include "send.h"
 
 #ifdef __cplusplus
@@ -149,6 +151,19 @@ SMTPUV_EXTERN int smtpuv_options_set_ssl_ctx(smtpuv_options *o,
     the context shared (see set_ssl_ctx()). */
 SMTPUV_EXTERN int smtpuv_options_set_ca(smtpuv_options *o, const char *file,
                                         const char *dir);
+
+/**
+ * Trust anchors from memory: every certificate of the PEM bundle `pem`
+ * (`len` bytes, no NUL needed; copied), for the built-in SSL_CTX. Files
+ * given with set_ca() are trusted as well; the system store is not loaded
+ * when either is set. Node passes `tls.rootCertificates` joined here so
+ * that its addon trusts what Node trusts. pem NULL (len 0) removes it. As
+ * set_ca(), it starts a new shared context for clients made afterwards.
+ * Returns 0, SMTPUV_EINVAL (NULL options, pem NULL with a length, a bundle
+ * without any certificate: the options are unchanged) or SMTPUV_ENOMEM.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_ca_pem(smtpuv_options *o,
+                                            const char *pem, size_t len);
 
 /** Name sent as SNI and checked against the certificate when it differs
     from the host connected to (e.g. host "127.0.0.1", name "localhost").
@@ -407,6 +422,34 @@ SMTPUV_EXTERN int smtpuv_client_send_message(smtpuv_client *client,
                                              const void *data, size_t len,
                                              smtpuv_send_cb cb, void *cbdata);
 
+/**
+ * Queue a finished composer's message (smtpuv/compose.h): the envelope from
+ * its headers (smtpuv_compose_sender(), smtpuv_compose_recipients(); Bcc
+ * never transmitted; BODY=8BITMIME when smtpuv_compose_8bit()), the body
+ * streamed from it (smtpuv_compose_read/rewind, its size for SIZE= when
+ * known). `m` must stay valid until `cb` runs; free it there.
+ * Returns smtpuv_client_send()'s codes and SMTPUV_ESTATE (not finished).
+ */
+static inline int smtpuv_client_send_composed(smtpuv_client *client,
+                                              smtpuv_compose *m,
+                                              smtpuv_send_cb cb, void *cbdata) {
+  smtpuv_envelope env = SMTPUV_ENVELOPE_INIT;
+  smtpuv_mail_params mp = SMTPUV_MAIL_PARAMS_INIT;
+  env.sender = smtpuv_compose_sender(m);
+  env.recipients = smtpuv_compose_recipients(m, &env.nrecipients);
+  if (env.sender == NULL)
+    return SMTPUV_ESTATE;
+  if (smtpuv_compose_8bit(m)) {
+    mp.body = SMTPUV_BODY_8BITMIME;
+    env.mail_params = &mp;
+  }
+  smtpuv_body body;
+  int64_t size = smtpuv_compose_size(m);
+  smtpuv_body_init_stream(&body, smtpuv_compose_read, smtpuv_compose_rewind,
+                          m, size > 0 ? (uint64_t)size : 0);
+  return smtpuv_client_send(client, &env, &body, cb, cbdata);
+}
+
 /** A streaming body that returned SMTPUV_EAGAIN has data again. Returns
     0 (also when no body is waiting) or SMTPUV_ECLOSED. */
 SMTPUV_EXTERN int smtpuv_client_body_ready(smtpuv_client *client);
@@ -427,24 +470,6 @@ SMTPUV_EXTERN size_t smtpuv_client_pending(const smtpuv_client *client);
 SMTPUV_EXTERN int smtpuv_client_close(smtpuv_client *client,
                                       smtpuv_close_cb cb);
 
-/**
- * Abort the client: end its connection at once, without QUIT and without
- * waiting for any reply. Messages not yet started fail with
- * SMTPUV_SEND_CANCELED (SMTPUV_ECANCELED); a message on the wire fails with
- * SMTPUV_SEND_FAILED (SMTPUV_ECANCELED), or is SMTPUV_SEND_UNKNOWN when its
- * final "." was already handed to the socket (the server may have it).
- * Every send callback still runs exactly once, then `cb` (may be NULL) runs
- * last, after every handle of the client is closed (a TLS connection that
- * was already closing may take up to 2 s to write its close_notify); the
- * client is freed after it. Safe from any callback of the client, and after
- * smtpuv_client_close() (which it hurries: the first close callback given
- * stays, `cb` is then ignored). Do not call it from a body source's read
- * callback or a trace callback (they run inside the conversation).
- * Returns 0, or SMTPUV_ECLOSED when already aborted (cb will not run).
- */
-SMTPUV_EXTERN int smtpuv_client_abort(smtpuv_client *client,
-                                      smtpuv_close_cb cb);
-
 /** Drained callback: the pending count fell to the low-water mark after
     the high-water mark was reached (smtpuv_options_set_queue_limits()).
     Runs on the loop, from the client's dispatch, never during close. */
@@ -461,6 +486,40 @@ SMTPUV_EXTERN void *smtpuv_client_get_data(const smtpuv_client *client);
 
 /** The loop the client runs on. */
 SMTPUV_EXTERN uv_loop_t *smtpuv_client_loop(const smtpuv_client *client);
+
+/**
+ * Abort the client: every connection ends at once (no QUIT, no TLS
+ * close_notify, no waiting for a reply). Messages not yet started fail with
+ * SMTPUV_SEND_CANCELED (SMTPUV_ECANCELED, phase NONE); messages in flight
+ * with SMTPUV_SEND_FAILED (SMTPUV_ECANCELED, their phase), or
+ * SMTPUV_SEND_UNKNOWN when their final "." (BDAT LAST) was already handed
+ * to the transport. Messages waiting for a connection that is still being
+ * set up (resolution, connect, TLS, EHLO, AUTH) have not started: CANCELED
+ * as well. No message is retried. Every send callback still runs exactly
+ * once, on the loop (never from inside this call), then `cb` (may be
+ * NULL), and the client is freed after it; no handle of the client is open
+ * when `cb` runs. Callable from inside any callback of the client. After
+ * smtpuv_client_close() it escalates that close: `cb` is then ignored and
+ * close()'s callback runs. An OAuth token request that is unanswered when
+ * `cb` runs must not be answered afterwards (the authenticator is freed).
+ * Returns 0, SMTPUV_EINVAL (NULL) or SMTPUV_ECLOSED (already aborting; cb
+ * will not run).
+ */
+SMTPUV_EXTERN int smtpuv_client_abort(smtpuv_client *client,
+                                      smtpuv_close_cb cb);
+
+/**
+ * Whether the client's handles (its idle handle, a connection's socket and
+ * timer, present and future) keep the loop alive (uv_ref, the default) or
+ * not (uv_unref, `ref` 0). An embedder that keeps its loop alive by itself
+ * while messages are pending (Node's addon: ref while a send or close is
+ * pending, unref when idle) lets an idle connection stay open without
+ * holding the process. A DNS request in progress always keeps the loop
+ * alive (libuv requests cannot be unref'd). The wake-up handle of the
+ * _threadsafe functions never keeps the loop alive, whatever `ref` says.
+ * Ignored once the client is closed.
+ */
+SMTPUV_EXTERN void smtpuv_client_set_ref(smtpuv_client *client, int ref);
 
 /* ------------------------------------------------------------------------ */
 /* Threads (src/uv/threadsafe.c)                                             */
@@ -539,98 +598,8 @@ SMTPUV_EXTERN size_t smtpuv_client_pending_threadsafe(smtpuv_client *client);
 /* Envelope from headers                                                     */
 /* ------------------------------------------------------------------------ */
 
-/**
- * One header field of a message, as smtpuv_header_next() finds it. The
- * pointers are into the caller's message; nothing is NUL-terminated.
- * Fields are only ever appended: smtpuv_header_next() writes no more than
- * the caller's sizeof(smtpuv_header_field) and sets `struct_size` to the
- * bytes it filled (as smtpuv_reply).
- */
-typedef struct smtpuv_header_field {
-  size_t struct_size; /**< set by the library: bytes filled (output) */
-  const char *name;   /**< field name ("To"), without the colon */
-  size_t name_len;    /**< length of `name` */
-  const char *value;  /**< field body: from after the colon to the end of
-                           the field, continuation lines (folds) included,
-                           without the final line ending */
-  size_t value_len;   /**< length of `value` */
-  size_t start;       /**< offset of the field in the message */
-  size_t end;         /**< offset just past the field, its last line ending
-                           included: the field is [start, end) */
-} smtpuv_header_field;
-
-/**
- * A macro over smtpuv_header_next_sized() that passes the caller's
- * `sizeof(smtpuv_header_field)`.
- * Step through the header block at the start of `data`: set `*pos` to 0,
- * then call until it returns 0; each call fills `field` and moves `*pos`
- * past it. The block ends at an empty line (CRLF or LF), at the end of the
- * data, or at a line that is not a field (a name of printable ASCII
- * characters followed by a colon; blanks before the colon are tolerated).
- * A field runs through its continuation lines (lines starting with a space
- * or a tab). This is the scan smtpuv_message_new() makes.
- * Returns 1 (a field), 0 (end of the header block: `*pos` is where it
- * ended, at the empty line if there is one) or SMTPUV_EINVAL (`pos` or
- * `field` NULL, `data` NULL with a length).
- */
-#define smtpuv_header_next(data, len, pos, field)                              \
-  smtpuv_header_next_sized((data), (len), (pos), (field),                      \
-                           sizeof(smtpuv_header_field))
-
-/**
- * smtpuv_header_next() with the size of the caller's smtpuv_header_field
- * spelled out (for bindings): at most `field_size` bytes of `*field` are
- * written and `field->struct_size` says how many. SMTPUV_EINVAL also when
- * `field_size` is smaller than the field of version 0.2 (up to `end`).
- */
-SMTPUV_EXTERN int smtpuv_header_next_sized(const void *data, size_t len,
-                                           size_t *pos,
-                                           smtpuv_header_field *field,
-                                           size_t field_size);
-
-/** 1 when the field's name is `name`, compared ASCII case-insensitively
-    ("BCC" is "Bcc"); else 0 (also for NULL arguments). */
-SMTPUV_EXTERN int smtpuv_header_field_is(const smtpuv_header_field *field,
-                                         const char *name);
-
-/**
- * The addresses of an RFC 5322 address list (smtpuv_address_list_parse()).
- * Read-only; free it with smtpuv_address_list_free().
- */
-typedef struct smtpuv_address_list {
-  size_t count;                 /**< number of addresses (0 for an empty
-                                     list or an empty group) */
-  const char *const *addresses; /**< `count` addr-specs ("local@domain"),
-                                     NUL-terminated, in the order of the
-                                     list, duplicates kept; a NULL follows
-                                     the last (never NULL itself) */
-} smtpuv_address_list;
-
-/**
- * Parse an address-list field body (To, Cc, Bcc, From, Reply-To...; RFC
- * 5322 3.4) into its addr-specs, as smtpuv_message_new() reads them:
- * display names and comments are dropped ("A, Person" <a@example.com>
- * (work) gives a@example.com), a quoted local part stays quoted
- * ("\"odd local\"@example.com"), groups give their members ("Team:
- * a@example.com, b@example.com;"; an empty group gives nothing), an
- * obsolete source route is dropped (`<@relay:a@example.com>`), and line
- * breaks count as folding white space. `value` (`len` bytes, no NUL needed)
- * is typically smtpuv_header_field.value. Every address must pass
- * smtpuv_check_address(address, 1) (UTF-8 allowed).
- * On success `*out` is a list for smtpuv_address_list_free() (allocated
- * through `mem`, NULL: malloc/free), possibly empty.
- * Returns 0, SMTPUV_EINVAL (`out` NULL, `value` NULL with a length),
- * SMTPUV_EHEADER (malformed: an unterminated angle address, quoted string
- * or comment; words without an address ("John Doe"); an address that fails
- * the check or is longer than SMTPUV_MAX_ADDRESS) or SMTPUV_ENOMEM; `*out`
- * is NULL after a failure.
- */
-SMTPUV_EXTERN int smtpuv_address_list_parse(const smtpuv_mem *mem,
-                                            const void *value, size_t len,
-                                            smtpuv_address_list **out);
-
-/** Free a list from smtpuv_address_list_parse(). NULL is accepted. */
-SMTPUV_EXTERN void smtpuv_address_list_free(smtpuv_address_list *list);
+/* The header field scanner and the address-list parser (smtpuv_header_next,
+   smtpuv_address_list_parse, ...) are declared in smtpuv/headers.h (core). */
 
 /**
  * A parsed message: the envelope its headers imply and a body source that
