@@ -137,6 +137,8 @@ int smtpuv_client_new(uv_loop_t *loop, const smtpuv_options *options,
   else
     default_ehlo_name(c);
   rc = make_auth(c);
+  if (rc == 0 && (rc = smtpuv__tsq_new(c)) != 0 && c->auth_owned)
+    smtpuv_auth_free(c->auth); /* threadsafe.c */
   if (rc != 0) {
     smtpuv__options_clear(&c->opts);
     smtpuv__free(&c->mem, c);
@@ -628,6 +630,7 @@ static void client_free(smtpuv_client *c) {
   smtpuv__free(&m, c->read_buf);
   smtpuv__free(&m, c->plain_buf);
   smtpuv__free(&m, c->rr);
+  smtpuv__tsq_free(c);
   smtpuv__free(&m, c);
 }
 
@@ -647,6 +650,7 @@ int smtpuv_client_close(smtpuv_client *c, smtpuv_close_cb cb) {
     return SMTPUV_ECLOSED;
   c->closing = 1;
   c->close_cb = cb;
+  smtpuv__tsq_shut(c); /* threadsafe.c: ECLOSED from now on */
   fail_queue(c, SMTPUV_SEND_CANCELED, SMTPUV_ECANCELED, SMTPUV_PHASE_NONE,
              NULL, "canceled: the client was closed");
   smtpuv__client_kick(c);
@@ -663,6 +667,7 @@ int smtpuv_client_abort(smtpuv_client *c, smtpuv_close_cb cb) {
     c->closing = 1;
     c->close_cb = cb;
   }
+  smtpuv__tsq_shut(c); /* threadsafe.c: ECLOSED from now on */
   fail_queue(c, SMTPUV_SEND_CANCELED, SMTPUV_ECANCELED, SMTPUV_PHASE_NONE,
              NULL, "canceled: the client was aborted");
   /* now, unless a connection is in the middle of an event (then from
@@ -765,9 +770,10 @@ static void dispatch(uv_idle_t *h) {
   if (c->closing && c->conns == NULL && c->nconns == 0 && c->queue == NULL &&
       c->delayed == NULL && c->done == NULL && !c->close_done) {
     c->close_done = 1;
-    c->handles_closing = 2;
+    c->handles_closing = 3;
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->idle, on_handle_closed);
+    smtpuv__tsq_close(c, on_handle_closed); /* threadsafe.c: its async */
   }
 }
 
