@@ -320,6 +320,24 @@ SMTPUV_EXTERN size_t smtpuv_client_pending(const smtpuv_client *client);
 SMTPUV_EXTERN int smtpuv_client_close(smtpuv_client *client,
                                       smtpuv_close_cb cb);
 
+/**
+ * Abort the client: end its connection at once, without QUIT and without
+ * waiting for any reply. Messages not yet started fail with
+ * SMTPUV_SEND_CANCELED (SMTPUV_ECANCELED); a message on the wire fails with
+ * SMTPUV_SEND_FAILED (SMTPUV_ECANCELED), or is SMTPUV_SEND_UNKNOWN when its
+ * final "." was already handed to the socket (the server may have it).
+ * Every send callback still runs exactly once, then `cb` (may be NULL) runs
+ * last, after every handle of the client is closed (a TLS connection that
+ * was already closing may take up to 2 s to write its close_notify); the
+ * client is freed after it. Safe from any callback of the client, and after
+ * smtpuv_client_close() (which it hurries: the first close callback given
+ * stays, `cb` is then ignored). Do not call it from a body source's read
+ * callback or a trace callback (they run inside the conversation).
+ * Returns 0, or SMTPUV_ECLOSED when already aborted (cb will not run).
+ */
+SMTPUV_EXTERN int smtpuv_client_abort(smtpuv_client *client,
+                                      smtpuv_close_cb cb);
+
 /** The caller's pointer for this client (NULL initially). */
 SMTPUV_EXTERN void smtpuv_client_set_data(smtpuv_client *client, void *data);
 SMTPUV_EXTERN void *smtpuv_client_get_data(const smtpuv_client *client);
@@ -514,6 +532,11 @@ typedef struct smtpuv_probe_result {
   const char *auth_mechanisms; /**< "PLAIN LOGIN" (upper case), "" */
   const char *tls;            /**< TLS summary ("TLSv1.3 ...; subject CN=...;
                                    issuer ...; expires ...") or NULL */
+  int authenticated;          /**< smtpuv_client_verify(): 1 when AUTH
+                                   succeeded; always 0 for a probe */
+  const char *auth_mechanism; /**< smtpuv_client_verify(): the mechanism
+                                   that authenticated ("SCRAM-SHA-256"), or
+                                   "" */
 } smtpuv_probe_result;
 
 /** Probe callback: runs exactly once, after the connection is closed. */
@@ -537,6 +560,23 @@ typedef void (*smtpuv_probe_cb)(const smtpuv_probe_result *result,
 SMTPUV_EXTERN int smtpuv_client_probe(uv_loop_t *loop,
                                       const smtpuv_options *options,
                                       smtpuv_probe_cb cb, void *data);
+
+/**
+ * Check the credentials: smtpuv_client_probe(), then AUTH with the
+ * credentials or authenticator of `options` (the same mechanism selection,
+ * TLS-required guard and plaintext refusal as a send), then QUIT; no MAIL
+ * is sent. The result has `authenticated` 1 and `auth_mechanism` on
+ * success; otherwise `error` says why (SMTPUV_EAUTH and the server's reply
+ * text for refused credentials, SMTPUV_EAUTHMECH, SMTPUV_EPLAINTEXT,
+ * SMTPUV_ENOTLS...) and `phase` where (SMTPUV_PHASE_AUTH for the login
+ * itself). Like nodemailer's verify().
+ * Returns 0 (cb will run exactly once, never from inside this call), or
+ * without calling cb: SMTPUV_EINVAL (as for the probe, or no credentials
+ * and no authenticator in `options`) or SMTPUV_ENOMEM.
+ */
+SMTPUV_EXTERN int smtpuv_client_verify(uv_loop_t *loop,
+                                       const smtpuv_options *options,
+                                       smtpuv_probe_cb cb, void *data);
 
 /* ---------------------------- end of probe ------------------------------ */
 

@@ -368,8 +368,10 @@ SMTPUV_EXTERN int smtpuv_proto_tls_established(smtpuv_proto *p);
  * returns to READY; anything else returns to READY with the failure.
  * The mechanism name must follow RFC 4422 (1..20 of A-Z 0-9 - _, upper
  * case) and base64 strings may only hold A-Z a-z 0-9 + / =, else
- * SMTPUV_EINVAL. Needs the AUTH extension (SMTPUV_ENOEXT). State: READY.
- * The core's copy of the line is zeroed once written (see
+ * SMTPUV_EINVAL. Needs the AUTH extension (SMTPUV_ENOEXT). State: READY,
+ * and not yet authenticated: after a 235 a second AUTH is SMTPUV_ESTATE
+ * (RFC 4954 section 4) until a TLS handshake starts a new session
+ * (smtpuv_proto_tls_established()). The core's copy of the line is zeroed once written (see
  * smtpuv_proto_consumed()); the caller's strings are the caller's to wipe.
  */
 SMTPUV_EXTERN int smtpuv_proto_auth(smtpuv_proto *p, const char *mechanism,

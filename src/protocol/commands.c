@@ -123,6 +123,8 @@ int smtpuv_proto_auth(smtpuv_proto *p, const char *mechanism,
     return SMTPUV_EINVAL;
   size_t mlen, ilen = 0;
   int rc = smtpuv__check_state(p, ST(READY));
+  if (rc == 0 && p->authenticated)
+    rc = SMTPUV_ESTATE; /* RFC 4954 section 4: one AUTH per session */
   if (rc == 0 && !(smtpuv__ext_bits(p) & SMTPUV_EXT_AUTH))
     rc = SMTPUV_ENOEXT;
   if (rc == 0)

@@ -93,6 +93,8 @@ struct smtpuv_proto {
   uint8_t pipelining_allowed; /* smtpuv_proto_set_pipelining() */
   uint8_t auth_challenge;     /* a 334 was popped and not yet answered */
   uint8_t tls_ready;          /* STARTTLS's 220 was popped */
+  uint8_t authenticated;      /* AUTH succeeded (235): no second AUTH,
+                                 RFC 4954 section 4 */
 
   /* input: [start, end) unpopped bytes; complete replies first */
   struct {

@@ -223,10 +223,13 @@ static void move_state(smtpuv_proto *p, const smtpuv__pending *e,
       p->state = SMTPUV_STATE_READY;
     break;
   case SMTPUV_CMD_AUTH:
-    if (r->code == 334)
+    if (r->code == 334) {
       p->auth_challenge = 1;
-    else
+    } else {
       p->state = SMTPUV_STATE_READY;
+      if (r->positive)
+        p->authenticated = 1;
+    }
     break;
   case SMTPUV_CMD_MAIL:
     /* Refused: the transaction is over unless DATA is already on its way
@@ -272,6 +275,7 @@ int smtpuv_proto_tls_established(smtpuv_proto *p) {
   smtpuv__free(&p->mem, p->ehlo);
   p->ehlo = NULL;
   p->tls_ready = 0;
+  p->authenticated = 0; /* a new session (RFC 3207 4.2) */
   p->rd.tls_wait = 0;
   p->state = SMTPUV_STATE_GREETED;
   return 0;

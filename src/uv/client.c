@@ -118,11 +118,15 @@ int smtpuv_client_send(smtpuv_client *c, const smtpuv_envelope *env,
     return rc;
   m->cb = cb;
   m->cbdata = data;
+  smtpuv__client_enqueue(c, m);
+  return 0;
+}
+
+void smtpuv__client_enqueue(smtpuv_client *c, smtpuv__msg *m) {
   m->seq = c->next_seq++;
   queue_push(&c->queue, &c->queue_tail, m);
   c->pending++;
   smtpuv__client_kick(c);
-  return 0;
 }
 
 int smtpuv_client_send_message(smtpuv_client *c, const void *data, size_t len,
@@ -151,10 +155,8 @@ int smtpuv_client_body_ready(smtpuv_client *c) {
     return SMTPUV_EINVAL;
   if (c->close_done)
     return SMTPUV_ECLOSED;
-  if (c->body_blocked) {
-    c->body_blocked = 0;
-    smtpuv__client_kick(c);
-  }
+  if (c->conn != NULL && smtpuv__conv_body_blocked(c->conn->conv))
+    smtpuv__client_kick(c); /* dispatch hands it on, outside any event */
   return 0;
 }
 
@@ -175,7 +177,7 @@ uv_loop_t *smtpuv_client_loop(const smtpuv_client *c) {
   return c != NULL ? c->loop : NULL;
 }
 
-void smtpuv__client_complete(smtpuv_client *c, smtpuv__msg *m) {
+static void client_complete(smtpuv_client *c, smtpuv__msg *m) {
   m->stage = SMTPUV__M_DONE;
   if (c->done_tail == NULL || c->done_tail->seq < m->seq) {
     queue_push(&c->done, &c->done_tail, m); /* the usual case: in order */
@@ -199,10 +201,11 @@ static int deliverable(const smtpuv_client *c) {
   return c->done != NULL && c->done->seq == c->deliver_seq;
 }
 
-void smtpuv__client_requeue(smtpuv_client *c, smtpuv__msg *m) {
+static void client_requeue(smtpuv_client *c, smtpuv__msg *m) {
   /* retried messages keep their order ahead of the never-started ones: they
-     are requeued oldest first by the caller, each after the previous */
-  smtpuv__msg_reset(m);
+     are requeued oldest first, each after the previous (the conversation
+     has reset their progress) */
+  m->retry = 0;
   smtpuv__msg *prev = NULL, *it = c->queue;
   while (it != NULL && it->attempts > 0) {
     prev = it;
@@ -218,22 +221,72 @@ void smtpuv__client_requeue(smtpuv_client *c, smtpuv__msg *m) {
   smtpuv__client_kick(c);
 }
 
-void smtpuv__client_fail_queue(smtpuv_client *c, smtpuv_send_status st,
-                               int err, smtpuv_phase phase,
-                               const smtpuv_reply *reply, const char *text,
-                               const char *tls) {
+/* Fail every queued message (the connection could not be set up, or the
+   client was closed): `f` may be NULL. */
+static void fail_queue(smtpuv_client *c, smtpuv_send_status st, int err,
+                       smtpuv_phase phase, const smtpuv__conv_failure *f,
+                       const char *text) {
+  smtpuv_reply r;
+  memset(&r, 0, sizeof r);
+  if (f != NULL && f->reply_code != 0) {
+    r.code = f->reply_code;
+    memcpy(r.enhanced, f->reply_enhanced,
+           strnlen(f->reply_enhanced, sizeof r.enhanced - 1));
+    r.text = f->reply_text;
+    r.text_len = strlen(f->reply_text);
+  }
   smtpuv__msg *m = c->queue;
   c->queue = c->queue_tail = NULL;
   while (m != NULL) {
     smtpuv__msg *next = m->next;
     if (m->attempts == 0)
       m->attempts = 1;
-    smtpuv__msg_decide(&c->mem, m, st, err, phase, reply, "%s", text);
-    if (tls != NULL)
-      m->tls = smtpuv__msg_str(&c->mem, m, tls, strlen(tls));
-    smtpuv__client_complete(c, m);
+    smtpuv__msg_decide(&c->mem, m, st, err, phase, r.code != 0 ? &r : NULL,
+                       "%s", text);
+    if (f != NULL && f->tls != NULL)
+      m->tls = smtpuv__msg_str(&c->mem, m, f->tls, strlen(f->tls));
+    client_complete(c, m);
     m = next;
   }
+}
+
+/* The sending connection's settle step (conn.c, after every event): what
+   the conversation finished goes to the callbacks, a setup failure fails
+   the queue, queued messages go to the conversation while it takes them. */
+static void settle(smtpuv__conn *cn) {
+  smtpuv_client *c = cn->client;
+  smtpuv__conv *cv = cn->conv;
+  smtpuv__conv_failure f;
+  if (smtpuv__conv_take_failure(cv, &f))
+    fail_queue(c, SMTPUV_SEND_FAILED, f.error, f.phase, &f, f.message);
+  for (int guard = 0; guard < 1024; guard++) {
+    smtpuv__msg *m;
+    while ((m = smtpuv__conv_pop_finished(cv)) != NULL) {
+      if (m->retry)
+        client_requeue(c, m);
+      else
+        client_complete(c, m);
+    }
+    if (c->closing || c->queue == NULL || c->conn != cn ||
+        !smtpuv__conv_can_take(cv))
+      break;
+    m = c->queue;
+    c->queue = m->next;
+    if (c->queue == NULL)
+      c->queue_tail = NULL;
+    m->next = NULL;
+    smtpuv__conv_submit(cv, m);
+  }
+}
+
+static const smtpuv__conn_ops send_ops = {settle, NULL};
+
+int smtpuv__conn_start(smtpuv_client *c) {
+  smtpuv__conn *cn;
+  int rc = smtpuv__conn_open(c, SMTPUV__CONV_SEND, &send_ops, NULL, &cn);
+  if (rc == 0 && cn->state != SMTPUV__C_DEAD)
+    c->conn = cn;
+  return rc;
 }
 
 int smtpuv__client_ssl_ctx(smtpuv_client *c, SSL_CTX **ctx, char *err,
@@ -259,7 +312,6 @@ static void client_free(smtpuv_client *c) {
   smtpuv__options_clear(&c->opts);
   smtpuv__free(&m, c->read_buf);
   smtpuv__free(&m, c->plain_buf);
-  smtpuv__free(&m, c->pump_buf);
   smtpuv__free(&m, c->rr);
   smtpuv__free(&m, c);
 }
@@ -278,9 +330,29 @@ int smtpuv_client_close(smtpuv_client *c, smtpuv_close_cb cb) {
     return SMTPUV_ECLOSED;
   c->closing = 1;
   c->close_cb = cb;
-  smtpuv__client_fail_queue(c, SMTPUV_SEND_CANCELED, SMTPUV_ECANCELED,
-                            SMTPUV_PHASE_NONE, NULL,
-                            "canceled: the client was closed", NULL);
+  fail_queue(c, SMTPUV_SEND_CANCELED, SMTPUV_ECANCELED, SMTPUV_PHASE_NONE,
+             NULL, "canceled: the client was closed");
+  smtpuv__client_kick(c);
+  return 0;
+}
+
+int smtpuv_client_abort(smtpuv_client *c, smtpuv_close_cb cb) {
+  if (c == NULL)
+    return SMTPUV_EINVAL;
+  if (c->aborting)
+    return SMTPUV_ECLOSED;
+  c->aborting = 1;
+  if (!c->closing) {
+    c->closing = 1;
+    c->close_cb = cb;
+  }
+  fail_queue(c, SMTPUV_SEND_CANCELED, SMTPUV_ECANCELED, SMTPUV_PHASE_NONE,
+             NULL, "canceled: the client was aborted");
+  if (c->conn != NULL && !c->conn->in_drive) {
+    /* now: no byte is written after this returns */
+    smtpuv__conv_abort(c->conn->conv);
+    smtpuv__conn_drive(c->conn);
+  }
   smtpuv__client_kick(c);
   return 0;
 }
@@ -342,17 +414,20 @@ static void dispatch(uv_idle_t *h) {
   }
   /* 2. the connection (what it asks for meanwhile needs another pass) */
   c->kicked = 0;
-  if (c->closing) {
-    if (c->conn != NULL)
-      smtpuv__session_close(c->conn);
-  } else if (c->queue != NULL && c->conn == NULL) {
+  if (c->conn != NULL) {
+    smtpuv__conv *cv = c->conn->conv;
+    if (c->aborting)
+      smtpuv__conv_abort(cv);
+    else if (c->closing)
+      smtpuv__conv_close(cv);
+    else if (smtpuv__conv_body_blocked(cv))
+      smtpuv__conv_body_ready(cv);
+    smtpuv__conn_drive(c->conn);
+  } else if (c->queue != NULL && !c->closing) {
     int rc = smtpuv__conn_start(c);
     if (rc != 0)
-      smtpuv__client_fail_queue(c, SMTPUV_SEND_FAILED, rc,
-                                SMTPUV_PHASE_CONNECT, NULL,
-                                smtpuv_strerror(rc), NULL);
-  } else if (c->conn != NULL) {
-    smtpuv__session_process(c->conn);
+      fail_queue(c, SMTPUV_SEND_FAILED, rc, SMTPUV_PHASE_CONNECT, NULL,
+                 smtpuv_strerror(rc));
   }
   c->in_dispatch--;
   if (deliverable(c) || c->kicked)

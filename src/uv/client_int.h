@@ -1,23 +1,26 @@
 /*
- * Internal: the libuv client's objects.
+ * Internal: the libuv adapter's objects. Every SMTP decision is the
+ * conversation's (src/conv); this layer moves bytes, runs timers, pumps TLS
+ * and delivers callbacks.
  *
- *   client.c   options builder, client API, send queue, deferred dispatch
- *   conn.c     one connection: resolve, connect, read/write, timer, TLS
- *   session.c  drives the protocol core over a connection: conn ops, reply
- *              routing, QUIT/failures, process loop, timer (session_int.h)
- *   setup.c    the session's greeting, EHLO, STARTTLS, AUTH
- *   transaction.c  the session's messages: MAIL/RCPT/DATA/BDAT, body, results
- *   probe.c    smtpuv_client_probe(): a connection of a private client
- *              driven as far as EHLO (and STARTTLS + EHLO)
- *   message.c  message records, result strings, result copies
+ *   client.c   the client API, the send queue, the deferred dispatch that
+ *              runs callbacks in queue order
+ *   conn.c     one connection: resolve, connect (every address), reads,
+ *              writes, the timer, the TLS engine, and drive(): the step
+ *              after every event that reads the conversation's actions
+ *   probe.c    smtpuv_client_probe(): a private client's connection with
+ *              its conversation in probe mode
+ *   options.c  the options builder; sslshare.c its shared SSL_CTX
+ *   tls.c      the TLS engine over memory BIOs
  *   headers.c  envelope from headers, Bcc-stripping body source
  *   sync.c     smtpuv_send_sync()
- *   trace.c    trace records with AUTH payloads redacted
  *
  * Ownership: the client owns its queue of message records and its current
- * connection. A connection that is closing lives on by itself (counted in
- * client->nconns) until its last handle is closed; the client is freed only
- * when every connection is gone and every send callback has run.
+ * connection; a message submitted to the connection's conversation is the
+ * conversation's until it is popped back as finished. A connection that is
+ * closing lives on by itself (counted in client->nconns) until its last
+ * handle is closed; the client is freed only when every connection is gone
+ * and every send callback has run.
  */
 #ifndef SMTPUV_SRC_UV_CLIENT_INT_H
 #define SMTPUV_SRC_UV_CLIENT_INT_H
@@ -27,20 +30,13 @@
 #include <openssl/ssl.h>
 #include <uv.h>
 
+#include "conv/conv.h"
 #include "protocol/mem.h"
 #include "smtpuv/auth.h"
 #include "smtpuv/client.h"
-#include "conv/msg.h"
 #include "uv/tls.h"
 
-#include <stdarg.h>
-
-#define SMTPUV__NTIMEOUTS 5
 #define SMTPUV__READ_BUF 16384    /* network read buffer (per client) */
-#define SMTPUV__PUMP_BUF 65536    /* streamed body chunk (per client) */
-#define SMTPUV__BODY_CHUNK 65536  /* body bytes handed to the core at once */
-#define SMTPUV__HIGH_WATER 131072 /* stop pumping the body above this much
-                                     unwritten output */
 #define SMTPUV__MAX_IOV 32
 #define SMTPUV__MAX_INFLIGHT 2    /* messages on the wire at once */
 
@@ -99,37 +95,27 @@ void smtpuv__options_clear(smtpuv_options *o);
 
 /* ---- connection ------------------------------------------------------------ */
 
+/* The transport of one connection (conn.c). The conversation (src/conv)
+   decides everything SMTP; the connection resolves, connects, moves bytes,
+   pumps TLS and runs the one timer, and after every event drives the
+   conversation (smtpuv__conn_drive()). */
 enum smtpuv__cstate {
   SMTPUV__C_RESOLVING = 0,
   SMTPUV__C_CONNECTING,
-  SMTPUV__C_TLS_IMPLICIT, /* handshake before the greeting */
-  SMTPUV__C_GREETING,
-  SMTPUV__C_EHLO,
-  SMTPUV__C_HELO,
-  SMTPUV__C_STARTTLS,     /* STARTTLS sent, 220 awaited */
-  SMTPUV__C_TLS_STARTTLS, /* handshake after STARTTLS */
-  SMTPUV__C_AUTH,
-  SMTPUV__C_READY,
-  SMTPUV__C_QUIT,         /* QUIT sent: waiting for 221 or EOF */
-  SMTPUV__C_SHUTDOWN,     /* close_notify being written */
-  SMTPUV__C_DEAD          /* handles closing */
+  SMTPUV__C_OPEN,     /* the conversation runs */
+  SMTPUV__C_SHUTDOWN, /* close_notify (or an alert) being written */
+  SMTPUV__C_DEAD      /* handles closing */
 };
 
 typedef struct smtpuv__conn smtpuv__conn;
 
-/* Who drives a connection: what conn.c reports goes here. The client's
-   session (session.c, the default) or a server probe (probe.c). Once the
-   connection is terminated (DEAD) only `gone` is called; `fail` may come in
-   the QUIT and SHUTDOWN states too. */
+/* The connection's owner: the client's sending connection (client.c) or a
+   probe (probe.c). */
 typedef struct smtpuv__conn_ops {
-  void (*connected)(smtpuv__conn *cn); /* TCP up (plaintext) */
-  void (*tls_done)(smtpuv__conn *cn);  /* handshake complete */
-  void (*data)(smtpuv__conn *cn, const char *buf, size_t len); /* plaintext */
-  void (*writable)(smtpuv__conn *cn);  /* a write completed */
-  void (*timeout)(smtpuv__conn *cn);   /* the timer fired (once connected) */
-  /* transport failure (`err` SMTPUV_E*); the owner ends the connection */
-  void (*fail)(smtpuv__conn *cn, int err, const char *text);
-  /* the connection is about to be freed (handles closed); may be NULL */
+  /* After every event, before the output is written: take finished
+     messages and failures, hand over queued messages. May be NULL. */
+  void (*settle)(smtpuv__conn *cn);
+  /* The connection is about to be freed (handles closed). May be NULL. */
   void (*gone)(smtpuv__conn *cn);
 } smtpuv__conn_ops;
 
@@ -137,6 +123,7 @@ struct smtpuv__conn {
   smtpuv_client *client;
   const smtpuv__conn_ops *ops;
   void *owner;       /* the ops' object (probe) or NULL */
+  smtpuv__conv *conv;
   int state;
   uv_tcp_t tcp;
   uv_timer_t timer;
@@ -145,6 +132,7 @@ struct smtpuv__conn {
   uv_write_t wreq;
   int tcp_open, timer_open, gai_active, reading;
   int handles_closing;
+  int in_drive;
 
   /* resolution and connect */
   struct addrinfo *ai_list, *ai_next;
@@ -153,90 +141,34 @@ struct smtpuv__conn {
   int last_connect_err;
   char peer[64];
 
-  /* protocol */
-  smtpuv_proto *proto;
-  smtpuv_auth_session *auth;
-  int want_tls;      /* STARTTLS 220 popped: start the handshake */
-  int auth_waiting;  /* auth session waits for a token */
-
   /* TLS */
   smtpuv_tls *tls;
   int tls_up;        /* handshake complete */
-  char *tls_summary;
 
-  /* output */
+  /* output: at most one uv_write in flight */
   int writing;
-  size_t write_len;  /* plaintext bytes in the write in flight */
+  size_t write_len;  /* conversation bytes in the write in flight */
   void *write_buf;   /* TLS: ciphertext in flight (engine allocator) */
   size_t write_buf_len;
-  uint64_t out_started; /* plaintext bytes handed to the socket (or TLS) */
-  size_t wrote_sync;    /* plaintext bytes uv_try_write took (a counter the
-                           session resets to see what a flush did) */
-  int write_err;        /* a write failed: reading what is left, then fail */
+  int write_err;     /* a write failed: reading what is left, then fail */
+  uint64_t write_err_at; /* ... until then */
   uv_buf_t bufs[SMTPUV__MAX_IOV];
-
-  /* messages issued on this connection, oldest first */
-  smtpuv__msg *inflight, *inflight_tail;
-  unsigned ninflight;
-  unsigned messages_issued;
-  int rset_needed;   /* a transaction failed before its end: RSET first */
-  unsigned rset_pending; /* RSET replies due */
-  int doomed;        /* terminate once no final reply is awaited */
-  int doomed_err;
-  int in_process;
 };
 
-/* Start a new connection for the client's session (client->conn). 0 or
-   ENOMEM. */
+/* Start the client's sending connection (client->conn). 0 or ENOMEM. */
 int smtpuv__conn_start(smtpuv_client *c);
-/* Start a connection driven by `ops` (NULL: the session, as
-   smtpuv__conn_start()) with `owner` in cn->owner. Other owners' connections
-   are not client->conn: the client's dispatch never drives them. It counts
-   in client->nconns until freed. The owner may hear of a failure (ops->fail)
-   before this returns. 0 or ENOMEM (nothing started). */
-int smtpuv__conn_open(smtpuv_client *c, const smtpuv__conn_ops *ops,
-                      void *owner, smtpuv__conn **out);
-/* Write what the core (and the TLS engine) have pending, if no write is in
-   flight: plaintext is tried synchronously first (uv_try_write) and only
-   the rest is queued. Never calls back into the session. */
-void smtpuv__conn_flush(smtpuv__conn *cn);
-/* Create the TLS engine and send the ClientHello. 0 or an error. */
-int smtpuv__conn_start_tls(smtpuv__conn *cn);
-/* Restart the timer: `ms` 0 stops it. */
-void smtpuv__conn_timer(smtpuv__conn *cn, unsigned ms);
-/* Close every handle; the connection frees itself afterwards and detaches
-   from the client at once. Idempotent. */
-void smtpuv__conn_terminate(smtpuv__conn *cn);
-/* After a failure (`err`): the alert a failed TLS handshake queued (ETLS,
-   ECERT) is written first, then terminate; otherwise terminate at once. */
-void smtpuv__conn_abort(smtpuv__conn *cn, int err);
-/* After QUIT's reply (or when giving up): close_notify if TLS, then
-   terminate. */
-void smtpuv__conn_finish(smtpuv__conn *cn);
-/* Unwritten output (core + TLS + write in flight). */
-size_t smtpuv__conn_backlog(const smtpuv__conn *cn);
-/* The address literal of our end ("[192.0.2.1]", "[IPv6:::1]"; RFC 5321
-   4.1.4), for EHLO without a name; "[127.0.0.1]" when it is unknown. */
-void smtpuv__conn_local_literal(const smtpuv__conn *cn, char *buf,
-                                size_t len);
-
-/* session.c (connected, tls_done: setup.c): the default smtpuv__conn_ops,
-   called by conn.c */
-void smtpuv__session_connected(smtpuv__conn *cn);   /* TCP up (plaintext) */
-void smtpuv__session_tls_done(smtpuv__conn *cn);    /* handshake complete */
-void smtpuv__session_data(smtpuv__conn *cn, const char *buf, size_t len);
-void smtpuv__session_writable(smtpuv__conn *cn);    /* a write completed */
-void smtpuv__session_timeout(smtpuv__conn *cn);
-/* Transport failure: `err` SMTPUV_E*, `fmt` the detail. */
-void smtpuv__session_fail(smtpuv__conn *cn, int err, const char *fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-/* Issue queued messages, pump the body, flush, rearm the timer. */
-void smtpuv__session_process(smtpuv__conn *cn);
-/* The client is closing: cancel what can be canceled, QUIT when possible. */
-void smtpuv__session_close(smtpuv__conn *cn);
+/* Start a connection whose conversation runs in `mode` for `ops`/`owner`
+   (the client's sending connection: smtpuv__conn_start()). It counts in
+   client->nconns until freed. A failure may be reported (and the
+   connection end) before this returns. 0 or ENOMEM (nothing started). */
+int smtpuv__conn_open(smtpuv_client *c, smtpuv__conv_mode mode,
+                      const smtpuv__conn_ops *ops, void *owner,
+                      smtpuv__conn **out);
+/* Let the conversation act: settle with the owner, start TLS, write what
+   it has (uv_try_write first, the rest with one uv_write), end the
+   connection when it says so, rearm the timer. Idempotent; never
+   re-entered. */
+void smtpuv__conn_drive(smtpuv__conn *cn);
 
 /* ---- client ---------------------------------------------------------------- */
 
@@ -266,52 +198,26 @@ struct smtpuv_client {
   int idle_active;
   int kicked;                      /* kick() since dispatch's step 2 */
   int closing;
+  int aborting;                    /* smtpuv_client_abort() */
   int close_done;                  /* idle handle closing */
   smtpuv_close_cb close_cb;
   int in_dispatch;
 
   char *read_buf;                  /* SMTPUV__READ_BUF, lazily */
   char *plain_buf;                 /* TLS plaintext, lazily */
-  char *pump_buf;                  /* SMTPUV__PUMP_BUF, lazily */
-  size_t pump_len;                 /* bytes read ahead in pump_buf */
-  int body_blocked;                /* a stream returned SMTPUV_EAGAIN */
 };
 
 /* Schedule a dispatch pass (callbacks, queue processing) on the loop. */
 void smtpuv__client_kick(smtpuv_client *c);
-/* A message's outcome is known: queue its callback. */
-void smtpuv__client_complete(smtpuv_client *c, smtpuv__msg *m);
-/* Put a message back at the head of the queue (retry). */
-void smtpuv__client_requeue(smtpuv_client *c, smtpuv__msg *m);
+/* Queue a message record (its callback set) as smtpuv_client_send() does:
+   it gets the next sequence number. Loop thread only. */
+void smtpuv__client_enqueue(smtpuv_client *c, smtpuv__msg *m);
 /* A connection freed itself. */
 void smtpuv__client_conn_gone(smtpuv_client *c, smtpuv__conn *cn);
-/* Fail every queued message (setup failure). */
-void smtpuv__client_fail_queue(smtpuv_client *c, smtpuv_send_status st,
-                               int err, smtpuv_phase phase,
-                               const smtpuv_reply *reply, const char *text,
-                               const char *tls);
 /* The SSL_CTX for a TLS connection (built on first use). 0 or an error
    with the reason in `err`. */
 int smtpuv__client_ssl_ctx(smtpuv_client *c, SSL_CTX **ctx, char *err,
                            size_t errlen);
 unsigned smtpuv__client_timeout(const smtpuv_client *c, smtpuv_timeout which);
-
-/* ---- trace ------------------------------------------------------------------ */
-
-/* Trace the output the core gained since it held `before` pending bytes. */
-enum {
-  SMTPUV__TR_CMD = 0,  /* commands */
-  SMTPUV__TR_REDACT,   /* AUTH: "AUTH MECH <redacted>", "<redacted>" */
-  SMTPUV__TR_BODY,     /* message content */
-  SMTPUV__TR_BDAT      /* "BDAT n" line, then content */
-};
-void smtpuv__trace_out(smtpuv__conn *cn, size_t before, int mode);
-void smtpuv__trace_in(smtpuv__conn *cn, const char *buf, size_t len);
-void smtpuv__trace_info(smtpuv__conn *cn, const char *fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-#define SMTPUV__TRACING(cn) ((cn)->client->opts.trace != NULL)
 
 #endif

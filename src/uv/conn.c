@@ -1,21 +1,22 @@
 /* One connection: resolution, connect (every address in turn), reads,
- * writes, the timer, and the TLS engine between the socket and the core.
+ * writes, the timer, and the TLS engine between the socket and the
+ * conversation (src/conv), which decides everything SMTP.
  *
- * Writes: at most one uv_write in flight. Plaintext: the core's pending
- * output is offered to uv_try_write as iovecs without copying; what the
- * socket did not take at once goes to uv_write (the spans stay valid until
- * consumed) and is consumed in the write callback. A flush never calls back
- * into the session. TLS: the spans are encrypted into the engine (and
- * consumed at once), its ciphertext is taken as one buffer and freed in the
- * write callback.
+ * Every event is reported to the conversation, then drive() reads its
+ * actions: start TLS, the bytes to write, how the connection ends, when the
+ * timer is due. Nothing calls back from the conversation.
+ *
+ * Writes: at most one uv_write in flight. Plaintext: the conversation's
+ * spans are offered to uv_try_write without copying; what the socket did
+ * not take at once goes to uv_write (the spans stay valid until written).
+ * TLS: the spans are encrypted into the engine (handed over), its
+ * ciphertext is written as one buffer, and the spans are released when
+ * that write completes.
  *
  * Life: the connection detaches from the client (client->conn = NULL) as
- * soon as it is terminated, so a new one may start; it frees itself when
- * its last handle is closed and its getaddrinfo request has returned.
- *
- * Owner: what the connection reports (connected, TLS up, data, writable,
- * timeout, failure, gone) goes to its ops table: the client's session
- * (session.c) or a server probe (probe.c), which share everything here.
+ * soon as it is terminated, so a new one may start; it frees itself (and
+ * its conversation) when its last handle is closed and its getaddrinfo
+ * request has returned.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,10 +24,19 @@
 
 #include "uv/client_int.h"
 
+#define SHUTDOWN_WAIT 2000 /* ms for close_notify to be written */
+#define ALERT_WAIT 1000    /* ms for a failed handshake's alert */
+#define DRAIN_WAIT 1000    /* ms to read what is left after a write error */
+
 static void try_next_address(smtpuv__conn *cn);
 static void on_tcp_closed_retry(uv_handle_t *h);
+static void on_timer(uv_timer_t *t);
 
-/* A transport failure, reported to the owner with its text. */
+static uint64_t now_of(const smtpuv__conn *cn) {
+  return uv_now(cn->client->loop);
+}
+
+/* A transport failure, reported to the conversation with its text. */
 static void conn_fail(smtpuv__conn *cn, int err, const char *fmt, ...)
 #if defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 3, 4)))
@@ -38,18 +48,10 @@ static void conn_fail(smtpuv__conn *cn, int err, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
-  cn->ops->fail(cn, err, text);
+  smtpuv__conv_set_now(cn->conv, now_of(cn));
+  smtpuv__conv_transport_failed(cn->conv, err, text);
+  smtpuv__conn_drive(cn);
 }
-
-/* The client's session as an owner (the default). */
-static void session_fail(smtpuv__conn *cn, int err, const char *text) {
-  smtpuv__session_fail(cn, err, "%s", text);
-}
-
-static const smtpuv__conn_ops session_ops = {
-    smtpuv__session_connected, smtpuv__session_tls_done, smtpuv__session_data,
-    smtpuv__session_writable, smtpuv__session_timeout, session_fail,
-    NULL /* gone: smtpuv__client_conn_gone() is called for every owner */};
 
 static void conn_maybe_free(smtpuv__conn *cn) {
   if (cn->tcp_open || cn->timer_open || cn->gai_active || cn->handles_closing)
@@ -60,10 +62,8 @@ static void conn_maybe_free(smtpuv__conn *cn) {
     cn->ops->gone(cn);
   if (cn->ai_list != NULL)
     uv_freeaddrinfo(cn->ai_list);
-  smtpuv_auth_session_free(cn->auth);
-  smtpuv_proto_free(cn->proto);
+  smtpuv__conv_free(cn->conv);
   smtpuv__tls_free(cn->tls);
-  smtpuv__free(mem, cn->tls_summary);
   if (cn->write_buf != NULL)
     smtpuv__free(mem, cn->write_buf);
   smtpuv__free(mem, cn);
@@ -76,7 +76,19 @@ static void on_handle_closed(uv_handle_t *h) {
   conn_maybe_free(cn);
 }
 
-void smtpuv__conn_terminate(smtpuv__conn *cn) {
+static void close_handle(smtpuv__conn *cn, uv_handle_t *h, int *open) {
+  if (!*open)
+    return;
+  *open = 0;
+  if (uv_is_closing(h))
+    return;
+  cn->handles_closing++;
+  uv_close(h, on_handle_closed);
+}
+
+/* Close every handle; the connection frees itself afterwards and detaches
+   from the client at once. Idempotent. */
+static void terminate(smtpuv__conn *cn) {
   smtpuv_client *c = cn->client;
   if (cn->state == SMTPUV__C_DEAD)
     return;
@@ -85,29 +97,247 @@ void smtpuv__conn_terminate(smtpuv__conn *cn) {
     c->conn = NULL;
   if (cn->gai_active)
     uv_cancel((uv_req_t *)&cn->gai);
-  if (cn->timer_open) {
-    cn->timer_open = 0;
-    cn->handles_closing++;
-    uv_close((uv_handle_t *)&cn->timer, on_handle_closed);
-  }
-  if (cn->tcp_open && !uv_is_closing((uv_handle_t *)&cn->tcp)) {
-    cn->tcp_open = 0;
-    cn->handles_closing++;
-    uv_close((uv_handle_t *)&cn->tcp, on_handle_closed);
-  }
+  close_handle(cn, (uv_handle_t *)&cn->timer, &cn->timer_open);
+  close_handle(cn, (uv_handle_t *)&cn->tcp, &cn->tcp_open);
   smtpuv__client_kick(c);
   conn_maybe_free(cn);
 }
 
-void smtpuv__conn_timer(smtpuv__conn *cn, unsigned ms);
+/* The one timer: fire in `ms` (resolve, connect, shutdown waits). */
+static void set_timer(smtpuv__conn *cn, uint64_t ms) {
+  if (cn->timer_open)
+    uv_timer_start(&cn->timer, on_timer, ms, 0);
+}
+
+/* The timer of an open connection: the conversation's deadline, or sooner
+   the end of the drain after a write error. */
+static void arm_timer(smtpuv__conn *cn) {
+  if (!cn->timer_open || cn->state != SMTPUV__C_OPEN)
+    return;
+  uint64_t at;
+  int has = smtpuv__conv_deadline(cn->conv, &at);
+  if (cn->write_err && (!has || cn->write_err_at < at)) {
+    at = cn->write_err_at;
+    has = 1;
+  }
+  if (!has) {
+    uv_timer_stop(&cn->timer);
+    return;
+  }
+  uint64_t now = now_of(cn);
+  set_timer(cn, at > now ? at - now : 0);
+}
+
+/* ---- writing ------------------------------------------------------------------ */
+
+static void on_write(uv_write_t *req, int status);
+
+/* Start one uv_write of `nbufs` buffers that releases `conv_bytes` of the
+   conversation's output when it completes. 0, or the connection failed. */
+static int start_write(smtpuv__conn *cn, unsigned nbufs, size_t conv_bytes) {
+  cn->wreq.data = cn;
+  int rc = uv_write(&cn->wreq, (uv_stream_t *)&cn->tcp, cn->bufs, nbufs,
+                    on_write);
+  if (rc != 0) {
+    if (cn->write_buf != NULL) {
+      smtpuv__free(&cn->client->mem, cn->write_buf);
+      cn->write_buf = NULL;
+      cn->write_buf_len = 0;
+    }
+    conn_fail(cn, SMTPUV_ECONNLOST, "write: %s", uv_strerror(rc));
+    return rc;
+  }
+  cn->writing = 1;
+  cn->write_len = conv_bytes;
+  return 0;
+}
+
+/* TLS: encrypt what the conversation has (after the handshake), write the
+   engine's ciphertext (handshake records, alerts, application data). */
+static void write_tls(smtpuv__conn *cn) {
+  size_t total = 0;
+  if (cn->tls_up && cn->state == SMTPUV__C_OPEN) {
+    smtpuv_iov iov[SMTPUV__MAX_IOV];
+    int n;
+    /* every span not yet handed; outgoing() skips what was handed */
+    while ((n = smtpuv__conv_outgoing(cn->conv, iov, SMTPUV__MAX_IOV)) > 0) {
+      size_t part = 0;
+      for (int i = 0; i < n; i++) {
+        int rc = smtpuv__tls_write(cn->tls, iov[i].base, iov[i].len);
+        if (rc != 0) {
+          conn_fail(cn, rc, "TLS write: %s", smtpuv__tls_error_text(cn->tls));
+          return;
+        }
+        part += iov[i].len;
+      }
+      smtpuv__conv_handed(cn->conv, part);
+      total += part;
+    }
+  }
+  void *buf;
+  size_t len;
+  int rc = smtpuv__tls_take_output(cn->tls, &buf, &len);
+  if (rc != 0) {
+    conn_fail(cn, rc, "out of memory");
+    return;
+  }
+  if (len == 0)
+    return;
+  cn->write_buf = buf;
+  cn->write_buf_len = len;
+  cn->bufs[0] = uv_buf_init(buf, (unsigned)len);
+  start_write(cn, 1, total);
+}
+
+/* Plaintext: what the socket takes now is written at once (the
+   conversation may then have more: returns 1); the rest goes with one
+   uv_write whose callback drives the conversation on. */
+static int write_plain(smtpuv__conn *cn) {
+  smtpuv_iov iov[SMTPUV__MAX_IOV];
+  int n = smtpuv__conv_outgoing(cn->conv, iov, SMTPUV__MAX_IOV);
+  if (n <= 0)
+    return 0;
+  size_t total = 0;
+  for (int i = 0; i < n; i++) {
+    cn->bufs[i] = uv_buf_init((char *)iov[i].base, (unsigned)iov[i].len);
+    total += iov[i].len;
+  }
+  int w = uv_try_write((uv_stream_t *)&cn->tcp, cn->bufs, (unsigned)n);
+  if (w > 0) {
+    smtpuv__conv_handed(cn->conv, (size_t)w);
+    smtpuv__conv_written(cn->conv, (size_t)w);
+    if ((size_t)w == total)
+      return 1;
+    n = smtpuv__conv_outgoing(cn->conv, iov, SMTPUV__MAX_IOV);
+    if (n <= 0)
+      return 0;
+    total = 0;
+    for (int i = 0; i < n; i++) {
+      cn->bufs[i] = uv_buf_init((char *)iov[i].base, (unsigned)iov[i].len);
+      total += iov[i].len;
+    }
+  }
+  /* An error other than EAGAIN is left to uv_write to report. */
+  if (start_write(cn, (unsigned)n, total) == 0)
+    smtpuv__conv_handed(cn->conv, total);
+  return 0;
+}
+
+/* Write if no write is in flight. 1 when everything went out at once and
+   the conversation may have more. */
+static int write_out(smtpuv__conn *cn) {
+  if (cn->state == SMTPUV__C_DEAD || cn->writing || !cn->tcp_open ||
+      cn->write_err)
+    return 0;
+  if (cn->tls != NULL) {
+    write_tls(cn);
+    return 0;
+  }
+  if (cn->state != SMTPUV__C_OPEN)
+    return 0;
+  return write_plain(cn);
+}
+
+static void on_write(uv_write_t *req, int status) {
+  smtpuv__conn *cn = req->data;
+  size_t done = cn->write_len;
+  cn->writing = 0;
+  cn->write_len = 0;
+  if (cn->write_buf != NULL) {
+    smtpuv__free(&cn->client->mem, cn->write_buf);
+    cn->write_buf = NULL;
+    cn->write_buf_len = 0;
+  }
+  if (cn->state == SMTPUV__C_DEAD)
+    return;
+  smtpuv__conv_set_now(cn->conv, now_of(cn));
+  if (status < 0) {
+    if (cn->state == SMTPUV__C_SHUTDOWN) {
+      terminate(cn);
+      return;
+    }
+    if (cn->reading) {
+      /* The server closed while we wrote. Replies (an explanation, the
+         answers to pipelined commands) may still be waiting to be read:
+         read until the end of the stream, briefly, then fail. */
+      cn->write_err = status;
+      cn->write_err_at = now_of(cn) + DRAIN_WAIT;
+      smtpuv__conn_drive(cn);
+      return;
+    }
+    conn_fail(cn, SMTPUV_ECONNLOST, "write: %s", uv_strerror(status));
+    return;
+  }
+  if (cn->state == SMTPUV__C_SHUTDOWN) {
+    /* close_notify (or an alert) being written: the rest, then close */
+    write_out(cn);
+    if (!cn->writing && cn->state != SMTPUV__C_DEAD)
+      terminate(cn);
+    return;
+  }
+  smtpuv__conv_written(cn->conv, done);
+  smtpuv__conn_drive(cn);
+}
+
+/* ---- ending ------------------------------------------------------------------- */
+
+/* Stop reading, write what the engine holds, then close (or after `wait`
+   ms). */
+static void shutdown_after_write(smtpuv__conn *cn, unsigned wait) {
+  smtpuv_client *c = cn->client;
+  if (c->conn == cn)
+    c->conn = NULL; /* a new connection may start meanwhile */
+  smtpuv__client_kick(c);
+  cn->state = SMTPUV__C_SHUTDOWN;
+  if (uv_is_active((uv_handle_t *)&cn->tcp))
+    uv_read_stop((uv_stream_t *)&cn->tcp);
+  set_timer(cn, wait);
+  if (!cn->writing)
+    write_out(cn);
+  if (!cn->writing && cn->state != SMTPUV__C_DEAD)
+    terminate(cn);
+}
+
+/* ABORT: at once, except that a failed handshake's alert ("unknown CA",
+   "bad certificate"...) is written first so the server learns why. */
+static void conn_abort(smtpuv__conn *cn, int err) {
+  if ((err == SMTPUV_ETLS || err == SMTPUV_ECERT) && cn->tls != NULL &&
+      !cn->tls_up && cn->tcp_open && !cn->write_err &&
+      smtpuv__tls_pending_output(cn->tls) > 0) {
+    shutdown_after_write(cn, ALERT_WAIT);
+    return;
+  }
+  terminate(cn);
+}
+
+/* FINISH: what is being written (QUIT), close_notify if TLS is up, then
+   close. */
+static void conn_finish(smtpuv__conn *cn) {
+  if (cn->tcp_open && !cn->write_err &&
+      ((cn->tls != NULL && cn->tls_up && smtpuv__tls_shutdown(cn->tls) == 0) ||
+       cn->writing)) {
+    shutdown_after_write(cn, SHUTDOWN_WAIT);
+    return;
+  }
+  terminate(cn);
+}
+
+/* ---- the timer ---------------------------------------------------------------- */
 
 static void on_timer(uv_timer_t *t) {
   smtpuv__conn *cn = t->data;
-  if (cn->state == SMTPUV__C_DEAD)
+  smtpuv_client *c = cn->client;
+  switch (cn->state) {
+  case SMTPUV__C_DEAD:
     return;
-  if (cn->state == SMTPUV__C_CONNECTING) {
-    uint64_t now = uv_now(cn->client->loop);
-    if (cn->ai_next != NULL && now < cn->connect_deadline) {
+  case SMTPUV__C_SHUTDOWN:
+    terminate(cn);
+    return;
+  case SMTPUV__C_RESOLVING:
+    conn_fail(cn, SMTPUV_ETIMEDOUT, "resolve %s: timed out", c->opts.host);
+    return;
+  case SMTPUV__C_CONNECTING:
+    if (cn->ai_next != NULL && now_of(cn) < cn->connect_deadline) {
       /* give up on this address, try the next */
       cn->last_connect_err = UV_ETIMEDOUT;
       if (cn->tcp_open) {
@@ -118,33 +348,18 @@ static void on_timer(uv_timer_t *t) {
       return;
     }
     conn_fail(cn, SMTPUV_ETIMEDOUT, "connect %s:%u: timed out",
-              cn->peer[0] ? cn->peer : cn->client->opts.host,
-              cn->client->opts.port);
+              cn->peer[0] ? cn->peer : c->opts.host, c->opts.port);
     return;
+  default:
+    break;
   }
-  if (cn->state == SMTPUV__C_RESOLVING) {
-    conn_fail(cn, SMTPUV_ETIMEDOUT, "resolve %s: timed out",
-              cn->client->opts.host);
-    return;
-  }
-  if (cn->state == SMTPUV__C_SHUTDOWN) {
-    smtpuv__conn_terminate(cn);
-    return;
-  }
-  if (cn->write_err) {
+  if (cn->write_err && now_of(cn) >= cn->write_err_at) {
     conn_fail(cn, SMTPUV_ECONNLOST, "write: %s", uv_strerror(cn->write_err));
     return;
   }
-  cn->ops->timeout(cn);
-}
-
-void smtpuv__conn_timer(smtpuv__conn *cn, unsigned ms) {
-  if (!cn->timer_open)
-    return;
-  if (ms == 0)
-    uv_timer_stop(&cn->timer);
-  else
-    uv_timer_start(&cn->timer, on_timer, ms, 0);
+  smtpuv__conv_set_now(cn->conv, now_of(cn));
+  smtpuv__conv_timer(cn->conv);
+  smtpuv__conn_drive(cn);
 }
 
 /* ---- reading ------------------------------------------------------------------ */
@@ -159,7 +374,12 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   buf->len = c->read_buf != NULL ? SMTPUV__READ_BUF : 0;
 }
 
-/* Decrypt everything the engine holds and hand it to the owner. */
+static int open_and_running(const smtpuv__conn *cn) {
+  return cn->state == SMTPUV__C_OPEN &&
+         smtpuv__conv_end(cn->conv, NULL) == SMTPUV__CONV_RUN;
+}
+
+/* Decrypt everything the engine holds and hand it to the conversation. */
 static void tls_drain(smtpuv__conn *cn) {
   smtpuv_client *c = cn->client;
   if (c->plain_buf == NULL) {
@@ -169,34 +389,25 @@ static void tls_drain(smtpuv__conn *cn) {
       return;
     }
   }
-  for (int guard = 0; guard < 100000 && cn->state != SMTPUV__C_DEAD &&
-                      cn->state != SMTPUV__C_SHUTDOWN && cn->tls != NULL &&
-                      cn->tls_up;
+  for (int guard = 0; guard < 100000 && open_and_running(cn) && cn->tls_up;
        guard++) {
     long n = smtpuv__tls_read(cn->tls, c->plain_buf, SMTPUV__READ_BUF);
     if (n > 0) {
-      cn->ops->data(cn, c->plain_buf, (size_t)n);
+      smtpuv__conv_received(cn->conv, c->plain_buf, (size_t)n);
       continue;
     }
-    if (n < 0) {
-      if (n == SMTPUV_ECONNLOST)
-        conn_fail(cn, SMTPUV_ECONNLOST, "connection closed by the server");
-      else
-        conn_fail(cn, (int)n, "TLS: %s", smtpuv__tls_error_text(cn->tls));
-    }
+    if (n == SMTPUV_ECONNLOST)
+      conn_fail(cn, SMTPUV_ECONNLOST, "connection closed by the server");
+    else if (n < 0)
+      conn_fail(cn, (int)n, "TLS: %s", smtpuv__tls_error_text(cn->tls));
     break;
   }
-  /* reads may produce output (alerts, key updates) */
-  if (cn->state != SMTPUV__C_DEAD)
-    smtpuv__conn_flush(cn);
 }
 
 static void tls_handshake_step(smtpuv__conn *cn) {
   int rc = smtpuv__tls_handshake(cn->tls);
-  if (rc == 0) {
-    smtpuv__conn_flush(cn);
-    return;
-  }
+  if (rc == 0)
+    return; /* more records to come; drive() writes ours */
   if (rc < 0) {
     const char *why = smtpuv__tls_error_text(cn->tls);
     if (rc == SMTPUV_ECONNLOST)
@@ -208,21 +419,18 @@ static void tls_handshake_step(smtpuv__conn *cn) {
   }
   cn->tls_up = 1;
   char summary[512];
-  size_t n = smtpuv__tls_summary(cn->tls, summary, sizeof summary);
-  cn->tls_summary = smtpuv__strndup(&cn->client->mem, summary, n);
-  smtpuv__trace_info(cn, "TLS: %s", summary);
-  smtpuv__conn_flush(cn);
-  cn->ops->tls_done(cn);
+  smtpuv__tls_summary(cn->tls, summary, sizeof summary);
+  smtpuv__conv_trace_info(cn->conv, "TLS: %s", summary);
+  smtpuv__conv_tls_established(cn->conv, summary);
   /* application data may have come with the last handshake flight */
-  if (cn->state != SMTPUV__C_DEAD)
-    tls_drain(cn);
+  tls_drain(cn);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   smtpuv__conn *cn = s->data;
-  (void)buf;
-  if (cn->state == SMTPUV__C_DEAD || nread == 0)
+  if (cn->state != SMTPUV__C_OPEN || nread == 0)
     return;
+  smtpuv__conv_set_now(cn->conv, now_of(cn));
   if (nread < 0) {
     if (cn->tls != NULL && nread == UV_EOF) {
       smtpuv__tls_eof(cn->tls);
@@ -232,7 +440,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         return;
       }
       tls_drain(cn);
-      if (cn->state != SMTPUV__C_DEAD)
+      if (cn->state == SMTPUV__C_OPEN)
         conn_fail(cn, SMTPUV_ECONNLOST, "connection closed by the server");
       return;
     }
@@ -246,232 +454,110 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   if (buf->base == NULL)
     return;
-  if (cn->tls != NULL) {
-    if (smtpuv__tls_feed(cn->tls, buf->base, (size_t)nread) != 0) {
-      conn_fail(cn, SMTPUV_ENOMEM, "out of memory");
-      return;
-    }
-    if (!cn->tls_up)
-      tls_handshake_step(cn);
-    else
-      tls_drain(cn);
+  if (cn->tls == NULL) {
+    smtpuv__conv_received(cn->conv, buf->base, (size_t)nread);
+  } else if (smtpuv__tls_feed(cn->tls, buf->base, (size_t)nread) != 0) {
+    conn_fail(cn, SMTPUV_ENOMEM, "out of memory");
     return;
-  }
-  cn->ops->data(cn, buf->base, (size_t)nread);
-}
-
-/* ---- writing ------------------------------------------------------------------ */
-
-size_t smtpuv__conn_backlog(const smtpuv__conn *cn) {
-  size_t n = smtpuv_proto_pending_output(cn->proto);
-  if (cn->tls != NULL)
-    n += smtpuv__tls_pending_output(cn->tls) + cn->write_buf_len;
-  return n;
-}
-
-static void on_write(uv_write_t *req, int status) {
-  smtpuv__conn *cn = req->data;
-  cn->writing = 0;
-  if (cn->write_buf != NULL) {
-    smtpuv__free(&cn->client->mem, cn->write_buf);
-    cn->write_buf = NULL;
-    cn->write_buf_len = 0;
+  } else if (!cn->tls_up) {
+    tls_handshake_step(cn);
   } else {
-    smtpuv_proto_consumed(cn->proto, cn->write_len);
+    tls_drain(cn);
   }
-  cn->write_len = 0;
-  if (cn->state == SMTPUV__C_DEAD)
-    return;
-  if (status < 0) {
-    if (cn->state == SMTPUV__C_SHUTDOWN || cn->state == SMTPUV__C_QUIT) {
-      smtpuv__conn_terminate(cn);
-      return;
-    }
-    if (cn->reading) {
-      /* The server closed while we wrote. Replies (an explanation, the
-         answers to pipelined commands) may still be waiting to be read:
-         read until the end of the stream, briefly, then fail. */
-      cn->write_err = status;
-      unsigned t = smtpuv__client_timeout(cn->client, SMTPUV_TIMEOUT_COMMAND);
-      smtpuv__conn_timer(cn, t == 0 || t > 1000 ? 1000 : t);
-      return;
-    }
-    conn_fail(cn, SMTPUV_ECONNLOST, "write: %s", uv_strerror(status));
-    return;
-  }
-  if (cn->state == SMTPUV__C_SHUTDOWN) {
-    /* close_notify (or an alert) being written: the rest, then close */
-    if (cn->tls != NULL && smtpuv__tls_pending_output(cn->tls) > 0)
-      smtpuv__conn_flush(cn);
-    if (!cn->writing && cn->state != SMTPUV__C_DEAD)
-      smtpuv__conn_terminate(cn);
-    return;
-  }
-  cn->ops->writable(cn);
-}
-
-void smtpuv__conn_flush(smtpuv__conn *cn) {
-  if (cn->state == SMTPUV__C_DEAD || cn->writing || !cn->tcp_open ||
-      cn->write_err)
-    return;
-  int rc;
-  if (cn->tls != NULL) {
-    if (cn->tls_up) {
-      smtpuv_iov iov[SMTPUV__MAX_IOV];
-      int n;
-      while ((n = smtpuv_proto_outgoing_iov(cn->proto, 0, iov,
-                                            SMTPUV__MAX_IOV)) > 0) {
-        size_t total = 0;
-        for (int i = 0; i < n; i++) {
-          rc = smtpuv__tls_write(cn->tls, iov[i].base, iov[i].len);
-          if (rc != 0) {
-            conn_fail(cn, rc, "TLS write: %s", smtpuv__tls_error_text(cn->tls));
-            return;
-          }
-          total += iov[i].len;
-        }
-        smtpuv_proto_consumed(cn->proto, total);
-        cn->out_started += total;
-      }
-    }
-    void *buf;
-    size_t len;
-    rc = smtpuv__tls_take_output(cn->tls, &buf, &len);
-    if (rc != 0) {
-      conn_fail(cn, rc, "out of memory");
-      return;
-    }
-    if (len == 0)
-      return;
-    cn->write_buf = buf;
-    cn->write_buf_len = len;
-    cn->bufs[0] = uv_buf_init(buf, (unsigned)len);
-    cn->wreq.data = cn;
-    rc = uv_write(&cn->wreq, (uv_stream_t *)&cn->tcp, cn->bufs, 1, on_write);
-    if (rc != 0) {
-      smtpuv__free(&cn->client->mem, cn->write_buf);
-      cn->write_buf = NULL;
-      cn->write_buf_len = 0;
-      conn_fail(cn, SMTPUV_ECONNLOST, "write: %s", uv_strerror(rc));
-      return;
-    }
-    cn->writing = 1;
-    return;
-  }
-  smtpuv_iov iov[SMTPUV__MAX_IOV];
-  int n = smtpuv_proto_outgoing_iov(cn->proto, 0, iov, SMTPUV__MAX_IOV);
-  if (n <= 0)
-    return;
-  size_t total = 0;
-  for (int i = 0; i < n; i++) {
-    cn->bufs[i] = uv_buf_init((char *)iov[i].base, (unsigned)iov[i].len);
-    total += iov[i].len;
-  }
-  /* Write what the socket takes now; only the rest waits for writability
-     (one uv_write, and its callback drives the session on). A complete
-     synchronous write calls nothing back: the caller sees `writing` 0 and
-     no output left (see smtpuv__session_process()). An error other than
-     EAGAIN is left to uv_write to report through the callback. */
-  int w = uv_try_write((uv_stream_t *)&cn->tcp, cn->bufs, (unsigned)n);
-  if (w > 0) {
-    smtpuv_proto_consumed(cn->proto, (size_t)w);
-    cn->out_started += (size_t)w;
-    cn->wrote_sync += (size_t)w;
-    /* the rest (or more than SMTPUV__MAX_IOV spans) goes with uv_write */
-    n = smtpuv_proto_outgoing_iov(cn->proto, 0, iov, SMTPUV__MAX_IOV);
-    if (n <= 0)
-      return;
-    total = 0;
-    for (int i = 0; i < n; i++) {
-      cn->bufs[i] = uv_buf_init((char *)iov[i].base, (unsigned)iov[i].len);
-      total += iov[i].len;
-    }
-  }
-  cn->wreq.data = cn;
-  rc = uv_write(&cn->wreq, (uv_stream_t *)&cn->tcp, cn->bufs, (unsigned)n,
-                on_write);
-  if (rc != 0) {
-    conn_fail(cn, SMTPUV_ECONNLOST, "write: %s", uv_strerror(rc));
-    return;
-  }
-  cn->writing = 1;
-  cn->write_len = total;
-  cn->out_started += total;
+  smtpuv__conn_drive(cn);
 }
 
 /* ---- TLS -------------------------------------------------------------------- */
 
-int smtpuv__conn_start_tls(smtpuv__conn *cn) {
+/* Create the engine and send the ClientHello (the conversation asked). 0,
+   or the connection failed. */
+static int start_tls(smtpuv__conn *cn) {
   smtpuv_client *c = cn->client;
   char err[256] = "";
   SSL_CTX *ctx;
   int rc = smtpuv__client_ssl_ctx(c, &ctx, err, sizeof err);
+  if (rc == 0) {
+    smtpuv_tls_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.ctx = ctx;
+    cfg.host = c->opts.server_name != NULL ? c->opts.server_name : c->opts.host;
+    cfg.verify = c->opts.verify;
+    cfg.err = err;
+    cfg.errlen = sizeof err;
+    rc = smtpuv__tls_new(&c->mem, &cfg, &cn->tls);
+  }
   if (rc != 0) {
     conn_fail(cn, rc, "TLS setup: %s", err[0] ? err : smtpuv_strerror(rc));
     return rc;
   }
-  smtpuv_tls_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.ctx = ctx;
-  cfg.host = c->opts.server_name != NULL ? c->opts.server_name : c->opts.host;
-  cfg.verify = c->opts.verify;
-  cfg.err = err;
-  cfg.errlen = sizeof err;
-  rc = smtpuv__tls_new(&c->mem, &cfg, &cn->tls);
-  if (rc != 0) {
-    conn_fail(cn, rc, "TLS setup: %s", err[0] ? err : smtpuv_strerror(rc));
-    return rc;
-  }
-  smtpuv__conn_timer(cn, smtpuv__client_timeout(c, SMTPUV_TIMEOUT_COMMAND));
   tls_handshake_step(cn);
-  return 0;
+  return cn->state == SMTPUV__C_OPEN ? 0 : SMTPUV_ETLS;
 }
 
-void smtpuv__conn_abort(smtpuv__conn *cn, int err) {
-  if (cn->state == SMTPUV__C_DEAD)
+/* ---- drive --------------------------------------------------------------------- */
+
+void smtpuv__conn_drive(smtpuv__conn *cn) {
+  if (cn->in_drive || cn->state == SMTPUV__C_DEAD ||
+      cn->state == SMTPUV__C_SHUTDOWN)
     return;
-  if ((err == SMTPUV_ETLS || err == SMTPUV_ECERT) && cn->tls != NULL &&
-      !cn->tls_up && cn->tcp_open && !cn->write_err &&
-      smtpuv__tls_pending_output(cn->tls) > 0) {
-    /* A failed handshake left an alert in the engine ("unknown CA", "bad
-       certificate"...): the server learns why before the close. The
-       connection leaves the client at once and ends when the alert is
-       written, or after a second. */
-    smtpuv_client *c = cn->client;
-    if (c->conn == cn)
-      c->conn = NULL;
-    smtpuv__client_kick(c);
-    cn->state = SMTPUV__C_SHUTDOWN;
-    if (uv_is_active((uv_handle_t *)&cn->tcp))
-      uv_read_stop((uv_stream_t *)&cn->tcp);
-    smtpuv__conn_timer(cn, 1000);
-    smtpuv__conn_flush(cn);
-    if (!cn->writing && cn->state != SMTPUV__C_DEAD)
-      smtpuv__conn_terminate(cn);
-    return;
+  cn->in_drive = 1;
+  smtpuv__conv *cv = cn->conv;
+  smtpuv__conv_set_now(cv, now_of(cn));
+  /* Bounded: a socket that takes every write at once completes nothing
+     later (no write callback), so the body is pumped on here, then the
+     loop gets its turn (the client's dispatch comes back). */
+  int round = 0;
+  for (; round < 16 && cn->state == SMTPUV__C_OPEN; round++) {
+    if (cn->ops->settle != NULL)
+      cn->ops->settle(cn);
+    if (smtpuv__conv_take_start_tls(cv) && start_tls(cn) != 0)
+      break;
+    if (smtpuv__conv_end(cv, NULL) != SMTPUV__CONV_RUN || !write_out(cn))
+      break;
   }
-  smtpuv__conn_terminate(cn);
+  if (round == 16)
+    smtpuv__client_kick(cn->client);
+  if (cn->ops->settle != NULL)
+    cn->ops->settle(cn);
+  int err = 0;
+  switch (smtpuv__conv_end(cv, &err)) {
+  case SMTPUV__CONV_FINISH:
+    write_out(cn); /* the last commands (QUIT) */
+    conn_finish(cn);
+    break;
+  case SMTPUV__CONV_ABORT:
+    conn_abort(cn, err);
+    break;
+  default:
+    arm_timer(cn);
+    break;
+  }
+  cn->in_drive = 0;
 }
 
-void smtpuv__conn_finish(smtpuv__conn *cn) {
-  if (cn->state == SMTPUV__C_DEAD)
-    return;
-  if (cn->tls != NULL && cn->tls_up && cn->tcp_open &&
-      smtpuv__tls_shutdown(cn->tls) == 0) {
-    cn->state = SMTPUV__C_SHUTDOWN;
-    if (uv_is_active((uv_handle_t *)&cn->tcp))
-      uv_read_stop((uv_stream_t *)&cn->tcp);
-    smtpuv__conn_timer(cn, 2000);
-    if (!cn->writing)
-      smtpuv__conn_flush(cn);
-    if (!cn->writing && cn->state != SMTPUV__C_DEAD)
-      smtpuv__conn_terminate(cn);
-    return;
-  }
-  smtpuv__conn_terminate(cn);
-}
+static void on_wake(void *data) { smtpuv__conn_drive(data); }
 
 /* ---- connecting ----------------------------------------------------------------- */
+
+static void addr_text(const struct sockaddr *sa, char *buf, size_t len) {
+  buf[0] = '\0';
+  if (sa->sa_family == AF_INET)
+    uv_ip4_name((const struct sockaddr_in *)sa, buf, len);
+  else if (sa->sa_family == AF_INET6)
+    uv_ip6_name((const struct sockaddr_in6 *)sa, buf, len);
+}
+
+/* The address literal of our end ("[192.0.2.1]", "[IPv6:::1]"; RFC 5321
+   4.1.4), for EHLO without a name. */
+static void local_literal(const smtpuv__conn *cn, char *buf, size_t len) {
+  struct sockaddr_storage ss;
+  int n = sizeof ss;
+  char ip[64] = "";
+  if (uv_tcp_getsockname(&cn->tcp, (struct sockaddr *)&ss, &n) == 0)
+    addr_text((const struct sockaddr *)&ss, ip, sizeof ip);
+  int v6 = ip[0] != '\0' && ss.ss_family == AF_INET6;
+  snprintf(buf, len, "[%s%s]", v6 ? "IPv6:" : "", ip[0] ? ip : "127.0.0.1");
+}
 
 static void on_connect(uv_connect_t *req, int status) {
   smtpuv__conn *cn = req->data;
@@ -487,19 +573,20 @@ static void on_connect(uv_connect_t *req, int status) {
     return;
   }
   smtpuv_client *c = cn->client;
-  smtpuv__trace_info(cn, "connected to %s:%u", cn->peer, c->opts.port);
+  smtpuv__conv_trace_info(cn->conv, "connected to %s:%u", cn->peer,
+                          c->opts.port);
   int rc = uv_read_start((uv_stream_t *)&cn->tcp, on_alloc, on_read);
   if (rc != 0) {
     conn_fail(cn, SMTPUV_ECONNECT, "read start: %s", uv_strerror(rc));
     return;
   }
   cn->reading = 1;
-  if (c->opts.tls == SMTPUV_TLS_IMPLICIT) {
-    cn->state = SMTPUV__C_TLS_IMPLICIT;
-    smtpuv__conn_start_tls(cn);
-    return;
-  }
-  cn->ops->connected(cn);
+  cn->state = SMTPUV__C_OPEN;
+  char literal[80];
+  local_literal(cn, literal, sizeof literal);
+  smtpuv__conv_set_now(cn->conv, now_of(cn));
+  smtpuv__conv_connected(cn->conv, literal);
+  smtpuv__conn_drive(cn);
 }
 
 static void on_tcp_closed_retry(uv_handle_t *h) {
@@ -510,14 +597,6 @@ static void on_tcp_closed_retry(uv_handle_t *h) {
     return;
   }
   try_next_address(cn);
-}
-
-static void addr_text(const struct sockaddr *sa, char *buf, size_t len) {
-  buf[0] = '\0';
-  if (sa->sa_family == AF_INET)
-    uv_ip4_name((const struct sockaddr_in *)sa, buf, len);
-  else if (sa->sa_family == AF_INET6)
-    uv_ip6_name((const struct sockaddr_in6 *)sa, buf, len);
 }
 
 static void try_next_address(smtpuv__conn *cn) {
@@ -541,7 +620,8 @@ static void try_next_address(smtpuv__conn *cn) {
     if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
       continue;
     addr_text(ai->ai_addr, cn->peer, sizeof cn->peer);
-    smtpuv__trace_info(cn, "connecting to %s:%u", cn->peer, c->opts.port);
+    smtpuv__conv_trace_info(cn->conv, "connecting to %s:%u", cn->peer,
+                            c->opts.port);
     int rc = uv_tcp_init(c->loop, &cn->tcp);
     if (rc != 0) {
       cn->last_connect_err = rc;
@@ -562,13 +642,11 @@ static void try_next_address(smtpuv__conn *cn) {
     /* this attempt's share of what is left of the connect timeout */
     unsigned total = smtpuv__client_timeout(c, SMTPUV_TIMEOUT_CONNECT);
     if (total != 0) {
-      uint64_t now = uv_now(c->loop);
+      uint64_t now = now_of(cn);
       uint64_t left =
           cn->connect_deadline > now ? cn->connect_deadline - now : 1;
       uint64_t share = left / (cn->ai_left + 1);
-      if (share < 1)
-        share = 1;
-      smtpuv__conn_timer(cn, (unsigned)share);
+      set_timer(cn, share < 1 ? 1 : share);
     }
     return;
   }
@@ -598,43 +676,54 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
   try_next_address(cn);
 }
 
-void smtpuv__conn_local_literal(const smtpuv__conn *cn, char *buf,
-                                size_t len) {
-  struct sockaddr_storage ss;
-  int n = sizeof ss;
-  char ip[64] = "";
-  if (cn->tcp_open &&
-      uv_tcp_getsockname(&cn->tcp, (struct sockaddr *)&ss, &n) == 0)
-    addr_text((const struct sockaddr *)&ss, ip, sizeof ip);
-  int v6 = ip[0] != '\0' && ss.ss_family == AF_INET6;
-  snprintf(buf, len, "[%s%s]", v6 ? "IPv6:" : "", ip[0] ? ip : "127.0.0.1");
+/* ---- opening ---------------------------------------------------------------------- */
+
+static int conv_for(smtpuv__conn *cn, smtpuv__conv_mode mode) {
+  smtpuv_client *c = cn->client;
+  const smtpuv_options *o = &c->opts;
+  smtpuv__conv_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.mode = mode;
+  cfg.tls = o->tls;
+  cfg.allow_plain_auth = o->allow_plain_auth;
+  cfg.pipelining = o->pipelining;
+  cfg.chunking = o->chunking;
+  cfg.require_all = o->require_all;
+  cfg.ehlo_name = c->ehlo_name;
+  cfg.auth = c->auth;
+  memcpy(cfg.timeouts, o->timeouts, sizeof cfg.timeouts);
+  cfg.max_inflight = SMTPUV__MAX_INFLIGHT;
+  cfg.trace = o->trace;
+  cfg.trace_data = o->trace_data;
+  cfg.wake = on_wake;
+  cfg.wake_data = cn;
+  return smtpuv__conv_new(&c->mem, &cfg, &cn->conv);
 }
 
-int smtpuv__conn_open(smtpuv_client *c, const smtpuv__conn_ops *ops,
-                      void *owner, smtpuv__conn **out) {
+int smtpuv__conn_open(smtpuv_client *c, smtpuv__conv_mode mode,
+                      const smtpuv__conn_ops *ops, void *owner,
+                      smtpuv__conn **out) {
   smtpuv__conn *cn = smtpuv__calloc(&c->mem, 1, sizeof *cn);
   if (cn == NULL)
     return SMTPUV_ENOMEM;
   cn->client = c;
-  cn->ops = ops != NULL ? ops : &session_ops;
+  cn->ops = ops;
   cn->owner = owner;
-  int rc = smtpuv_proto_new(&c->mem, &cn->proto);
+  int rc = conv_for(cn, mode);
   if (rc != 0) {
     smtpuv__free(&c->mem, cn);
     return rc;
   }
-  smtpuv_proto_set_pipelining(cn->proto, c->opts.pipelining);
   uv_timer_init(c->loop, &cn->timer);
   cn->timer.data = cn;
   cn->timer_open = 1;
   cn->state = SMTPUV__C_RESOLVING;
-  if (ops == NULL)
-    c->conn = cn;
   *out = cn;
   c->nconns++;
   unsigned total = smtpuv__client_timeout(c, SMTPUV_TIMEOUT_CONNECT);
-  cn->connect_deadline = uv_now(c->loop) + total;
-  smtpuv__conn_timer(cn, total);
+  cn->connect_deadline = now_of(cn) + total;
+  if (total != 0)
+    set_timer(cn, total);
 
   char port[16];
   snprintf(port, sizeof port, "%u", c->opts.port);
@@ -654,9 +743,4 @@ int smtpuv__conn_open(smtpuv_client *c, const smtpuv__conn_ops *ops,
               uv_strerror(rc));
   }
   return 0;
-}
-
-int smtpuv__conn_start(smtpuv_client *c) {
-  smtpuv__conn *cn;
-  return smtpuv__conn_open(c, NULL, NULL, &cn);
 }

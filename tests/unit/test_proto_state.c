@@ -443,6 +443,10 @@ static void test_auth_rounds(void **state) {
   pop(p, SMTPUV_CMD_AUTH, 235);
   assert_int_equal(smtpuv_proto_state(p), SMTPUV_STATE_READY);
   expect_out(p, "AUTH CRAM-MD5\r\ndXNlciBhYmM=\r\nAUTH PLAIN AHUAcA==\r\n");
+  /* RFC 4954 section 4: no second AUTH after a 235, and nothing written */
+  assert_int_equal(smtpuv_proto_auth(p, "PLAIN", "AHUAcA=="), SMTPUV_ESTATE);
+  assert_int_equal(smtpuv_proto_pending_output(p), 0);
+  assert_int_equal(smtpuv_proto_mail(p, "a@example.com", NULL), 0);
   smtpuv_proto_free(p);
 
   /* STARTTLS needs the extension; AUTH too */

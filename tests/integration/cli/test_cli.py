@@ -713,7 +713,7 @@ class Faults(Base):
         j = self.probe("normal", 0, None, "--tls-starttls=off", implicit=True)
         self.assertFalse(j["starttls_before"])
         self.probe("refuse", 74, "SMTPUV_ECONNECT")
-        self.probe("greeting_421", 75, "SMTPUV_ETEMPFAIL")
+        self.probe("greeting_421", 75, "SMTPUV_ESHUTDOWN")
         self.probe("close_after_ehlo", 74, "SMTPUV_ECONNLOST")
         self.probe("silent_after_ehlo", 75, "SMTPUV_ETIMEDOUT")
         self.probe("no_greeting", 75, "SMTPUV_ETIMEDOUT")

@@ -6,37 +6,48 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "uv/client_int.h"
+#include "conv/conv_int.h"
 
-static void emit(smtpuv__conn *cn, smtpuv_trace_kind kind, const char *p,
+static void emit(smtpuv__conv *cv, smtpuv_trace_kind kind, const char *p,
                  size_t n) {
   if (n > 0)
-    cn->client->opts.trace(cn->client->opts.trace_data, kind, p, n);
+    cv->cfg.trace(cv->cfg.trace_data, kind, p, n);
 }
 
-void smtpuv__trace_in(smtpuv__conn *cn, const char *buf, size_t len) {
-  if (SMTPUV__TRACING(cn))
-    emit(cn, SMTPUV_TRACE_RECV, buf, len);
+void smtpuv__trace_in(smtpuv__conv *cv, const void *buf, size_t len) {
+  if (SMTPUV__TRACING(cv))
+    emit(cv, SMTPUV_TRACE_RECV, buf, len);
 }
 
-void smtpuv__trace_info(smtpuv__conn *cn, const char *fmt, ...) {
-  if (!SMTPUV__TRACING(cn))
+static void vinfo(smtpuv__conv *cv, const char *fmt, va_list ap) {
+  if (!SMTPUV__TRACING(cv))
     return;
   char buf[600];
-  va_list ap;
-  va_start(ap, fmt);
   int n = vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
   if (n < 0)
     return;
-  emit(cn, SMTPUV_TRACE_INFO, buf,
+  emit(cv, SMTPUV_TRACE_INFO, buf,
        (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
+void smtpuv__trace_info(smtpuv__conv *cv, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vinfo(cv, fmt, ap);
+  va_end(ap);
+}
+
+void smtpuv__conv_trace_info(smtpuv__conv *cv, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vinfo(cv, fmt, ap);
+  va_end(ap);
 }
 
 /* Redact AUTH output line by line: "AUTH MECH <redacted>" for the command,
    "<redacted>" for every other line. Only the first bytes of each line are
    looked at. */
-static void trace_redacted(smtpuv__conn *cn, const smtpuv_iov *iov, int n) {
+static void trace_redacted(smtpuv__conv *cv, const smtpuv_iov *iov, int n) {
   char head[64];
   size_t hlen = 0;
   int in_line = 0;
@@ -64,7 +75,7 @@ static void trace_redacted(smtpuv__conn *cn, const smtpuv_iov *iov, int n) {
         } else {
           len = snprintf(out, sizeof out, "<redacted>\r\n");
         }
-        emit(cn, SMTPUV_TRACE_SEND, out, (size_t)len);
+        emit(cv, SMTPUV_TRACE_SEND, out, (size_t)len);
         hlen = 0;
         in_line = 0;
         continue;
@@ -74,18 +85,18 @@ static void trace_redacted(smtpuv__conn *cn, const smtpuv_iov *iov, int n) {
     }
   }
   if (in_line)
-    emit(cn, SMTPUV_TRACE_SEND, "<redacted>", 10);
+    emit(cv, SMTPUV_TRACE_SEND, "<redacted>", 10);
 }
 
-void smtpuv__trace_out(smtpuv__conn *cn, size_t before, int mode) {
-  if (!SMTPUV__TRACING(cn))
+void smtpuv__trace_out(smtpuv__conv *cv, size_t before, int mode) {
+  if (!SMTPUV__TRACING(cv))
     return;
   smtpuv_iov iov[64];
-  int n = smtpuv_proto_outgoing_iov(cn->proto, before, iov, 64);
+  int n = smtpuv_proto_outgoing_iov(cv->proto, before, iov, 64);
   if (n <= 0)
     return;
   if (mode == SMTPUV__TR_REDACT) {
-    trace_redacted(cn, iov, n);
+    trace_redacted(cv, iov, n);
     return;
   }
   smtpuv_trace_kind kind =
@@ -97,16 +108,16 @@ void smtpuv__trace_out(smtpuv__conn *cn, size_t before, int mode) {
     if (header) {
       const char *nl = memchr(p, '\n', len);
       if (nl == NULL) {
-        emit(cn, SMTPUV_TRACE_SEND, p, len);
+        emit(cv, SMTPUV_TRACE_SEND, p, len);
         continue;
       }
       size_t h = (size_t)(nl - p) + 1;
-      emit(cn, SMTPUV_TRACE_SEND, p, h);
+      emit(cv, SMTPUV_TRACE_SEND, p, h);
       p += h;
       len -= h;
       header = 0;
       kind = SMTPUV_TRACE_SEND_BODY;
     }
-    emit(cn, kind, p, len);
+    emit(cv, kind, p, len);
   }
 }
