@@ -73,7 +73,7 @@ static void on_trace(void *data, smtpuv_trace_kind kind, const char *b,
                     : kind == SMTPUV_TRACE_SEND_BODY ? "B: "
                     : kind == SMTPUV_TRACE_RECV      ? "S: "
                                                      : "* ";
-  grow(&x->trace, &x->tracelen, &x->tracecap, tag, 3);
+  grow(&x->trace, &x->tracelen, &x->tracecap, tag, strlen(tag));
   grow(&x->trace, &x->tracelen, &x->tracecap, b, n);
   if (kind == SMTPUV_TRACE_INFO)
     grow(&x->trace, &x->tracelen, &x->tracecap, "\n", 1);
@@ -288,6 +288,11 @@ void h_config_default(h *x) {
 }
 
 void h_create(h *x) {
+  /* the buffers are always strings */
+  grow(&x->out, &x->outlen, &x->outcap, "", 0);
+  grow(&x->all, &x->alllen, &x->allcap, "", 0);
+  grow(&x->trace, &x->tracelen, &x->tracecap, "", 0);
+  grow(&x->srv_tr, &x->srv_trlen, &x->srv_trcap, "", 0);
   x->hand_limit = SIZE_MAX;
   x->auto_write = 1;
   int rc = smtpuv__conv_new(&x->tm.mem, &x->cfg, &x->cv);
@@ -655,8 +660,8 @@ static void srv_default(h *x, const char *ext, const char *line, char *out,
     snprintf(out, cap, "250 2.0.0 Ok: queued as %d\r\n", x->srv_messages);
     return;
   }
-  char verb[8] = {0};
-  for (int i = 0; i < 7 && line[i] && line[i] != ' '; i++)
+  char verb[16] = {0};
+  for (int i = 0; i < 15 && line[i] && line[i] != ' '; i++)
     verb[i] = (char)(line[i] >= 'a' && line[i] <= 'z' ? line[i] - 32 : line[i]);
   if (!strcmp(verb, "EHLO")) {
     size_t n = (size_t)snprintf(out, cap, "250%smx.test\r\n",
@@ -672,6 +677,8 @@ static void srv_default(h *x, const char *ext, const char *line, char *out,
     }
   } else if (!strcmp(verb, "HELO")) {
     snprintf(out, cap, "250 mx.test\r\n");
+  } else if (!strcmp(verb, "STARTTLS")) {
+    snprintf(out, cap, "220 2.0.0 Ready to start TLS\r\n");
   } else if (!strcmp(verb, "DATA")) {
     snprintf(out, cap, "354 go ahead\r\n");
   } else if (!strcmp(verb, "QUIT")) {

@@ -230,7 +230,8 @@ typedef int (*h_hook)(h *x, const char *line, char *reply, size_t cap,
    step each), until the client has nothing more to say or the
    conversation ended: the greeting first (220 mx.test ESMTP) if not sent,
    EHLO with `ext` (extension lines, each CRLF-ended), 250 to MAIL, RCPT,
-   RSET, NOOP, 354 to DATA, "250 2.0.0 Ok: queued as N" to the end of data
+   RSET, NOOP, 220 to STARTTLS (then the client's h_tls_up() and another
+   h_serve()), 354 to DATA, "250 2.0.0 Ok: queued as N" to the end of data
    or BDAT LAST, 250 to other BDAT chunks, 235 to AUTH, 221 to QUIT. The
    commands and bodies go to x->srv_tr. */
 void h_serve(h *x, const char *ext, h_hook hook, void *arg);

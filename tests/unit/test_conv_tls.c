@@ -192,7 +192,9 @@ static void sc_plaintext(h *x, void *arg) {
                   ? "250-mx.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n"
                   : "250-mx.test\r\n250 PIPELINING\r\n");
   h_expect(x, EHLO_CMD ENV1);
-  h_server(x, OK OK GO QUEUED);
+  h_server(x, OK OK GO);
+  h_expect(x, MSG_WIRE);
+  h_server(x, QUEUED);
   H_CHECK(x, x->res[0].status == SMTPUV_SEND_SENT);
   H_CHECK(x, x->tls_asks == 0);
 }
@@ -219,7 +221,9 @@ static void sc_implicit(h *x, void *arg) {
   /* STARTTLS offered over TLS: not used again */
   h_server(x, "250-mx.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n");
   h_expect(x, ENV1);
-  h_server(x, OK OK GO QUEUED);
+  h_server(x, OK OK GO);
+  h_expect(x, MSG_WIRE);
+  h_server(x, QUEUED);
   H_CHECK(x, x->res[0].status == SMTPUV_SEND_SENT);
   assert_string_equal(x->res[0].tls, SUMMARY);
   H_CHECK(x, x->tls_asks == 1);
@@ -279,7 +283,9 @@ static void sc_auth_after_tls(h *x, void *arg) {
   h_expect(x, "AUTH PLAIN AHVzZXIAczNjcjN0\r\n");
   h_server(x, "235 2.7.0 ok\r\n");
   h_expect(x, ENV1);
-  h_server(x, OK OK GO QUEUED);
+  h_server(x, OK OK GO);
+  h_expect(x, MSG_WIRE);
+  h_server(x, QUEUED);
   H_CHECK(x, x->res[0].status == SMTPUV_SEND_SENT);
   h_end(x);
   smtpuv_auth_free(a);
@@ -399,6 +405,7 @@ static void test_probe_tls_required_not_offered(void **state) {
 }
 
 typedef struct probe_case {
+  smtpuv_tls_mode tls;
   const char *greeting; /* NULL: the usual one */
   const char *ehlo;     /* reply to EHLO; NULL: the connection closes */
   int error;
@@ -410,6 +417,7 @@ typedef struct probe_case {
 static void sc_probe_failure(h *x, void *arg) {
   const probe_case *c = arg;
   x->cfg.mode = SMTPUV__CONV_PROBE;
+  x->cfg.tls = c->tls;
   h_start(x);
   h_server(x, c->greeting != NULL ? c->greeting : GREETING);
   if (c->greeting_code == 220) {
@@ -430,7 +438,9 @@ static void sc_probe_failure(h *x, void *arg) {
   if (r.error != c->error || r.phase != c->phase ||
       r.greeting_code != c->greeting_code ||
       strstr(r.message, c->message) == NULL)
-    fail_msg("%s [%s]: %s in %s, greeting %d: %s", x->name, h_mode_name(x),
+    fail_msg("%s [%s] (greeting %s, EHLO %s): %s in %s, greeting %d: %s",
+             x->name, h_mode_name(x), c->greeting ? c->greeting : "220",
+             c->ehlo ? c->ehlo : "closed",
              smtpuv_err_name(r.error), smtpuv_phase_name(r.phase),
              r.greeting_code, r.message);
   if (c->phase == SMTPUV_PHASE_GREETING)
@@ -440,20 +450,61 @@ static void sc_probe_failure(h *x, void *arg) {
 static void test_probe_failures(void **state) {
   (void)state;
   static const probe_case cases[] = {
-      {"554 no service here\r\n", NULL, SMTPUV_EPERMFAIL,
+      {SMTPUV_TLS_NONE, "554 no service here\r\n", NULL, SMTPUV_EPERMFAIL,
        SMTPUV_PHASE_GREETING, 554, "554 no service here"},
       /* 421 is the server closing: ESHUTDOWN, as for a send */
-      {"421 busy, later\r\n", NULL, SMTPUV_ESHUTDOWN, SMTPUV_PHASE_GREETING,
-       421, "421"},
-      {NULL, "550 5.5.1 go away\r\n", SMTPUV_EPERMFAIL, SMTPUV_PHASE_EHLO, 220,
-       "550 5.5.1 go away"},
-      {NULL, NULL, SMTPUV_ECONNLOST, SMTPUV_PHASE_EHLO, 220, "closed"},
-      {NULL, "hello there\r\n", SMTPUV_EPROTO, SMTPUV_PHASE_EHLO, 220, ""},
-      {"220 hi\r\n421 shutting down\r\n", "", SMTPUV_ESHUTDOWN,
-       SMTPUV_PHASE_EHLO, 220, "421 shutting down"},
+      {SMTPUV_TLS_NONE, "421 busy, later\r\n", NULL, SMTPUV_ESHUTDOWN,
+       SMTPUV_PHASE_GREETING, 421, "421"},
+      /* EHLO refused with TLS required: no HELO fallback */
+      {SMTPUV_TLS_REQUIRED, NULL, "550 5.5.1 go away\r\n", SMTPUV_EPERMFAIL,
+       SMTPUV_PHASE_EHLO, 220, "550 5.5.1 go away"},
+      {SMTPUV_TLS_NONE, NULL, NULL, SMTPUV_ECONNLOST, SMTPUV_PHASE_EHLO, 220,
+       "closed"},
+      {SMTPUV_TLS_NONE, NULL, "hello there\r\n", SMTPUV_EPROTO,
+       SMTPUV_PHASE_EHLO, 220, ""},
+      {SMTPUV_TLS_NONE, "220 hi\r\n421 shutting down\r\n", "",
+       SMTPUV_ESHUTDOWN, SMTPUV_PHASE_EHLO, 220, "421 shutting down"},
   };
+
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
     h_run("probe failure", sc_probe_failure, (void *)&cases[i], H_ALL_MODES);
+}
+
+/* The probe is the same conversation: EHLO refused without TLS required
+   falls back to HELO; STARTTLS refused with opportunistic TLS goes on in
+   plaintext. Both end complete. */
+static void sc_probe_fallbacks(h *x, void *arg) {
+  int k = *(int *)arg;
+  x->cfg.mode = SMTPUV__CONV_PROBE;
+  x->cfg.tls = k ? SMTPUV_TLS_OPPORTUNISTIC : SMTPUV_TLS_NONE;
+  h_start(x);
+  h_server(x, GREETING);
+  h_expect(x, EHLO_CMD);
+  if (k == 0) {
+    h_server(x, "502 5.5.2 what?\r\n");
+    h_expect(x, "HELO client.test\r\n");
+    h_server(x, "250 mx.test\r\n");
+  } else {
+    h_server(x, "250-mx.test\r\n250-SIZE 10\r\n250 STARTTLS\r\n");
+    h_expect(x, "STARTTLS\r\n");
+    h_server(x, "502 5.5.2 no\r\n");
+  }
+  h_expect(x, "QUIT\r\n");
+  h_server(x, "221 bye\r\n");
+  smtpuv__conv_probe r;
+  smtpuv__conv_probe_result(x->cv, &r);
+  H_CHECK(x, r.error == 0);
+  H_CHECK(x, r.phase == SMTPUV_PHASE_QUIT);
+  if (k == 1)
+    H_CHECK(x, r.max_size == 10);
+  H_CHECK(x, x->tls_asks == 0);
+}
+
+static void test_probe_fallbacks(void **state) {
+  (void)state;
+  for (int k = 0; k < 2; k++)
+    h_run(k ? "probe, STARTTLS refused" : "probe, HELO", sc_probe_fallbacks,
+          &k, H_ALL_MODES);
 }
 
 static void sc_probe_silent(h *x, void *arg) {
@@ -558,6 +609,7 @@ int main(void) {
       cmocka_unit_test(test_probe_starttls),
       cmocka_unit_test(test_probe_tls_required_not_offered),
       cmocka_unit_test(test_probe_failures),
+      cmocka_unit_test(test_probe_fallbacks),
       cmocka_unit_test(test_probe_silent_greeting),
       cmocka_unit_test(test_probe_auth),
       cmocka_unit_test(test_probe_auth_plaintext),
