@@ -26,9 +26,9 @@
  *   - when TLS is required, nothing but EHLO, STARTTLS (and QUIT) is
  *     handed over before the handshake (implicit TLS: nothing);
  *   - no AUTH line handed in plaintext unless plaintext AUTH is allowed;
- *   - no MAIL handed when an authenticator is set unless a 235 came after
- *     an AUTH was handed (so never after a refused AUTH); none in probe
- *     modes;
+ *   - no MAIL handed when an authenticator is set unless a positive reply
+ *     (235; any 2xx) came after an AUTH was handed (so never after a
+ *     refused AUTH); none in probe modes;
  *   - never SENT without a positive reply to a final "." handed over: a
  *     SENT result has a 2xx reply code, SENT + UNKNOWN results never
  *     outnumber the final dots (or BDAT LAST chunks) handed, SENT never
@@ -94,11 +94,11 @@ static const smtpuv_mem cmem = {NULL, c_malloc, c_free, c_calloc, c_realloc};
 
 static const char *const replies[] = {
     "220 mx.test ESMTP\r\n",
-    "250-mx.test\r\n250-PIPELINING\r\n250-STARTTLS\r\n250-AUTH PLAIN LOGIN "
-    "XOAUTH2\r\n250-CHUNKING\r\n250-BINARYMIME\r\n250-8BITMIME\r\n"
-    "250-SMTPUTF8\r\n250-DSN\r\n250 SIZE 100000\r\n",
-    "250-mx.test\r\n250-PIPELINING\r\n250-AUTH PLAIN LOGIN XOAUTH2\r\n"
-    "250 8BITMIME\r\n",
+    ("250-mx.test\r\n250-PIPELINING\r\n250-STARTTLS\r\n250-AUTH PLAIN LOGIN "
+     "XOAUTH2\r\n250-CHUNKING\r\n250-BINARYMIME\r\n250-8BITMIME\r\n"
+     "250-SMTPUTF8\r\n250-DSN\r\n250 SIZE 100000\r\n"),
+    ("250-mx.test\r\n250-PIPELINING\r\n250-AUTH PLAIN LOGIN XOAUTH2\r\n"
+     "250 8BITMIME\r\n"),
     "250-mx.test\r\n250 STARTTLS\r\n",
     "250 mx.test\r\n",
     "250 2.0.0 Ok\r\n",
@@ -285,6 +285,8 @@ static void out_bytes(fz *f, const char *p, size_t n) {
     char c = p[i];
     if (f->linelen < sizeof f->line - 1)
       f->line[f->linelen++] = c;
+    if (f->linelen == 5 && f->om != 2 && !memcmp(f->line, "AUTH ", 5))
+      f->auth_handed = 1; /* a reply may come once part of it was handed */
     if (c != '\n')
       continue;
     f->line[f->linelen] = '\0';
@@ -340,8 +342,9 @@ static void in_bytes(fz *f, const char *p, size_t n) {
     if (f->rllen < 3) {
       f->rl[f->rllen++] = c;
       if (f->rllen == 3) {
-        if (!memcmp(f->rl, "235", 3) &&
-            (f->auth_handed || pending(f, "AUTH ")))
+        /* a positive completion after AUTH (RFC 4954 defines 235; the
+           authenticator takes any 2xx as success, never a 4xx/5xx) */
+        if (f->rl[0] == '2' && (f->auth_handed || pending(f, "AUTH ")))
           f->auth_ok = 1;
         if (f->rl[0] == '2' && (f->dots > 0 || pending(f, NULL)))
           f->pos_after_dot++;
@@ -510,6 +513,15 @@ static void token_cb(smtpuv_auth *auth, int rejected, void *data) {
 
 static void on_wake(void *data) { (void)data; }
 
+/* FUZZ_CONV_TRACE=1: print the conversation (to debug a crash). */
+static void on_trace(void *data, smtpuv_trace_kind kind, const char *b,
+                     size_t n) {
+  (void)data;
+  static const char *const tags[] = {"C", "B", "S", "*"};
+  fprintf(stderr, "%s: %.*s%s", tags[kind], (int)n, b,
+          kind == SMTPUV_TRACE_INFO ? "\n" : "");
+}
+
 static void add_message(fz *f, unsigned k) {
   if (f->nmsgs >= MAX_MSGS)
     return;
@@ -599,6 +611,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   f->cfg.timeouts[SMTPUV_TIMEOUT_IDLE] = (b2 & 16) ? 0 : 3000;
   f->cfg.wake = on_wake;
   f->cfg.wake_data = f;
+  if (getenv("FUZZ_CONV_TRACE") != NULL)
+    f->cfg.trace = on_trace;
   switch ((b1 >> 4) & 3) {
   case 1:
     smtpuv_auth_plain_new(&cmem, NULL, "user", "s3cr3t", &f->auth);

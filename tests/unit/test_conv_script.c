@@ -1285,6 +1285,32 @@ static void test_unexpected_reply(void **state) {
   h_run("unexpected reply", sc_unexpected_reply, NULL, H_ALL_MODES);
 }
 
+/* Without pipelining the RCPT is issued from inside the MAIL reply; when
+   the same read also held a reply nobody asked for, the core refuses the
+   RCPT (its error is sticky): the message must still come out exactly
+   once (found by fuzz_conv: it was finished twice, a cycle in the list of
+   finished messages). */
+static void sc_junk_behind_mail_reply(h *x, void *arg) {
+  (void)arg;
+  h_start(x);
+  submit1(x);
+  greet(x, "250-mx.test\r\n250 8BITMIME\r\n");
+  h_expect(x, "MAIL FROM:<a@example.com>\r\n");
+  h_server(x, OK OK GO);
+  H_CHECK(x, R(x, 0)->popped == 1);
+  H_CHECK(x, R(x, 0)->status == SMTPUV_SEND_FAILED);
+  H_CHECK(x, R(x, 0)->error == SMTPUV_EPROTO);
+  H_CHECK(x, h_end_kind(x) == SMTPUV__CONV_ABORT);
+  H_CHECK(x, x->end_err == SMTPUV_EPROTO);
+  h_expect_none(x);
+}
+
+static void test_junk_behind_mail_reply(void **state) {
+  (void)state;
+  h_run("junk behind the MAIL reply", sc_junk_behind_mail_reply, NULL,
+        H_WHOLE_ONLY);
+}
+
 /* ---- SIZE= and BODY= ---------------------------------------------------------------- */
 
 static long size_param(const char *tr, int nth) {
@@ -1589,6 +1615,7 @@ int main(void) {
       cmocka_unit_test(test_result_order),
       cmocka_unit_test(test_reply_before_junk),
       cmocka_unit_test(test_unexpected_reply),
+      cmocka_unit_test(test_junk_behind_mail_reply),
       cmocka_unit_test(test_size_counts_crlf),
       cmocka_unit_test(test_binarymime_only_when_offered),
       cmocka_unit_test(test_large_bodies),
