@@ -120,10 +120,28 @@ static void sc_plaintext_during_handshake(h *x, void *arg) {
   H_CHECK(x, x->res[0].by_failure);
 }
 
+/* The same before an implicit-TLS handshake: bytes that did not come
+   through TLS are not a greeting (found by fuzz_conv: the greeting was
+   taken and EHLO written before the handshake). */
+static void sc_plaintext_before_implicit(h *x, void *arg) {
+  (void)arg;
+  x->cfg.tls = SMTPUV_TLS_IMPLICIT;
+  h_start(x);
+  submit1(x);
+  H_CHECK(x, x->tls_wanted);
+  h_server(x, GREETING);
+  H_CHECK(x, h_end_kind(x) == SMTPUV__CONV_ABORT);
+  H_CHECK(x, x->alllen == 0);
+  H_CHECK(x, x->failed && x->fail_phase == SMTPUV_PHASE_TLS);
+  H_CHECK(x, x->res[0].by_failure);
+}
+
 static void test_plaintext_during_handshake(void **state) {
   (void)state;
   h_run("plaintext during the handshake", sc_plaintext_during_handshake, NULL,
         H_ALL_MODES);
+  h_run("plaintext before the implicit handshake", sc_plaintext_before_implicit,
+        NULL, H_ALL_MODES);
 }
 
 static void sc_required_not_offered(h *x, void *arg) {
