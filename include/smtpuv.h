@@ -63,6 +63,8 @@ extern "C" {
   XX(EBODY, -13, "the message body source failed")                             \
   XX(EHEADER, -14, "message headers are malformed or ambiguous")              \
   XX(ELIMIT, -15, "a built-in limit was exceeded")                             \
+  XX(EBINARY, -16,                                                             \
+     "NUL bytes or lines over 998 octets need BINARYMIME and CHUNKING")        \
   XX(EPROTO, -100, "the server violated the SMTP protocol")                    \
   XX(EINJECT, -101,                                                            \
      "the server sent data after STARTTLS's 220 (response injection)")         \

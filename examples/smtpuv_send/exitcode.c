@@ -43,6 +43,7 @@ int cli_exit_for_error(int err, smtpuv_phase phase, int reply_code) {
   case SMTPUV_EADDRESS:
   case SMTPUV_EHEADER:
   case SMTPUV_ELIMIT:
+  case SMTPUV_EBINARY:
     return CLI_EX_DATAERR;
   case SMTPUV_ENOEXT:
   case SMTPUV_E8BIT:

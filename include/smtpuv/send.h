@@ -92,13 +92,27 @@ typedef struct smtpuv_envelope {
   /** NULL, or one RCPT parameter set (DSN) per recipient. */
   const smtpuv_rcpt_params *rcpt_params;
   /** NULL, or MAIL parameters. When `body` is SMTPUV_BODY_UNSPECIFIED the
-      client chooses: a buffer body is scanned once and declared
-      BODY=8BITMIME when it has 8-bit bytes (BODY=BINARYMIME when it holds
-      NUL or lines over 998 octets and the server offers BINARYMIME and
-      CHUNKING); a streamed body is declared BODY=8BITMIME whenever the
-      server offers it. `size` 0 is filled in from the body when the server
-      offers SIZE: a buffer's size as it goes out (bare LFs counted as CRLF,
-      see smtpuv_body_wire_size()), a stream's `size`. */
+      client chooses, and the rules hold for every body:
+        - content with NUL bytes or lines over 998 octets ("binary") goes
+          only as BODY=BINARYMIME, which needs BINARYMIME and CHUNKING from
+          the server (and chunking on); otherwise the message fails with
+          SMTPUV_EBINARY;
+        - content with 8-bit bytes goes only as BODY=8BITMIME (or
+          BINARYMIME), which needs 8BITMIME; otherwise SMTPUV_E8BIT.
+      A buffer body is scanned whole before MAIL: a message that breaks a
+      rule fails in phase MAIL and nothing of it is written. A streamed
+      body is judged before MAIL by the SMTPUV_BODY_8BIT flag and by its
+      first chunk (what the source has ready, up to 64 KiB): BODY=8BITMIME
+      is declared when the flag is set or 8-bit bytes were seen,
+      BODY=BINARYMIME when binary content was seen; the rest is checked as
+      it flows, and a chunk that breaks the rule declared ends the
+      transaction before its final "." (BDAT: no LAST, then RSET; DATA: the
+      connection is dropped, as DATA cannot be abandoned) with
+      SMTPUV_EBINARY or SMTPUV_E8BIT in phase DATA: never a silently
+      illegal message. An explicit `body` is kept (binary content then
+      needs BINARYMIME). `size` 0 is filled in from the body when the
+      server offers SIZE: a buffer's size as it goes out (bare LFs counted
+      as CRLF, see smtpuv_body_wire_size()), a stream's `size`. */
   const smtpuv_mail_params *mail_params;
 } smtpuv_envelope;
 
@@ -138,12 +152,19 @@ typedef struct smtpuv_body {
   void *user;                  /**< passed to read/rewind */
   uint64_t size;               /**< streaming: total size if known (SIZE=),
                                     0 when unknown */
+  unsigned flags;              /**< SMTPUV_BODY_* flags below, 0 by default */
 } smtpuv_body;
+
+/** Body flag: the content may hold 8-bit bytes anywhere. A streamed body
+    is then declared BODY=8BITMIME whenever the server offers 8BITMIME
+    (not only when its first chunk shows 8-bit bytes). Ignored for
+    buffers, which are scanned. */
+#define SMTPUV_BODY_8BIT 1u
 
 /** A body from a caller buffer kept valid until the send callback. */
 static inline void smtpuv_body_init_buffer(smtpuv_body *b, const void *data,
                                            size_t len) {
-  smtpuv_body z = {sizeof(smtpuv_body), data, len, NULL, NULL, NULL, 0};
+  smtpuv_body z = {sizeof(smtpuv_body), data, len, NULL, NULL, NULL, 0, 0};
   *b = z;
 }
 
@@ -152,7 +173,8 @@ static inline void smtpuv_body_init_stream(smtpuv_body *b,
                                            smtpuv_body_read_cb read,
                                            smtpuv_body_rewind_cb rewind,
                                            void *user, uint64_t size) {
-  smtpuv_body z = {sizeof(smtpuv_body), NULL, 0, read, rewind, user, size};
+  smtpuv_body z = {sizeof(smtpuv_body), NULL, 0, read, rewind, user, size,
+                   0};
   *b = z;
 }
 

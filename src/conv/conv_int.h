@@ -184,6 +184,12 @@ void smtpuv__txn_check_done(smtpuv__conv *cv, smtpuv__msg *m);
 
 /* Hand the last message's body to the core up to the high-water mark. */
 void smtpuv__pump(smtpuv__conv *cv);
+/* Before MAIL: read a streamed body's first chunk (what the source has
+   ready) into the pump buffer and say whether it holds binary content
+   (NUL, a line over 998 octets) or 8-bit bytes. 0, SMTPUV_ENOMEM or
+   SMTPUV_EBODY (the source failed). */
+int smtpuv__pump_prefetch(smtpuv__conv *cv, smtpuv__msg *m, int *binary,
+                          int *eight);
 /* 1 while the last message is in its body phase. */
 int smtpuv__pump_in_body(const smtpuv__conv *cv);
 /* The body of `m` failed (its source, the core): DATA cannot be abandoned,

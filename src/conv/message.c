@@ -175,6 +175,8 @@ void smtpuv__msg_reset(smtpuv__msg *m) {
   m->rset_after = 0;
   m->body_off = 0;
   m->body_eof = 0;
+  m->body_type = SMTPUV_BODY_UNSPECIFIED;
+  m->body_line = 0;
   m->dot_mark = 0;
   m->naccepted = 0;
   m->decided = 0;

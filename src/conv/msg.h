@@ -78,6 +78,9 @@ struct smtpuv__msg {
   int bdat_abort;     /* stop sending chunks, RSET when replies are in */
   int reused;         /* issued on a connection that carried a message */
   int rset_after;     /* an RSET was pipelined behind it */
+  int body_type;      /* smtpuv_body_type declared in MAIL */
+  uint32_t body_line; /* stream: length of the line still open, for the
+                         998-octet check */
   uint64_t body_off;  /* buffer: bytes handed to the core */
   int body_eof;       /* stream: the source reported its end */
   uint64_t dot_mark;  /* connection output offset just after the "." */

@@ -3,6 +3,7 @@
  * reaches the high-water mark; the transport's writes bring it on again.
  */
 #include "conv/conv_int.h"
+#include "protocol/encoder.h"
 
 #define MEM(cv) (&(cv)->mem)
 
@@ -63,6 +64,39 @@ static int stream_fill(smtpuv__conv *cv, smtpuv__msg *m) {
   return 1;
 }
 
+int smtpuv__pump_prefetch(smtpuv__conv *cv, smtpuv__msg *m, int *binary,
+                          int *eight) {
+  *binary = *eight = 0;
+  if (cv->pump_buf == NULL) {
+    cv->pump_buf = smtpuv__malloc(&cv->mem, SMTPUV__CONV_PUMP_BUF);
+    if (cv->pump_buf == NULL)
+      return SMTPUV_ENOMEM;
+  }
+  cv->pump_len = 0;
+  for (int guard = 0; cv->pump_len < SMTPUV__CONV_PUMP_BUF && !m->body_eof &&
+                      guard < 64;
+       guard++) {
+    long n = m->body.read(m->body.user, cv->pump_buf + cv->pump_len,
+                          SMTPUV__CONV_PUMP_BUF - cv->pump_len);
+    if (n > 0) {
+      if ((size_t)n > SMTPUV__CONV_PUMP_BUF - cv->pump_len)
+        n = (long)(SMTPUV__CONV_PUMP_BUF - cv->pump_len);
+      cv->pump_len += (size_t)n;
+    } else if (n == 0) {
+      m->body_eof = 1;
+    } else if (n == SMTPUV_EAGAIN) {
+      break; /* judged by what came; the rest is checked as it flows */
+    } else {
+      cv->pump_len = 0;
+      return SMTPUV_EBODY;
+    }
+  }
+  uint32_t line = 0;
+  *binary = smtpuv__binary_chunk(cv->pump_buf, cv->pump_len, &line);
+  *eight = !*binary && smtpuv_is_8bit(cv->pump_buf, cv->pump_len);
+  return 0;
+}
+
 void smtpuv__pump(smtpuv__conv *cv) {
   smtpuv__msg *m = cv->inflight_tail;
   if (m == NULL || m->stage != SMTPUV__M_BODY || m->bdat_abort ||
@@ -87,6 +121,16 @@ void smtpuv__pump(smtpuv__conv *cv) {
       n = cv->pump_len;
       eof = m->body_eof;
     }
+    if (m->body.read != NULL && m->body_type != SMTPUV_BODY_BINARYMIME &&
+        smtpuv__binary_chunk(ptr, n, &m->body_line)) {
+      /* before the final dot: the server discards the transaction */
+      cv->pump_len = 0;
+      smtpuv__pump_fail(cv, m, SMTPUV_EBINARY,
+                        "the message holds NUL bytes or lines over 998 "
+                        "octets and was not declared BODY=BINARYMIME: not "
+                        "sent");
+      return;
+    }
     size_t before = smtpuv_proto_pending_output(cv->proto);
     int rc;
     if (m->bdat) {
@@ -104,8 +148,9 @@ void smtpuv__pump(smtpuv__conv *cv) {
       if (rc != 0) {
         smtpuv__pump_fail(cv, m, rc,
                   rc == SMTPUV_E8BIT
-                      ? "the message has 8-bit content and the server does "
-                        "not offer 8BITMIME"
+                      ? "the message has 8-bit content and was not declared "
+                        "BODY=8BITMIME (set the envelope's mail_params): "
+                        "not sent"
                       : smtpuv_strerror(rc));
         return;
       }

@@ -158,6 +158,7 @@ static void local_fail(smtpuv__conv *cv, smtpuv__msg *m, int err,
   va_end(ap);
   smtpuv__msg_decide(MEM(cv), m, SMTPUV_SEND_FAILED, err, phase, NULL, "%s",
                      text);
+  cv->pump_len = 0; /* what a stream's source gave before MAIL */
   complete(cv, m);
 }
 
@@ -239,24 +240,51 @@ static void start_message(smtpuv__conv *cv, smtpuv__msg *m) {
   smtpuv_mail_params mp = m->mail_params;
   int chunking = cv->cfg.chunking && (ext & SMTPUV_EXT_CHUNKING);
   const smtpuv_body *b = &m->body;
-  if (mp.body == SMTPUV_BODY_UNSPECIFIED) {
-    if (b->read == NULL) {
-      int binary = chunking && (ext & SMTPUV_EXT_BINARYMIME) &&
-                   body_scan(m, SMTPUV__SCAN_BINARY);
-      if (binary)
-        mp.body = SMTPUV_BODY_BINARYMIME;
-      else if (body_scan(m, SMTPUV__SCAN_8BIT)) {
-        if (!(ext & SMTPUV_EXT_8BITMIME)) {
-          local_fail(cv, m, SMTPUV_E8BIT, SMTPUV_PHASE_MAIL,
-                     "the message has 8-bit content and the server does not "
-                     "offer 8BITMIME");
-          return;
-        }
-        mp.body = SMTPUV_BODY_8BITMIME;
-      }
-    } else if (ext & SMTPUV_EXT_8BITMIME) {
-      mp.body = SMTPUV_BODY_8BITMIME;
+  int binary_ok = chunking && (ext & SMTPUV_EXT_BINARYMIME);
+  int binary = 0, eight = 0;
+  if (b->read == NULL) {
+    /* a buffer is judged whole, before anything is written */
+    if (mp.body != SMTPUV_BODY_BINARYMIME)
+      binary = body_scan(m, SMTPUV__SCAN_BINARY);
+    if (mp.body == SMTPUV_BODY_UNSPECIFIED && !binary)
+      eight = body_scan(m, SMTPUV__SCAN_8BIT);
+  } else {
+    /* a stream by what it shows before MAIL (its first chunk, when the
+       source has one ready); the rest is checked as it flows */
+    int rc = smtpuv__pump_prefetch(cv, m, &binary, &eight);
+    if (rc != 0) {
+      local_fail(cv, m, rc, SMTPUV_PHASE_MAIL, "%s",
+                 rc == SMTPUV_ENOMEM ? "out of memory"
+                                     : "the message body source failed");
+      return;
     }
+    if (mp.body == SMTPUV_BODY_BINARYMIME)
+      binary = 0;
+    if (b->flags & SMTPUV_BODY_8BIT)
+      eight = eight || (ext & SMTPUV_EXT_8BITMIME);
+  }
+  if (binary) {
+    if (!binary_ok || mp.body != SMTPUV_BODY_UNSPECIFIED) {
+      local_fail(cv, m, SMTPUV_EBINARY, SMTPUV_PHASE_MAIL,
+                 "the message holds NUL bytes or lines over 998 octets%s",
+                 mp.body != SMTPUV_BODY_UNSPECIFIED
+                     ? " and its envelope declares another BODY type"
+                 : cv->cfg.chunking
+                     ? " and the server does not offer BINARYMIME with "
+                       "CHUNKING"
+                     : " and needs BINARYMIME with CHUNKING, which is "
+                       "switched off");
+      return;
+    }
+    mp.body = SMTPUV_BODY_BINARYMIME;
+  } else if (eight && mp.body == SMTPUV_BODY_UNSPECIFIED) {
+    if (!(ext & SMTPUV_EXT_8BITMIME)) {
+      local_fail(cv, m, SMTPUV_E8BIT, SMTPUV_PHASE_MAIL,
+                 "the message has 8-bit content and the server does not "
+                 "offer 8BITMIME");
+      return;
+    }
+    mp.body = SMTPUV_BODY_8BITMIME;
   }
   if (mp.size == 0 && (ext & SMTPUV_EXT_SIZE)) {
     /* what the server counts: CRLF line endings (a buffer's bare LFs
@@ -275,6 +303,7 @@ static void start_message(smtpuv__conv *cv, smtpuv__msg *m) {
     return;
   }
   m->bdat = chunking;
+  m->body_type = mp.body;
   for (size_t i = 0; i < m->nrcpts; i++) {
     if (!is_ascii(m->rcpts[i].address)) {
       if (!(ext & SMTPUV_EXT_SMTPUTF8)) {

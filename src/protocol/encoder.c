@@ -398,6 +398,27 @@ int smtpuv_is_8bit(const void *buf, size_t len) {
   return 0;
 }
 
+int smtpuv__binary_chunk(const void *buf, size_t len, uint32_t *line) {
+  const unsigned char *p = buf;
+  const unsigned char *end = p + len;
+  if (len == 0)
+    return 0;
+  if (memchr(p, 0, len) != NULL)
+    return 1;
+  size_t open = *line;
+  for (;;) {
+    const unsigned char *q = find_eol(p, end);
+    if (open + (size_t)(q - p) > 998)
+      return 1;
+    if (q == end) {
+      *line = (uint32_t)(open + (size_t)(q - p));
+      return 0;
+    }
+    open = 0;
+    p = q + 1;
+  }
+}
+
 int smtpuv_needs_binarymime(const void *buf, size_t len) {
   const unsigned char *p = buf;
   const unsigned char *end;

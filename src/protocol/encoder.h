@@ -13,6 +13,7 @@
 #define SMTPUV_SRC_ENCODER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct smtpuv_encoder {
   unsigned char dot_stuff;     /* DATA mode */
@@ -45,5 +46,12 @@ size_t smtpuv__encoder_measure(const smtpuv_encoder *e, const char *in,
    body gets none), then ".\r\n" in DATA mode. Writes at most
    SMTPUV_ENCODE_FINISH_BOUND bytes; returns the number written. */
 size_t smtpuv__encoder_finish(smtpuv_encoder *e, char *out);
+
+/* smtpuv_needs_binarymime() chunk by chunk: 1 when this chunk holds a NUL
+   byte or completes a line of more than 998 octets (CR and LF both end a
+   line, as on the wire). `*line` carries the length of the line still open
+   at the end of the previous chunk (0 before the first) and is updated
+   when 0 is returned. */
+int smtpuv__binary_chunk(const void *buf, size_t len, uint32_t *line);
 
 #endif

@@ -110,16 +110,16 @@ static char *awkward(size_t *len, char **expect, size_t *elen) {
       ".\r\n..two\r\n.leading dot\r\n8bit \xc3\xa9\xc3\xa0\r\n"
       "bare LF\r\nbare CR\r\ntrailing space \r\n   \r\n";
   size_t hl = sizeof head - 1, nl = sizeof head_norm - 1;
-  char *b = malloc(hl + 1500 + 20);
-  char *e = malloc(nl + 1500 + 20);
+  char *b = malloc(hl + 998 + 20);
+  char *e = malloc(nl + 998 + 20);
   memcpy(b, head, hl);
   memcpy(e, head_norm, nl);
-  for (int i = 0; i < 1500; i++)
+  for (int i = 0; i < 998; i++) /* the longest line allowed (RFC 5322) */
     b[hl + i] = e[nl + i] = (char)('a' + i % 26);
-  memcpy(b + hl + 1500, "\r\nlast line", 11); /* no final CRLF */
-  memcpy(e + nl + 1500, "\r\nlast line\r\n", 13);
-  *len = hl + 1500 + 11;
-  *elen = nl + 1500 + 13;
+  memcpy(b + hl + 998, "\r\nlast line", 11); /* no final CRLF */
+  memcpy(e + nl + 998, "\r\nlast line\r\n", 13);
+  *len = hl + 998 + 11;
+  *elen = nl + 998 + 13;
   *expect = e;
   return b;
 }

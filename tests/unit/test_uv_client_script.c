@@ -662,8 +662,22 @@ static long failing_read(void *user, void *buf, size_t cap) {
   return -5;
 }
 
+/* 100 KiB of text, then a failure: the first 64 KiB come before MAIL (the
+   body's first chunk is looked at before MAIL), the failure after 354. */
+static long late_failing_read(void *user, void *buf, size_t cap) {
+  size_t *left = user;
+  if (*left == 0)
+    return -5;
+  size_t n = cap < *left ? cap : *left;
+  for (size_t i = 0; i < n; i++)
+    ((char *)buf)[i] = (i % 64) == 63 ? '\n' : 'x';
+  *left -= n;
+  return (long)n;
+}
+
 static void test_stream_error(void **state) {
   (void)state;
+  /* the source fails at once: refused before MAIL, the connection goes on */
   fixture f;
   setup_fixture(&f, "PIPELINING\r\n");
   make_client(&f);
@@ -675,9 +689,25 @@ static void test_stream_error(void **state) {
   run_until(&f, 2);
   assert_int_equal(f.out[0].r->status, SMTPUV_SEND_FAILED);
   assert_int_equal(f.out[0].r->error, SMTPUV_EBODY);
+  assert_int_equal(f.out[0].r->phase, SMTPUV_PHASE_MAIL);
+  assert_int_equal(f.out[1].r->status, SMTPUV_SEND_SENT);
+  assert_int_equal(f.srv.connections, 1);
+  assert_int_equal(ss_count(&f.srv, "C: MAIL"), 1);
+  finish(&f);
+
+  /* the source fails after 354: DATA cannot be abandoned, so the
+     connection was dropped before the final dot and the next message went
+     on a new one */
+  size_t left = 100 * 1024;
+  setup_fixture(&f, "PIPELINING\r\n");
+  make_client(&f);
+  smtpuv_body_init_stream(&b, late_failing_read, NULL, &left, 0);
+  assert_int_equal(smtpuv_client_send(f.c, &e, &b, on_sent, (void *)0), 0);
+  send_msg(&f, 1, one, 1);
+  run_until(&f, 2);
+  assert_int_equal(f.out[0].r->status, SMTPUV_SEND_FAILED);
+  assert_int_equal(f.out[0].r->error, SMTPUV_EBODY);
   assert_int_equal(f.out[0].r->phase, SMTPUV_PHASE_DATA);
-  /* DATA cannot be abandoned: the connection was dropped, the next message
-     went on a new one */
   assert_int_equal(f.out[1].r->status, SMTPUV_SEND_SENT);
   assert_int_equal(f.srv.connections, 2);
   finish(&f);
@@ -965,22 +995,24 @@ static void test_size_counts_crlf(void **state) {
 
 /* BODY=BINARYMIME only when the server offers both CHUNKING and BINARYMIME
    and chunking is on; otherwise a body with a NUL goes as it did. */
+/* Binary content (NUL, a line over 998 octets) goes only as BINARYMIME with
+   CHUNKING; otherwise it is refused before MAIL, nothing written. */
 static void test_binarymime_only_when_offered(void **state) {
   (void)state;
   static const char bin[] = "Subject: b\r\n\r\nbin\0ary\r\n";
   static const struct {
     const char *ehlo;
     int chunking;
-    const char *mail;
+    const char *mail; /* NULL: refused */
     const char *via;
   } cases[] = {
       {"PIPELINING\r\nCHUNKING\r\nBINARYMIME\r\n8BITMIME\r\nSIZE 999\r\n", 1,
        "C: MAIL FROM:<a@example.com> SIZE=23 BODY=BINARYMIME\n",
        "C: BDAT 23 LAST"},
-      {"PIPELINING\r\nCHUNKING\r\n8BITMIME\r\nSIZE 999\r\n", 1,
-       "C: MAIL FROM:<a@example.com> SIZE=23\n", "C: BDAT 23 LAST"},
+      {"PIPELINING\r\nCHUNKING\r\n8BITMIME\r\nSIZE 999\r\n", 1, NULL,
+       "does not offer BINARYMIME"},
       {"PIPELINING\r\nCHUNKING\r\nBINARYMIME\r\n8BITMIME\r\nSIZE 999\r\n", 0,
-       "C: MAIL FROM:<a@example.com> SIZE=23\n", "C: DATA"},
+       NULL, "switched off"},
   };
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
     fixture f;
@@ -989,6 +1021,15 @@ static void test_binarymime_only_when_offered(void **state) {
     make_client(&f);
     send_body(&f, 0, bin, sizeof bin - 1);
     run_until(&f, 1);
+    if (cases[k].mail == NULL) {
+      assert_int_equal(f.out[0].r->status, SMTPUV_SEND_FAILED);
+      assert_int_equal(f.out[0].r->error, SMTPUV_EBINARY);
+      assert_int_equal(f.out[0].r->phase, SMTPUV_PHASE_MAIL);
+      assert_non_null(strstr(f.out[0].r->message, cases[k].via));
+      assert_int_equal(ss_count(&f.srv, "C: MAIL"), 0);
+      finish(&f);
+      continue;
+    }
     assert_int_equal(f.out[0].r->status, SMTPUV_SEND_SENT);
     if (strstr(f.srv.transcript, cases[k].mail) == NULL)
       fail_msg("case %zu: no \"%s\" in\n%s", k, cases[k].mail,
