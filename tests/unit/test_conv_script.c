@@ -782,6 +782,34 @@ static void test_close_waits_for_final_reply(void **state) {
         H_ALL_MODES);
 }
 
+/* Closed after a refusal without PIPELINING: the RSET reply is waited
+   for, then QUIT (RFC 5321 4.1.1.10), not a dropped connection. */
+static void sc_close_after_refusal(h *x, void *arg) {
+  (void)arg;
+  h_start(x);
+  const char *bad[] = {"bad@example.com"};
+  h_submit(x, "a@example.com", bad, 1, msg, sizeof msg - 1);
+  greet(x, "250-mx.test\r\n250 8BITMIME\r\n");
+  h_expect(x, "MAIL FROM:<a@example.com>\r\n");
+  h_server(x, OK);
+  h_expect(x, "RCPT TO:<bad@example.com>\r\n");
+  h_server(x, "550 5.1.1 no such user\r\n");
+  H_CHECK(x, R(x, 0)->popped == 1 && R(x, 0)->error == SMTPUV_ENORCPT);
+  h_expect(x, "RSET\r\n");
+  h_close(x);
+  h_expect_none(x); /* lock-step: the RSET reply first */
+  H_CHECK(x, h_end_kind(x) == SMTPUV__CONV_RUN);
+  h_server(x, OK);
+  h_expect(x, "QUIT\r\n");
+  h_server(x, "221 bye\r\n");
+  H_CHECK(x, h_end_kind(x) == SMTPUV__CONV_FINISH);
+}
+
+static void test_close_after_refusal(void **state) {
+  (void)state;
+  h_run("close after a refusal", sc_close_after_refusal, NULL, H_ALL_MODES);
+}
+
 static void sc_close_idle(h *x, void *arg) {
   (void)arg;
   h_start(x);
@@ -919,8 +947,10 @@ static void test_stream_waits(void **state) {
   h_run("stream waits", sc_stream_waits, NULL, H_ALL_MODES);
 }
 
-static void sc_stream_error(h *x, void *arg) {
-  (void)arg;
+/* A source that fails at once is refused before MAIL (the first chunk is
+   read before MAIL): nothing written, the connection goes on. */
+static void sc_stream_error_early(h *x, void *arg) {
+  int bdat = *(int *)arg;
   h_start(x);
   h_stream s;
   memset(&s, 0, sizeof s);
@@ -933,67 +963,83 @@ static void sc_stream_error(h *x, void *arg) {
   smtpuv_body_init_stream(&b, h_stream_read, NULL, &s, 0);
   h_submit_env(x, &e, &b);
   submit1(x);
-  greet(x, "250-mx.test\r\n250 PIPELINING\r\n");
-  h_expect(x, ENV1);
-  h_server(x, OK OK GO);
+  greet(x, bdat ? "250-mx.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n"
+                : "250-mx.test\r\n250 PIPELINING\r\n");
+  H_CHECK(x, R(x, 0)->popped == 1);
+  H_CHECK(x, R(x, 0)->status == SMTPUV_SEND_FAILED);
+  H_CHECK(x, R(x, 0)->error == SMTPUV_EBODY);
+  H_CHECK(x, R(x, 0)->phase == SMTPUV_PHASE_MAIL);
+  if (bdat) {
+    h_expect(x, "MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
+                "BDAT 27 LAST\r\n" "Subject: t\r\n\r\nhello\r\n.dot\r\n");
+    h_server(x, OK OK QUEUED);
+  } else {
+    h_expect(x, ENV1);
+    h_server(x, OK OK GO);
+    h_expect(x, MSG_WIRE);
+    h_server(x, QUEUED);
+  }
+  expect_sent(x, 1);
+  H_CHECK(x, h_end_kind(x) == SMTPUV__CONV_RUN);
+}
+
+/* 100 KiB of text, then a failure: after 354 (DATA) or between chunks
+   (BDAT). */
+static long late_failing_read(void *user, void *buf, size_t cap) {
+  size_t *left = user;
+  if (*left == 0)
+    return -5;
+  size_t n = cap < *left ? cap : *left;
+  for (size_t i = 0; i < n; i++)
+    ((char *)buf)[i] = (i % 64) == 63 ? '\n' : 'x';
+  *left -= n;
+  return (long)n;
+}
+
+static void sc_stream_error_late(h *x, void *arg) {
+  int bdat = *(int *)arg;
+  h_start(x);
+  size_t left = 100 * 1024;
+  smtpuv_envelope e = SMTPUV_ENVELOPE_INIT;
+  e.sender = "a@example.com";
+  e.recipients = one;
+  e.nrecipients = 1;
+  smtpuv_body b;
+  smtpuv_body_init_stream(&b, late_failing_read, NULL, &left, 0);
+  h_submit_env(x, &e, &b);
+  submit1(x);
+  h_serve(x, bdat ? "PIPELINING\r\nCHUNKING\r\n" : "PIPELINING\r\n", NULL,
+          NULL);
   H_CHECK(x, R(x, 0)->popped == 1);
   H_CHECK(x, R(x, 0)->status == SMTPUV_SEND_FAILED);
   H_CHECK(x, R(x, 0)->error == SMTPUV_EBODY);
   H_CHECK(x, R(x, 0)->phase == SMTPUV_PHASE_DATA);
-  /* DATA cannot be abandoned after 354: the connection is dropped, the
-     next message waits for a new one */
-  h_expect_none(x);
-  H_CHECK(x, h_end_kind(x) == SMTPUV__CONV_ABORT);
-  H_CHECK(x, !x->failed);
-  H_CHECK(x, x->queued[1]);
-  h_reconnect(x);
-  greet(x, "250-mx.test\r\n250 PIPELINING\r\n");
-  h_expect(x, ENV1);
-  h_server(x, OK OK GO);
-  h_expect(x, MSG_WIRE);
-  h_server(x, QUEUED);
+  if (!bdat) {
+    /* DATA cannot be abandoned after 354: the connection is dropped before
+       the final dot, the next message waits for a new one */
+    H_CHECK(x, h_end_kind(x) == SMTPUV__CONV_ABORT);
+    H_CHECK(x, !x->failed);
+    H_CHECK(x, x->srv_messages == 0);
+    H_CHECK(x, x->queued[1]);
+    h_reconnect(x);
+    h_serve(x, "PIPELINING\r\n", NULL, NULL);
+  } else {
+    /* BDAT: the chunks stop, RSET ends the transaction, the connection goes
+       on */
+    H_CHECK(x, h_srv_count(x, "LAST") == 1); /* the next message's only */
+    H_CHECK(x, strstr(x->srv_tr, "C: RSET\nC: MAIL") != NULL);
+  }
   expect_sent(x, 1);
 }
 
 static void test_stream_error(void **state) {
   (void)state;
-  h_run("stream error", sc_stream_error, NULL, H_ALL_MODES);
-}
-
-/* With BDAT a failing source ends the transaction with RSET instead. */
-static void sc_stream_error_bdat(h *x, void *arg) {
-  (void)arg;
-  h_start(x);
-  h_stream s;
-  memset(&s, 0, sizeof s);
-  s.fail = 1;
-  smtpuv_envelope e = SMTPUV_ENVELOPE_INIT;
-  e.sender = "a@example.com";
-  e.recipients = one;
-  e.nrecipients = 1;
-  smtpuv_body b;
-  smtpuv_body_init_stream(&b, h_stream_read, NULL, &s, 0);
-  h_submit_env(x, &e, &b);
-  submit1(x);
-  greet(x, "250-mx.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n");
-  /* no BDAT chunk: the source failed before the first one */
-  h_expect(x, "MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n");
-  H_CHECK(x, R(x, 0)->popped == 0); /* its replies are still due */
-  h_server(x, OK OK);
-  H_CHECK(x, R(x, 0)->popped == 1);
-  H_CHECK(x, R(x, 0)->status == SMTPUV_SEND_FAILED);
-  H_CHECK(x, R(x, 0)->error == SMTPUV_EBODY);
-  H_CHECK(x, h_end_kind(x) == SMTPUV__CONV_RUN);
-  h_expect(x, "RSET\r\nMAIL FROM:<a@example.com>\r\n"
-              "RCPT TO:<b@example.com>\r\nBDAT 27 LAST\r\n" "Subject: t\r\n"
-              "\r\nhello\r\n.dot\r\n");
-  h_server(x, OK OK OK QUEUED);
-  expect_sent(x, 1);
-}
-
-static void test_stream_error_bdat(void **state) {
-  (void)state;
-  h_run("stream error, BDAT", sc_stream_error_bdat, NULL, H_ALL_MODES);
+  for (int bdat = 0; bdat < 2; bdat++) {
+    h_run(bdat ? "stream fails at once, BDAT" : "stream fails at once",
+          sc_stream_error_early, &bdat, H_ALL_MODES);
+    h_run(bdat ? "stream fails later, BDAT" : "stream fails later",
+          sc_stream_error_late, &bdat, H_WHOLE_ONLY);
+  }
 }
 
 /* ---- trace and AUTH ------------------------------------------------------------------ */
@@ -1378,10 +1424,12 @@ static void test_size_counts_crlf(void **state) {
 typedef struct bin_case {
   const char *ehlo;
   int chunking;
-  const char *mail;
+  const char *mail; /* NULL: refused */
   const char *via;
 } bin_case;
 
+/* Binary content (NUL, a line over 998 octets) goes only as BINARYMIME
+   with CHUNKING; otherwise it is refused before MAIL, nothing written. */
 static void sc_binarymime(h *x, void *arg) {
   const bin_case *c = arg;
   static const char bin[] = "Subject: b\r\n\r\nbin\0ary\r\n";
@@ -1389,6 +1437,15 @@ static void sc_binarymime(h *x, void *arg) {
   h_start(x);
   h_submit(x, "a@example.com", one, 1, bin, sizeof bin - 1);
   h_serve(x, c->ehlo, NULL, NULL);
+  if (c->mail == NULL) {
+    H_CHECK(x, R(x, 0)->popped == 1);
+    H_CHECK(x, R(x, 0)->status == SMTPUV_SEND_FAILED);
+    H_CHECK(x, R(x, 0)->error == SMTPUV_EBINARY);
+    H_CHECK(x, R(x, 0)->phase == SMTPUV_PHASE_MAIL);
+    H_CHECK(x, strstr(R(x, 0)->message, c->via) != NULL);
+    H_CHECK(x, h_srv_count(x, "C: MAIL") == 0);
+    return;
+  }
   expect_sent(x, 0);
   if (strstr(x->srv_tr, c->mail) == NULL)
     fail_msg("[%s] no \"%s\" in\n%s", h_mode_name(x), c->mail, x->srv_tr);
@@ -1403,10 +1460,10 @@ static void test_binarymime_only_when_offered(void **state) {
       {"PIPELINING\r\nCHUNKING\r\nBINARYMIME\r\n8BITMIME\r\nSIZE 999\r\n", 1,
        "C: MAIL FROM:<a@example.com> SIZE=23 BODY=BINARYMIME\n",
        "C: BDAT 23 LAST"},
-      {"PIPELINING\r\nCHUNKING\r\n8BITMIME\r\nSIZE 999\r\n", 1,
-       "C: MAIL FROM:<a@example.com> SIZE=23\n", "C: BDAT 23 LAST"},
+      {"PIPELINING\r\nCHUNKING\r\n8BITMIME\r\nSIZE 999\r\n", 1, NULL,
+       "does not offer BINARYMIME"},
       {"PIPELINING\r\nCHUNKING\r\nBINARYMIME\r\n8BITMIME\r\nSIZE 999\r\n", 0,
-       "C: MAIL FROM:<a@example.com> SIZE=23\n", "C: DATA"},
+       NULL, "switched off"},
   };
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
     h_run("BINARYMIME only when offered", sc_binarymime, (void *)&cases[k],
@@ -1602,12 +1659,12 @@ int main(void) {
       cmocka_unit_test(test_greeting_refused),
       cmocka_unit_test(test_close_after_first_result),
       cmocka_unit_test(test_close_waits_for_final_reply),
+      cmocka_unit_test(test_close_after_refusal),
       cmocka_unit_test(test_close_idle),
       cmocka_unit_test(test_close_in_setup),
       cmocka_unit_test(test_close_mid_data),
       cmocka_unit_test(test_stream_waits),
       cmocka_unit_test(test_stream_error),
-      cmocka_unit_test(test_stream_error_bdat),
       cmocka_unit_test(test_trace_redacts_auth),
       cmocka_unit_test(test_auth_guards),
       cmocka_unit_test(test_async_oauth_token),
