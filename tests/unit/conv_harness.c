@@ -345,6 +345,10 @@ void h_end(h *x) {
   if (x->tm.live != 0 && !x->defer_leak_check)
     fail_msg("%s [%s]: %ld allocations leaked", x->name, h_mode_name(x),
              x->tm.live);
+  h_release(x);
+}
+
+void h_release(h *x) {
   free(x->out);
   free(x->all);
   free(x->trace);
@@ -847,6 +851,7 @@ void h_run(const char *name, void (*fn)(h *x, void *arg), void *arg,
       fn(x, arg);
       if (x->cv != NULL)
         h_end(x);
+      h_release(x);
       if (x->max_step > longest)
         longest = x->max_step;
       runs++;

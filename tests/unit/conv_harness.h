@@ -178,6 +178,9 @@ void h_connected(h *x);
 /* Free everything; assert that every submitted message was popped exactly
    once (unless `allow_unpopped`) and that nothing leaked. */
 void h_end(h *x);
+/* Free the harness's own buffers (h_end() does; needed when the
+   conversation could not be created). */
+void h_release(h *x);
 
 /* ---- events ------------------------------------------------------------------ */
 

@@ -174,6 +174,7 @@ static void test_failmalloc_bytewise(void **state) {
     x->mode = H_BYTES;
     h_config_default(x);
     sc_failmalloc(x, &f);
+    h_release(x);
     free(x);
   }
   assert_true(f.completed);
