@@ -137,7 +137,9 @@ static void record(h *x, int i, smtpuv__msg *m) {
 
 static void take_output(h *x) {
   smtpuv_iov iov[16];
-  for (int guard = 0; guard < 100000 && x->hand_limit > 0; guard++) {
+  for (int guard = 0; guard < 100000; guard++) {
+    if (x->hand_limit == 0)
+      return;
     int n = smtpuv__conv_outgoing(x->cv, iov, 16);
     if (n < 0 || n > 16)
       fail_msg("%s [%s]: outgoing() returned %d", x->name, h_mode_name(x), n);

@@ -1042,6 +1042,117 @@ static void test_stream_error(void **state) {
   }
 }
 
+/* ---- the outcome-unknown rule and abort ------------------------------------------ */
+
+/* The connection is lost with the final "." not (entirely) handed to the
+   transport: FAILED, safe to retry; once handed (written or not): UNKNOWN,
+   the server may have it. */
+static void sc_lost_around_dot(h *x, void *arg) {
+  int k = *(int *)arg; /* 0: all but the last byte handed, 1: all handed */
+  h_start(x);
+  submit1(x);
+  greet(x, "250-mx.test\r\n250 PIPELINING\r\n");
+  h_expect(x, ENV1);
+  h_server(x, OK OK);
+  size_t body = strlen(MSG_WIRE);
+  h_hold(x, k ? body : body - 1, 0); /* handed, never acknowledged */
+  h_server(x, GO);
+  char *out;
+  size_t n = h_take_out(x, &out);
+  H_CHECK(x, n == (k ? body : body - 1));
+  H_CHECK(x, memcmp(out, MSG_WIRE, n) == 0);
+  free(out);
+  H_CHECK(x, smtpuv__conv_unwritten(x->cv) == body);
+  h_fail(x, SMTPUV_ECONNLOST, "connection reset by peer");
+  H_CHECK(x, R(x, 0)->popped == 1);
+  H_CHECK(x, R(x, 0)->error == SMTPUV_ECONNLOST);
+  if (k) {
+    H_CHECK(x, R(x, 0)->status == SMTPUV_SEND_UNKNOWN);
+    H_CHECK(x, R(x, 0)->phase == SMTPUV_PHASE_END_OF_DATA);
+  } else {
+    H_CHECK(x, R(x, 0)->status == SMTPUV_SEND_FAILED);
+    H_CHECK(x, R(x, 0)->phase == SMTPUV_PHASE_DATA);
+  }
+  H_CHECK(x, h_end_kind(x) == SMTPUV__CONV_ABORT);
+  H_CHECK(x, x->end_err == SMTPUV_ECONNLOST);
+}
+
+static void test_outcome_unknown_after_dot(void **state) {
+  (void)state;
+  for (int k = 0; k < 2; k++)
+    h_run(k ? "lost after the dot was handed" : "lost before the dot",
+          sc_lost_around_dot, &k, H_ALL_MODES);
+}
+
+/* With BDAT and pipelining the whole message is handed before any reply:
+   lost then, it is UNKNOWN with the phase of the reply awaited (MAIL). */
+static void sc_lost_bdat(h *x, void *arg) {
+  int k = *(int *)arg;
+  static const char wire[] = "MAIL FROM:<a@example.com>\r\n"
+                             "RCPT TO:<b@example.com>\r\n"
+                             "BDAT 27 LAST\r\n"
+                             "Subject: t\r\n\r\nhello\r\n.dot\r\n";
+  h_start(x);
+  h_server(x, GREETING);
+  h_expect(x, EHLO_CMD);
+  h_server(x, "250-mx.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n");
+  h_hold(x, k ? sizeof wire - 1 : sizeof wire - 2, 0);
+  submit1(x);
+  char *out;
+  size_t n = h_take_out(x, &out);
+  H_CHECK(x, n == (k ? sizeof wire - 1 : sizeof wire - 2));
+  H_CHECK(x, memcmp(out, wire, n) == 0);
+  free(out);
+  h_fail(x, SMTPUV_EIO, "write failed");
+  H_CHECK(x, R(x, 0)->popped == 1);
+  H_CHECK(x, R(x, 0)->status ==
+                 (k ? SMTPUV_SEND_UNKNOWN : SMTPUV_SEND_FAILED));
+  H_CHECK(x, R(x, 0)->phase == SMTPUV_PHASE_MAIL);
+  H_CHECK(x, R(x, 0)->error == SMTPUV_EIO);
+}
+
+static void test_outcome_unknown_bdat(void **state) {
+  (void)state;
+  for (int k = 0; k < 2; k++)
+    h_run("BDAT lost", sc_lost_bdat, &k, H_ALL_MODES);
+}
+
+/* Abort: on the wire before its dot FAILED with ECANCELED; with its dot
+   handed, UNKNOWN. Nothing more is written (no QUIT). */
+static void sc_abort(h *x, void *arg) {
+  (void)arg;
+  h_start(x);
+  submit1(x);
+  submit1(x);
+  submit1(x);
+  greet(x, "250-mx.test\r\n250 PIPELINING\r\n");
+  h_expect(x, ENV1);
+  h_server(x, OK OK GO);
+  h_expect(x, MSG_WIRE ENV1);
+  h_abort(x);
+  h_expect_none(x);
+  H_CHECK(x, h_end_kind(x) == SMTPUV__CONV_ABORT);
+  H_CHECK(x, x->end_err == SMTPUV_ECANCELED);
+  H_CHECK(x, R(x, 0)->popped == 1 && R(x, 1)->popped == 1);
+  H_CHECK(x, R(x, 0)->status == SMTPUV_SEND_UNKNOWN);
+  H_CHECK(x, R(x, 0)->phase == SMTPUV_PHASE_END_OF_DATA);
+  H_CHECK(x, R(x, 1)->status == SMTPUV_SEND_FAILED);
+  H_CHECK(x, R(x, 1)->error == SMTPUV_ECANCELED);
+  H_CHECK(x, R(x, 1)->phase == SMTPUV_PHASE_MAIL);
+  H_CHECK(x, x->queued[2]); /* never given */
+  /* every later event is ignored */
+  h_server(x, QUEUED OK OK GO);
+  h_close(x);
+  h_advance(x, 100000);
+  h_expect_none(x);
+  H_CHECK(x, R(x, 0)->popped == 1);
+}
+
+static void test_abort(void **state) {
+  (void)state;
+  h_run("abort", sc_abort, NULL, H_ALL_MODES);
+}
+
 /* ---- trace and AUTH ------------------------------------------------------------------ */
 
 static void sc_trace_redacts(h *x, void *arg) {
@@ -1665,6 +1776,9 @@ int main(void) {
       cmocka_unit_test(test_close_mid_data),
       cmocka_unit_test(test_stream_waits),
       cmocka_unit_test(test_stream_error),
+      cmocka_unit_test(test_outcome_unknown_after_dot),
+      cmocka_unit_test(test_outcome_unknown_bdat),
+      cmocka_unit_test(test_abort),
       cmocka_unit_test(test_trace_redacts_auth),
       cmocka_unit_test(test_auth_guards),
       cmocka_unit_test(test_async_oauth_token),
