@@ -12,7 +12,8 @@ const char *h_mode_name(const h *x) {
   if (x->mode == H_SPLIT)
     snprintf(buf, sizeof buf, "split at %zu", x->split);
   else
-    snprintf(buf, sizeof buf, "%s", mode_names[x->mode]);
+    snprintf(buf, sizeof buf, "%s%s", mode_names[x->mode],
+             x->lag ? ", writes late" : "");
   return buf;
 }
 
@@ -163,7 +164,7 @@ static void take_output(h *x) {
     x->out_since_feed = 1;
     smtpuv__conv_handed(x->cv, took);
     x->unwritten += took;
-    if (x->auto_write) {
+    if (x->auto_write && !x->lag) {
       size_t w = x->unwritten;
       x->unwritten = 0;
       smtpuv__conv_written(x->cv, w);
@@ -364,9 +365,21 @@ void h_release(h *x) {
 
 /* ---- events ------------------------------------------------------------------------------ */
 
+/* x->lag: the writes handed so far complete now. */
+static void complete_late_writes(h *x) {
+  if (x->lag && x->auto_write && x->unwritten > 0 && x->cv != NULL) {
+    size_t w = x->unwritten;
+    x->unwritten = 0;
+    smtpuv__conv_set_now(x->cv, x->now);
+    smtpuv__conv_written(x->cv, w);
+    pump(x);
+  }
+}
+
 static void feed(h *x, const char *p, size_t n) {
   if (n == 0)
     return;
+  complete_late_writes(x);
   if (x->out_since_feed) {
     if (x->flights < H_MAX_FLIGHTS) {
       x->flights++;
@@ -430,6 +443,9 @@ void h_advance(h *x, uint64_t ms) {
   int same = 0;
   for (int guard = 0; guard < 100000; guard++) {
     uint64_t at;
+    if (!smtpuv__conv_deadline(x->cv, &at) || at > target)
+      break;
+    complete_late_writes(x);
     if (!smtpuv__conv_deadline(x->cv, &at) || at > target)
       break;
     if (at == last && ++same > 100)
@@ -838,7 +854,12 @@ void h_run(const char *name, void (*fn)(h *x, void *arg), void *arg,
   assert_non_null(x);
   size_t longest = 0;
   int runs = 0;
-  for (int mode = H_WHOLE; mode <= H_SPLIT; mode++) {
+  /* whole, whole with late writes, bytes, split */
+  for (int step = 0; step <= 3; step++) {
+    int mode = step == 0 ? H_WHOLE : step - 1;
+    int lag = step == 1;
+    if (step == 1)
+      mode = H_WHOLE;
     size_t first = 1, last = 1;
     if (mode == H_SPLIT) {
       last = longest > 1 ? longest - 1 : 0;
@@ -848,6 +869,7 @@ void h_run(const char *name, void (*fn)(h *x, void *arg), void *arg,
       test_mem_init(&x->tm, 0);
       x->name = name;
       x->mode = mode;
+      x->lag = lag;
       x->split = k;
       h_config_default(x);
       fn(x, arg);

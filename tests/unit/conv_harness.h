@@ -106,6 +106,8 @@ typedef struct h {
   size_t alllen, allcap;
   size_t hand_limit;  /* bytes that may still be handed (SIZE_MAX: any) */
   int auto_write;     /* written() right after handed() */
+  int lag;            /* with auto_write: written() only just before the
+                         next server bytes or timer (writes complete late) */
   size_t unwritten;   /* handed, not yet written */
   int out_since_feed; /* output since the last received() */
   int flights;
@@ -279,8 +281,9 @@ const char *h_mode_name(const h *x);
 
 enum { H_ALL_MODES = 0, H_WHOLE_ONLY = 1 };
 
-/* Run `fn` whole, byte-wise and split at every position of the longest
-   server step (unless H_WHOLE_ONLY). `fn` must call h_start() (or
+/* Run `fn` whole, whole with writes completing late (x->lag), byte-wise
+   and split at every position of the longest server step (unless
+   H_WHOLE_ONLY). `fn` must call h_start() (or
    h_create()) and h_end(). */
 void h_run(const char *name, void (*fn)(h *x, void *arg), void *arg,
            int flags);
