@@ -65,6 +65,7 @@ extern "C" {
   XX(ELIMIT, -15, "a built-in limit was exceeded")                             \
   XX(EBINARY, -16,                                                             \
      "NUL bytes or lines over 998 octets need BINARYMIME and CHUNKING")        \
+  XX(EFULL, -17, "the client's queue is at its high-water mark")               \
   XX(EPROTO, -100, "the server violated the SMTP protocol")                    \
   XX(EINJECT, -101,                                                            \
      "the server sent data after STARTTLS's 220 (response injection)")         \

@@ -55,6 +55,7 @@ int cli_exit_for_error(int err, smtpuv_phase phase, int reply_code) {
     return c ? c : CLI_EX_UNAVAILABLE;
   }
   case SMTPUV_ECANCELED:
+  case SMTPUV_EFULL:
     return CLI_EX_TEMPFAIL;
   case SMTPUV_EBODY:
     return CLI_EX_IOERR;

@@ -234,11 +234,110 @@ SMTPUV_EXTERN int smtpuv_options_set_require_all_recipients(smtpuv_options *o,
 SMTPUV_EXTERN int smtpuv_options_set_trace(smtpuv_options *o,
                                            smtpuv_trace_cb cb, void *data);
 
+/* ---- the pool: connections, limits, rates, retries ------------------------ */
+
+/**
+ * Up to `n` connections to the server (1..1000; default 1). Messages go to
+ * the first open connection that can take one; a new connection is opened
+ * only when more messages are queued than the connections being set up
+ * will absorb (`n` is a ceiling, not a target). One connection's failure
+ * touches only the messages on it. SMTPUV_EINVAL out of range.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_max_connections(smtpuv_options *o,
+                                                     unsigned n);
+
+/**
+ * Messages per connection: after `n` the connection QUITs once they are
+ * done and a new one is opened when needed (nodemailer's maxMessages).
+ * 0 (default): no limit.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_max_messages_per_connection(
+    smtpuv_options *o, unsigned n);
+
+/**
+ * Messages on the wire at once on one connection when the server
+ * pipelines (RFC 2920): the next message's MAIL follows the previous one's
+ * final "." without waiting (1..64; default 4). 1 waits for every reply
+ * to the final "." before the next MAIL.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_pipeline_depth(smtpuv_options *o,
+                                                    unsigned n);
+
+/**
+ * Rate limits for the whole client, as token buckets on the loop's clock
+ * (no busy loop: a timer waits for the next token): at most
+ * `messages_per_second` messages started per second with bursts of
+ * `burst` (0: the rate rounded up), and at most `connections_per_second`
+ * new connections. 0 turns a limit off (default).
+ */
+SMTPUV_EXTERN int smtpuv_options_set_rate_limit(smtpuv_options *o,
+                                               double messages_per_second,
+                                               unsigned burst,
+                                               double connections_per_second);
+
+/**
+ * Servers tried in order after the one of smtpuv_options_set_host() (a
+ * smarthost fallback): when a server is unreachable, times out or answers
+ * 421 before a connection is ready, the next is tried, and the failed one
+ * is skipped for `skip_ms` (default 30 000) while another works. `port` 0
+ * is the options' port. Up to 16 servers; SMTPUV_EINVAL for a bad host,
+ * SMTPUV_ELIMIT beyond that.
+ */
+SMTPUV_EXTERN int smtpuv_options_add_fallback_host(smtpuv_options *o,
+                                                   const char *host,
+                                                   unsigned port);
+SMTPUV_EXTERN int smtpuv_options_set_host_skip_time(smtpuv_options *o,
+                                                    unsigned skip_ms);
+
+/**
+ * Automatic retries, off by default (`max_attempts` 0 or 1). A message
+ * whose outcome is temporary is sent again, up to `max_attempts` attempts
+ * in all and until `deadline_ms` after its first attempt (0: no deadline),
+ * after a delay of `base_ms` * 2^(attempt - 2), at most `max_ms`, with
+ * jitter (a uniform random part of the delay's second half). Temporary:
+ * SMTPUV_SEND_FAILED with a 4xx reply (SMTPUV_ETEMPFAIL, SMTPUV_ESHUTDOWN,
+ * or SMTPUV_ENORCPT when every refused recipient got a 4xx), or a
+ * connection that could not be made, broke or timed out before the final
+ * "." (SMTPUV_ECONNECT, SMTPUV_ERESOLVE, SMTPUV_ECONNLOST, SMTPUV_ETIMEDOUT,
+ * SMTPUV_EIO). Never retried: permanent refusals (5xx), local refusals,
+ * TLS and authentication failures, SMTPUV_SEND_UNKNOWN (the server may
+ * have the message: retrying risks a duplicate) and SENT messages with
+ * some recipients refused. A streamed body is retried only when it can be
+ * rewound. The result's `attempts` counts the attempts and `attempt_log`
+ * gives each earlier attempt's reason.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_retry(smtpuv_options *o,
+                                          unsigned max_attempts,
+                                          unsigned base_ms, unsigned max_ms,
+                                          unsigned deadline_ms);
+
+/**
+ * Back-pressure: smtpuv_client_send() (and the other submit functions)
+ * fail with SMTPUV_EFULL while `high` messages are pending (queued or in
+ * flight, callbacks not yet run); the drained callback
+ * (smtpuv_client_set_drained_cb()) runs once the pending count falls to
+ * `low` after the high-water mark was reached. 0 (default): no limit.
+ * SMTPUV_EINVAL when low >= high.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_queue_limits(smtpuv_options *o,
+                                                 size_t high, size_t low);
+
+/**
+ * 1 (default): send callbacks run in the order the messages were
+ * submitted (a message done early waits for those before it). 0: each
+ * runs as soon as its message is done, in completion order: with many
+ * connections a slow message no longer holds back the callbacks of the
+ * ones behind it, at the price of the order.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_ordered_callbacks(smtpuv_options *o,
+                                                      int ordered);
+
 /* ------------------------------------------------------------------------ */
 /* The client                                                                */
 /* ------------------------------------------------------------------------ */
 
-/** One client: a queue of messages and (at most) one connection. Opaque. */
+/** One client: a queue of messages and a pool of connections to its
+    server(s) (smtpuv_options_set_max_connections()). Opaque. */
 typedef struct smtpuv_client smtpuv_client;
 
 /** Send callback: runs exactly once per message, on the loop, never from
@@ -337,6 +436,15 @@ SMTPUV_EXTERN int smtpuv_client_close(smtpuv_client *client,
  */
 SMTPUV_EXTERN int smtpuv_client_abort(smtpuv_client *client,
                                       smtpuv_close_cb cb);
+
+/** Drained callback: the pending count fell to the low-water mark after
+    the high-water mark was reached (smtpuv_options_set_queue_limits()).
+    Runs on the loop, from the client's dispatch, never during close. */
+typedef void (*smtpuv_drained_cb)(smtpuv_client *client);
+
+/** Set (or clear, NULL) the drained callback. 0 or SMTPUV_EINVAL. */
+SMTPUV_EXTERN int smtpuv_client_set_drained_cb(smtpuv_client *client,
+                                               smtpuv_drained_cb cb);
 
 /** The caller's pointer for this client (NULL initially). */
 SMTPUV_EXTERN void smtpuv_client_set_data(smtpuv_client *client, void *data);

@@ -249,11 +249,16 @@ typedef struct smtpuv_send_result {
   const smtpuv_rcpt_result *recipients; /**< one per envelope recipient */
   size_t nrecipients;
   size_t naccepted;           /**< recipients accepted by RCPT */
-  unsigned attempts;          /**< connections tried for it (1, or 2 after
-                                   a retry) */
+  unsigned attempts;          /**< attempts made (1; more after a retry on
+                                   another connection or by the retry
+                                   policy, smtpuv_options_set_retry()) */
   const char *tls;            /**< TLS summary of the connection
                                    ("TLSv1.3 ...; subject CN=...") or NULL
                                    for plaintext / not connected */
+  const char *attempt_log;    /**< the reasons of the earlier attempts, one
+                                   line each ("attempt 1: RCPT TO:<a@b>: 451
+                                   4.3.0 try later"), or NULL when the
+                                   message was tried once */
 } smtpuv_send_result;
 
 /** Deep copy of a result (one allocation from `mem`, may be NULL).

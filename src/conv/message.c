@@ -162,7 +162,23 @@ void smtpuv__msg_free(const smtpuv_mem *mem, smtpuv__msg *m) {
     return;
   if (!m->arena_inline)
     smtpuv__free(mem, m->arena);
+  smtpuv__free(mem, m->attempt_log);
   smtpuv__free(mem, m);
+}
+
+int smtpuv__msg_log_attempt(const smtpuv_mem *mem, smtpuv__msg *m) {
+  const char *why = m->message != 0 && m->arena != NULL
+                        ? m->arena + m->message
+                        : smtpuv_strerror(m->error);
+  size_t old = m->attempt_log != NULL ? strlen(m->attempt_log) : 0;
+  size_t add = strlen(why) + 32;
+  char *log = smtpuv__realloc(mem, m->attempt_log, old + add);
+  if (log == NULL)
+    return SMTPUV_ENOMEM;
+  snprintf(log + old, add, "%sattempt %u: %s", old > 0 ? "\n" : "",
+           m->attempts, why);
+  m->attempt_log = log;
+  return 0;
 }
 
 void smtpuv__msg_reset(smtpuv__msg *m) {
@@ -359,6 +375,7 @@ void smtpuv__msg_result(smtpuv__msg *m, smtpuv_send_result *r,
   r->naccepted = m->naccepted;
   r->attempts = m->attempts;
   r->tls = m->tls != 0 ? a + m->tls : NULL;
+  r->attempt_log = m->attempt_log;
 #undef STR
 }
 
@@ -386,8 +403,14 @@ int smtpuv_send_result_dup(const smtpuv_mem *mem, const smtpuv_send_result *r,
   *out = NULL;
   smtpuv_mem m;
   smtpuv__mem_init(&m, mem);
+  /* a result of an older layout has no attempt_log */
+  const char *log =
+      r->struct_size >= offsetof(smtpuv_send_result, attempt_log) +
+                            sizeof(const char *)
+          ? r->attempt_log
+          : NULL;
   size_t str = slen(r->message) + slen(r->reply_enhanced) +
-               slen(r->reply_text) + slen(r->tls);
+               slen(r->reply_text) + slen(r->tls) + slen(log);
   for (size_t i = 0; i < r->nrecipients; i++)
     str += slen(r->recipients[i].address) + slen(r->recipients[i].enhanced) +
            slen(r->recipients[i].text);
@@ -398,7 +421,8 @@ int smtpuv_send_result_dup(const smtpuv_mem *mem, const smtpuv_send_result *r,
     return SMTPUV_ENOMEM;
   result_copy *rc = (result_copy *)blk;
   rc->mem = m;
-  rc->r = *r;
+  memcpy(&rc->r, r, r->struct_size < sizeof rc->r ? r->struct_size
+                                                  : sizeof rc->r);
   rc->r.struct_size = sizeof rc->r;
   smtpuv_rcpt_result *rr = (smtpuv_rcpt_result *)(blk + off_rr);
   char *s = blk + off_str;
@@ -417,6 +441,7 @@ int smtpuv_send_result_dup(const smtpuv_mem *mem, const smtpuv_send_result *r,
   DUP(rc->r.reply_enhanced, r->reply_enhanced);
   DUP(rc->r.reply_text, r->reply_text);
   DUP(rc->r.tls, r->tls);
+  DUP(rc->r.attempt_log, log);
   for (size_t i = 0; i < r->nrecipients; i++) {
     rr[i] = r->recipients[i];
     DUP(rr[i].address, r->recipients[i].address);

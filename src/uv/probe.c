@@ -145,7 +145,7 @@ static int start(uv_loop_t *loop, const smtpuv_options *options,
   }
   smtpuv_client_set_data(c, p);
   smtpuv__conn *cn;
-  rc = smtpuv__conn_open(c, mode, &probe_ops, p, &cn);
+  rc = smtpuv__conn_open(c, 0, mode, &probe_ops, p, &cn);
   if (rc != 0) {
     /* the client's handle closes on the loop: report from there */
     p->error = rc;

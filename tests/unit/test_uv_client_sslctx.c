@@ -128,8 +128,11 @@ static void test_caller_context(void **state) {
   assert_false(SSL_CTX_get_mode(mine) & SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_free(mine); /* the options hold their own reference */
   assert_ptr_equal(ctx_of(o), got);
+  /* keep it alive, so that a new context cannot reuse its address */
+  assert_int_equal(SSL_CTX_up_ref(got), 1);
   assert_int_equal(smtpuv_options_set_ssl_ctx(o, NULL), 0);
   assert_ptr_not_equal(ctx_of(o), got);
+  SSL_CTX_free(got);
   smtpuv_options_free(o);
 }
 
