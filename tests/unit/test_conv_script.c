@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include <openssl/evp.h>
+
 #include "conv_harness.h"
 
 #define GREETING "220 mx.test ESMTP\r\n"
@@ -1365,6 +1367,109 @@ static void test_oauth_token_never_comes(void **state) {
   h_run("OAuth token never comes", sc_token_never, NULL, H_ALL_MODES);
 }
 
+/* A token given from inside the token callback: no wake, AUTH at once. */
+static void sync_token_cb(smtpuv_auth *auth, int rejected, void *data) {
+  tok *t = data;
+  (void)rejected;
+  t->asks++;
+  assert_int_equal(smtpuv_auth_token_provide(auth, "tok123"), 0);
+}
+
+static void sc_sync_token(h *x, void *arg) {
+  (void)arg;
+  tok t = {NULL, 0};
+  smtpuv_auth *a;
+  assert_int_equal(smtpuv_auth_xoauth2_new(NULL, "me@example.com",
+                                           sync_token_cb, &t, &a),
+                   0);
+  x->cfg.auth = a;
+  x->cfg.tls = SMTPUV_TLS_OPPORTUNISTIC;
+  x->cfg.allow_plain_auth = 1;
+  h_start(x);
+  submit1(x);
+  greet(x, "250-mx.test\r\n250-PIPELINING\r\n250 AUTH XOAUTH2\r\n");
+  h_expect(x, "AUTH XOAUTH2 dXNlcj1tZUBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB0b2sx"
+              "MjMBAQ==\r\n");
+  H_CHECK(x, x->wakes == 0); /* never from inside an event */
+  h_server(x, "235 2.7.0 ok\r\n");
+  h_expect(x, ENV1);
+  h_end(x);
+  smtpuv_auth_free(a);
+}
+
+static void test_oauth_token_synchronous(void **state) {
+  (void)state;
+  h_run("OAuth token at once", sc_sync_token, NULL, H_ALL_MODES);
+}
+
+static void xoauth2_line(char *out, size_t cap, const char *token) {
+  char raw[200];
+  int n = snprintf(raw, sizeof raw, "user=me@example.com\001auth=Bearer %s"
+                   "\001\001", token);
+  unsigned char b64[280];
+  EVP_EncodeBlock(b64, (const unsigned char *)raw, n);
+  snprintf(out, cap, "AUTH XOAUTH2 %s\r\n", b64);
+}
+
+/* The token is refused once: the authenticator asks for a fresh one
+   (rejected = 1) and AUTH is tried once more; a second refusal ends it. */
+static void sc_token_refresh(h *x, void *arg) {
+  int twice = *(int *)arg;
+  tok t = {NULL, 0};
+  smtpuv_auth *a;
+  assert_int_equal(
+      smtpuv_auth_xoauth2_new(NULL, "me@example.com", token_cb, &t, &a), 0);
+  x->cfg.auth = a;
+  x->cfg.tls = SMTPUV_TLS_OPPORTUNISTIC;
+  x->cfg.allow_plain_auth = 1;
+  h_start(x);
+  submit1(x);
+  greet(x, "250-mx.test\r\n250-PIPELINING\r\n250 AUTH XOAUTH2\r\n");
+  assert_int_equal(smtpuv_auth_token_provide(t.auth, "old"), 0);
+  h_drive(x);
+  char line[320];
+  xoauth2_line(line, sizeof line, "old");
+  h_expect(x, line);
+  /* the XOAUTH2 error challenge, answered with an empty line */
+  h_server(x, "334 eyJzdGF0dXMiOiI0MDEifQ==\r\n");
+  h_expect(x, "\r\n");
+  h_server(x, "535 5.7.8 token expired\r\n");
+  H_CHECK(x, t.asks == 2);
+  h_expect_none(x);
+  H_CHECK(x, !x->failed);
+  int wakes = x->wakes;
+  assert_int_equal(smtpuv_auth_token_provide(t.auth, "new"), 0);
+  H_CHECK(x, x->wakes == wakes + 1);
+  h_drive(x);
+  xoauth2_line(line, sizeof line, "new");
+  h_expect(x, line);
+  if (!twice) {
+    h_server(x, "235 2.7.0 ok\r\n");
+    h_expect(x, ENV1);
+    h_server(x, OK OK GO);
+    h_expect(x, MSG_WIRE);
+    h_server(x, QUEUED);
+    expect_sent(x, 0);
+  } else {
+    h_server(x, "535 5.7.8 still no\r\n");
+    H_CHECK(x, t.asks == 2); /* one refresh only */
+    h_expect(x, "QUIT\r\n");
+    H_CHECK(x, x->failed && x->fail_phase == SMTPUV_PHASE_AUTH);
+    H_CHECK(x, x->fail_code == 535);
+    H_CHECK(x, R(x, 0)->by_failure);
+  }
+  H_CHECK(x, strstr(x->trace, "old") == NULL && strstr(x->trace, "new") == NULL);
+  h_end(x);
+  smtpuv_auth_free(a);
+}
+
+static void test_oauth_token_refresh(void **state) {
+  (void)state;
+  for (int twice = 0; twice < 2; twice++)
+    h_run(twice ? "token refused twice" : "token refresh", sc_token_refresh,
+          &twice, H_ALL_MODES);
+}
+
 /* ---- results ------------------------------------------------------------------------- */
 
 /* #1 is refused locally while #0 waits for the reply to its ".": the
@@ -1783,6 +1888,8 @@ int main(void) {
       cmocka_unit_test(test_auth_guards),
       cmocka_unit_test(test_async_oauth_token),
       cmocka_unit_test(test_oauth_token_never_comes),
+      cmocka_unit_test(test_oauth_token_synchronous),
+      cmocka_unit_test(test_oauth_token_refresh),
       cmocka_unit_test(test_result_order),
       cmocka_unit_test(test_reply_before_junk),
       cmocka_unit_test(test_unexpected_reply),
