@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* smtpuv outcome -> sysexits.h exit status.
  *
  * The table follows what a caller of sendmail can act on:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The conversation of one connection: life, events, actions, reply
  * routing, ending (QUIT, the server's 421, failures) and the timeout rule.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Message records: the copied envelope, progress, and the result. */
 #include <stdarg.h>
 #include <stdio.h>
@@ -375,8 +376,24 @@ void smtpuv__msg_result(smtpuv__msg *m, smtpuv_send_result *r,
   r->naccepted = m->naccepted;
   r->attempts = m->attempts;
   r->tls = m->tls != 0 ? a + m->tls : NULL;
+  r->recipient_size = sizeof(smtpuv_rcpt_result);
   r->attempt_log = m->attempt_log;
 #undef STR
+}
+
+const smtpuv_rcpt_result *
+smtpuv_send_result_recipient(const smtpuv_send_result *r, size_t i) {
+  if (r == NULL || i >= r->nrecipients || r->recipients == NULL)
+    return NULL;
+  /* a result from before 0.2 (no recipient_size) has the 0.1 stride, which
+     is this one's */
+  size_t stride = sizeof(smtpuv_rcpt_result);
+  if (r->struct_size >= offsetof(smtpuv_send_result, recipient_size) +
+                            sizeof(size_t) &&
+      r->recipient_size != 0)
+    stride = r->recipient_size;
+  return (const smtpuv_rcpt_result *)((const char *)r->recipients +
+                                      i * stride);
 }
 
 int smtpuv__msg_rewind(smtpuv__msg *m) {
@@ -411,9 +428,10 @@ int smtpuv_send_result_dup(const smtpuv_mem *mem, const smtpuv_send_result *r,
           : NULL;
   size_t str = slen(r->message) + slen(r->reply_enhanced) +
                slen(r->reply_text) + slen(r->tls) + slen(log);
-  for (size_t i = 0; i < r->nrecipients; i++)
-    str += slen(r->recipients[i].address) + slen(r->recipients[i].enhanced) +
-           slen(r->recipients[i].text);
+  for (size_t i = 0; i < r->nrecipients; i++) {
+    const smtpuv_rcpt_result *x = smtpuv_send_result_recipient(r, i);
+    str += slen(x->address) + slen(x->enhanced) + slen(x->text);
+  }
   size_t off_rr = align8(sizeof(result_copy));
   size_t off_str = off_rr + r->nrecipients * sizeof(smtpuv_rcpt_result);
   char *blk = smtpuv__calloc(&m, 1, off_str + str);
@@ -424,6 +442,7 @@ int smtpuv_send_result_dup(const smtpuv_mem *mem, const smtpuv_send_result *r,
   memcpy(&rc->r, r, r->struct_size < sizeof rc->r ? r->struct_size
                                                   : sizeof rc->r);
   rc->r.struct_size = sizeof rc->r;
+  rc->r.recipient_size = sizeof(smtpuv_rcpt_result);
   smtpuv_rcpt_result *rr = (smtpuv_rcpt_result *)(blk + off_rr);
   char *s = blk + off_str;
 #define DUP(dst, src)                                                          \
@@ -443,10 +462,11 @@ int smtpuv_send_result_dup(const smtpuv_mem *mem, const smtpuv_send_result *r,
   DUP(rc->r.tls, r->tls);
   DUP(rc->r.attempt_log, log);
   for (size_t i = 0; i < r->nrecipients; i++) {
-    rr[i] = r->recipients[i];
-    DUP(rr[i].address, r->recipients[i].address);
-    DUP(rr[i].enhanced, r->recipients[i].enhanced);
-    DUP(rr[i].text, r->recipients[i].text);
+    const smtpuv_rcpt_result *x = smtpuv_send_result_recipient(r, i);
+    rr[i] = *x;
+    DUP(rr[i].address, x->address);
+    DUP(rr[i].enhanced, x->enhanced);
+    DUP(rr[i].text, x->text);
   }
 #undef DUP
   rc->r.recipients = r->nrecipients ? rr : NULL;

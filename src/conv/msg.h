@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: message records. One record per smtpuv_client_send(): a copy of
  * the envelope in one allocation, the progress of the current attempt on a

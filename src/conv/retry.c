@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The retry policy: which outcomes are temporary, and when the next
  * attempt goes (exponential backoff with jitter, bounded by attempts and a
  * deadline). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: the retry policy (smtpuv_options_set_retry()), as pure
  * functions of a message's outcome and the clock the caller passes in, so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The client API, the send queue, the pool of connections, the retry
  * policy and the deferred dispatch.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: the libuv adapter's objects. Every SMTP decision is the
  * conversation's (src/conv); this layer moves bytes, runs timers, pumps TLS

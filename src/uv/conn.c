@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One connection: resolution, connect (every address in turn), reads,
  * writes, the timer, and the TLS engine between the socket and the
  * conversation (src/conv), which decides everything SMTP.

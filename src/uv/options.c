@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The options builder. */
 #include <string.h>
 

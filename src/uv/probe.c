@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* smtpuv_client_probe() and smtpuv_client_verify(): a private client's one
  * connection whose conversation runs in probe mode (src/conv: greeting,
  * EHLO, STARTTLS and EHLO again when the TLS mode asks, AUTH for verify,

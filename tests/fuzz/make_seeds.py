@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Write the seed corpora of fuzz_reply (tests/fuzz/reply/), fuzz_session
 (tests/fuzz/session/) and fuzz_conv (tests/fuzz/conv/): realistic server
 replies, whole sessions and whole conversations, in the input formats
 described at the top of fuzz_reply.c, fuzz_session.c and fuzz_conv.c.
 
-Usage: python3 tests/fuzz/make_seeds.py   (rewrites both directories)
+Usage: python3 tests/fuzz/make_seeds.py   (rewrites the three directories)
 """
 import os
 import shutil

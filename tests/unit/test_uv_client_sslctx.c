@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The SSL_CTX the client builds: once per options object, shared by every
  * client made from them (and by copies made in other threads), with
  * SSL_MODE_RELEASE_BUFFERS; a caller's context is used as given; new trust
