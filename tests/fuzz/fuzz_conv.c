@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target: the conversation driver (src/conv/conv.h) from fuzz
  * input. The first three bytes choose the settings (mode, TLS mode, plain

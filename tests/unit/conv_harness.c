@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The socket-free conversation harness (conv_harness.h). */
 #include "conv_harness.h"
 

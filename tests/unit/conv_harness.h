@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A socket-free harness for the conversation driver (src/conv/conv.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fail the Nth allocation of a whole conversation, for N = 1, 2, ... until
  * a run completes without a failed allocation: every run must end with
  * each message either sent or failed with SMTPUV_ENOMEM (a setup failure

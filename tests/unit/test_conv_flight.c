@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One round trip per message, socket-free (the scenarios of
  * test_uv_client_flight.c): given several queued messages and a server that
  * offers PIPELINING, the conversation writes the end of one message and

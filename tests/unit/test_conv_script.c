@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The conversation driver, socket-free: the scenarios of
  * test_uv_client_script.c as exact byte conversations (command order and
  * pipelining, RSET after refusals, require-all, partial recipients, HELO

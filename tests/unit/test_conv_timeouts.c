@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Which timeout applies when, on the fake clock of the harness (conv.h,
  * "Timeout rule"): COMMAND and FINAL are deadlines for a whole reply that
  * trickling bytes never extend (a greeting trickled one byte per 100 ms

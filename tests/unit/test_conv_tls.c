@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* TLS decisions of the conversation and its probe modes, socket-free:
  * STARTTLS (the handshake is asked for with take_start_tls() and reported
  * with tls_established()), bytes after STARTTLS's 220 (SMTPUV_EINJECT),

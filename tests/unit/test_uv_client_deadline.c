@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The COMMAND timeout is a deadline for a whole reply, through the real
  * libuv client: a server on 127.0.0.1 that trickles its greeting one byte
  * every 100 ms (an 80-byte greeting would take 8 s) to a client whose
