@@ -340,19 +340,21 @@ static void in_bytes(fz *f, const char *p, size_t n) {
       f->rllen = 0;
       f->r_at_start = 0;
     }
-    if (f->rllen < 3) {
+    if (f->rllen < 3)
       f->rl[f->rllen++] = c;
-      if (f->rllen == 3) {
-        /* a positive completion after AUTH (RFC 4954 defines 235; the
-           authenticator takes any 2xx as success, never a 4xx/5xx) */
-        if (f->rl[0] == '2' && (f->auth_handed || pending(f, "AUTH ")))
-          f->auth_ok = 1;
-        if (f->rl[0] == '2' && (f->dots > 0 || pending(f, NULL)))
-          f->pos_after_dot++;
-      }
-    }
-    if (c == '\n')
-      f->r_at_start = 1;
+    if (c != '\n')
+      continue;
+    /* a line counts when it is complete (its start may have come before
+       the command was handed: a server answering early) */
+    f->r_at_start = 1;
+    if (f->rllen < 3 || f->rl[0] != '2')
+      continue;
+    /* a positive completion after AUTH (RFC 4954 defines 235; the
+       authenticator takes any 2xx as success, never a 4xx/5xx) */
+    if (f->auth_handed || pending(f, "AUTH "))
+      f->auth_ok = 1;
+    if (f->dots > 0 || pending(f, NULL))
+      f->pos_after_dot++;
   }
 }
 
