@@ -21,6 +21,7 @@ PACKAGES=(
   doxygen                               # API reference, ctest doxygen (undocumented symbols fail)
   abigail-tools                         # abidw/abidiff: ABI baseline check (scripts/abi-check.sh)
   libgnutls-dane0 libidn12              # runtime libraries of the unpacked Exim (below)
+  nodejs                                # Node binding (bindings/node): node 20, npm, /usr/include/node
 )
 
 # Exim 4.96 for the integration tests (tests/servers/exim_instance.sh): its

@@ -149,6 +149,19 @@ SMTPUV_EXTERN int smtpuv_options_set_ssl_ctx(smtpuv_options *o,
 SMTPUV_EXTERN int smtpuv_options_set_ca(smtpuv_options *o, const char *file,
                                         const char *dir);
 
+/**
+ * Trust anchors from memory: every certificate of the PEM bundle `pem`
+ * (`len` bytes, no NUL needed; copied), for the built-in SSL_CTX. Files
+ * given with set_ca() are trusted as well; the system store is not loaded
+ * when either is set. Node passes `tls.rootCertificates` joined here so
+ * that its addon trusts what Node trusts. pem NULL (len 0) removes it. As
+ * set_ca(), it starts a new shared context for clients made afterwards.
+ * Returns 0, SMTPUV_EINVAL (NULL options, pem NULL with a length, a bundle
+ * without any certificate: the options are unchanged) or SMTPUV_ENOMEM.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_ca_pem(smtpuv_options *o,
+                                            const char *pem, size_t len);
+
 /** Name sent as SNI and checked against the certificate when it differs
     from the host connected to (e.g. host "127.0.0.1", name "localhost").
     NULL: the host. */
@@ -454,24 +467,6 @@ SMTPUV_EXTERN size_t smtpuv_client_pending(const smtpuv_client *client);
 SMTPUV_EXTERN int smtpuv_client_close(smtpuv_client *client,
                                       smtpuv_close_cb cb);
 
-/**
- * Abort the client: end its connection at once, without QUIT and without
- * waiting for any reply. Messages not yet started fail with
- * SMTPUV_SEND_CANCELED (SMTPUV_ECANCELED); a message on the wire fails with
- * SMTPUV_SEND_FAILED (SMTPUV_ECANCELED), or is SMTPUV_SEND_UNKNOWN when its
- * final "." was already handed to the socket (the server may have it).
- * Every send callback still runs exactly once, then `cb` (may be NULL) runs
- * last, after every handle of the client is closed (a TLS connection that
- * was already closing may take up to 2 s to write its close_notify); the
- * client is freed after it. Safe from any callback of the client, and after
- * smtpuv_client_close() (which it hurries: the first close callback given
- * stays, `cb` is then ignored). Do not call it from a body source's read
- * callback or a trace callback (they run inside the conversation).
- * Returns 0, or SMTPUV_ECLOSED when already aborted (cb will not run).
- */
-SMTPUV_EXTERN int smtpuv_client_abort(smtpuv_client *client,
-                                      smtpuv_close_cb cb);
-
 /** Drained callback: the pending count fell to the low-water mark after
     the high-water mark was reached (smtpuv_options_set_queue_limits()).
     Runs on the loop, from the client's dispatch, never during close. */
@@ -488,6 +483,39 @@ SMTPUV_EXTERN void *smtpuv_client_get_data(const smtpuv_client *client);
 
 /** The loop the client runs on. */
 SMTPUV_EXTERN uv_loop_t *smtpuv_client_loop(const smtpuv_client *client);
+
+/**
+ * Abort the client: every connection ends at once (no QUIT, no TLS
+ * close_notify, no waiting for a reply). Messages not yet started fail with
+ * SMTPUV_SEND_CANCELED (SMTPUV_ECANCELED, phase NONE); messages in flight
+ * with SMTPUV_SEND_FAILED (SMTPUV_ECANCELED, their phase), or
+ * SMTPUV_SEND_UNKNOWN when their final "." (BDAT LAST) was already handed
+ * to the transport. Messages waiting for a connection that is still being
+ * set up (resolution, connect, TLS, EHLO, AUTH) have not started: CANCELED
+ * as well. No message is retried. Every send callback still runs exactly
+ * once, on the loop (never from inside this call), then `cb` (may be
+ * NULL), and the client is freed after it; no handle of the client is open
+ * when `cb` runs. Callable from inside any callback of the client. After
+ * smtpuv_client_close() it escalates that close: `cb` is then ignored and
+ * close()'s callback runs. An OAuth token request that is unanswered when
+ * `cb` runs must not be answered afterwards (the authenticator is freed).
+ * Returns 0, SMTPUV_EINVAL (NULL) or SMTPUV_ECLOSED (already aborting; cb
+ * will not run).
+ */
+SMTPUV_EXTERN int smtpuv_client_abort(smtpuv_client *client,
+                                      smtpuv_close_cb cb);
+
+/**
+ * Whether the client's handles (its idle handle, a connection's socket and
+ * timer, present and future) keep the loop alive (uv_ref, the default) or
+ * not (uv_unref, `ref` 0). An embedder that keeps its loop alive by itself
+ * while messages are pending (Node's addon: ref while a send or close is
+ * pending, unref when idle) lets an idle connection stay open without
+ * holding the process. A DNS request in progress always keeps the loop
+ * alive (libuv requests cannot be unref'd). Ignored once the client is
+ * closed.
+ */
+SMTPUV_EXTERN void smtpuv_client_set_ref(smtpuv_client *client, int ref);
 
 /* ------------------------------------------------------------------------ */
 /* Envelope from headers                                                     */

@@ -758,3 +758,27 @@ static void dispatch(uv_idle_t *h) {
     uv_close((uv_handle_t *)&c->idle, on_handle_closed);
   }
 }
+
+/* ---- loop references (the Node binding) ------------------------------------ */
+
+static void set_handle_ref(uv_handle_t *h, int ref) {
+  if (ref)
+    uv_ref(h);
+  else
+    uv_unref(h);
+}
+
+void smtpuv_client_set_ref(smtpuv_client *c, int ref) {
+  if (c == NULL || c->close_done)
+    return;
+  c->unref = !ref;
+  set_handle_ref((uv_handle_t *)&c->idle, ref);
+  set_handle_ref((uv_handle_t *)&c->timer, ref);
+  /* new connections take it from c->unref (conn.c) */
+  for (smtpuv__conn *cn = c->conns; cn != NULL; cn = cn->next) {
+    if (cn->timer_open)
+      set_handle_ref((uv_handle_t *)&cn->timer, ref);
+    if (cn->tcp_open)
+      set_handle_ref((uv_handle_t *)&cn->tcp, ref);
+  }
+}

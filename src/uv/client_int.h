@@ -62,6 +62,12 @@ void smtpuv__ssl_share_unref(smtpuv__ssl_share *s);
 int smtpuv__ssl_share_get(smtpuv__ssl_share *s, const char *ca_file,
                           const char *ca_dir, SSL_CTX **out, char *err,
                           size_t errlen);
+/* smtpuv__ssl_share_get() that also trusts a PEM bundle in memory (`pem`
+   NULL: none; see smtpuv_options_set_ca_pem()). */
+int smtpuv__ssl_share_get_pem(smtpuv__ssl_share *s, const char *pem,
+                              size_t pem_len, const char *ca_file,
+                              const char *ca_dir, SSL_CTX **out, char *err,
+                              size_t errlen);
 
 struct smtpuv_options {
   smtpuv_mem mem;
@@ -96,6 +102,8 @@ struct smtpuv_options {
   unsigned retry_max, retry_base, retry_cap, retry_deadline;
   size_t queue_high, queue_low;
   int ordered;
+  char *ca_pem; /* smtpuv_options_set_ca_pem(): owned copy, or NULL */
+  size_t ca_pem_len;
 };
 
 /* Deep copy `src` into `dst` (dst uninitialised). 0 or SMTPUV_ENOMEM. The
@@ -245,6 +253,7 @@ struct smtpuv_client {
 
   char *read_buf;                  /* SMTPUV__READ_BUF, lazily */
   char *plain_buf;                 /* TLS plaintext, lazily */
+  int unref;                       /* smtpuv_client_set_ref(c, 0) */
 };
 
 /* Schedule a dispatch pass (callbacks, queue processing) on the loop. */

@@ -630,6 +630,8 @@ static void try_next_address(smtpuv__conn *cn) {
     }
     cn->tcp.data = cn;
     cn->tcp_open = 1;
+    if (c->unref) /* smtpuv_client_set_ref() */
+      uv_unref((uv_handle_t *)&cn->tcp);
     uv_tcp_nodelay(&cn->tcp, 1);
     cn->creq.data = cn;
     rc = uv_tcp_connect(&cn->creq, &cn->tcp, ai->ai_addr, on_connect);
@@ -734,6 +736,8 @@ int smtpuv__conn_open(smtpuv_client *c, unsigned host, smtpuv__conv_mode mode,
   uv_timer_init(c->loop, &cn->timer);
   cn->timer.data = cn;
   cn->timer_open = 1;
+  if (c->unref) /* smtpuv_client_set_ref() */
+    uv_unref((uv_handle_t *)&cn->timer);
   cn->state = SMTPUV__C_RESOLVING;
   *out = cn;
   c->nconns++;

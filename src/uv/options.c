@@ -116,6 +116,9 @@ void smtpuv__options_clear(smtpuv_options *o) {
   smtpuv__free(m, o->server_name);
   smtpuv__free(m, o->ehlo);
   smtpuv__free(m, o->mechanism);
+  smtpuv__free(m, o->ca_pem);
+  o->ca_pem = NULL;
+  o->ca_pem_len = 0;
   creds_clear(m, &o->creds);
   for (unsigned i = 0; i < o->nfallback; i++) {
     smtpuv__free(m, o->fallback[i].host);
@@ -146,6 +149,7 @@ int smtpuv__options_copy(smtpuv_options *dst, const smtpuv_options *src) {
   dst->ehlo = dst->mechanism = NULL;
   dst->ssl_ctx = NULL;
   dst->ssl_share = NULL;
+  dst->ca_pem = NULL; /* copied below */
   smtpuv_auth_credentials z = SMTPUV_AUTH_CREDENTIALS_INIT;
   dst->creds = z;
   for (unsigned i = 0; i < src->nfallback; i++)
@@ -168,6 +172,14 @@ int smtpuv__options_copy(smtpuv_options *dst, const smtpuv_options *src) {
     smtpuv__options_clear(dst);
     return SMTPUV_ENOMEM;
   }
+  if (src->ca_pem != NULL) {
+    dst->ca_pem = smtpuv__malloc(m, src->ca_pem_len);
+    if (dst->ca_pem == NULL) {
+      smtpuv__options_clear(dst);
+      return SMTPUV_ENOMEM;
+    }
+    memcpy(dst->ca_pem, src->ca_pem, src->ca_pem_len);
+  }
   if (src->ssl_ctx != NULL) {
     SSL_CTX_up_ref(src->ssl_ctx);
     dst->ssl_ctx = src->ssl_ctx;
@@ -184,8 +196,8 @@ int smtpuv__options_ssl_ctx(const smtpuv_options *o, SSL_CTX **out, char *err,
     *out = o->ssl_ctx;
     return 0;
   }
-  return smtpuv__ssl_share_get(o->ssl_share, o->ca_file, o->ca_dir, out, err,
-                               errlen);
+  return smtpuv__ssl_share_get_pem(o->ssl_share, o->ca_pem, o->ca_pem_len,
+                                   o->ca_file, o->ca_dir, out, err, errlen);
 }
 
 /* A host name, IPv4 or IPv6 literal: no control characters, spaces or
@@ -477,5 +489,35 @@ int smtpuv_options_set_ordered_callbacks(smtpuv_options *o, int ordered) {
   if (o == NULL)
     return SMTPUV_EINVAL;
   o->ordered = ordered != 0;
+  return 0;
+}
+
+/* ---- CA certificates from memory (issue 13) ---------------------------- */
+
+int smtpuv_options_set_ca_pem(smtpuv_options *o, const char *pem,
+                              size_t len) {
+  if (o == NULL || (pem == NULL && len != 0))
+    return SMTPUV_EINVAL;
+  char *copy = NULL;
+  if (pem != NULL) {
+    int n = smtpuv__tls_pem_add(NULL, pem, len); /* at least one cert */
+    if (n < 0)
+      return n;
+    copy = smtpuv__malloc(&o->mem, len);
+    if (copy == NULL)
+      return SMTPUV_ENOMEM;
+    memcpy(copy, pem, len);
+  }
+  smtpuv__ssl_share *share = NULL;
+  if (smtpuv__ssl_share_new(&o->mem, &share) != 0) {
+    smtpuv__free(&o->mem, copy);
+    return SMTPUV_ENOMEM;
+  }
+  smtpuv__free(&o->mem, o->ca_pem);
+  o->ca_pem = copy;
+  o->ca_pem_len = copy != NULL ? len : 0;
+  /* other trust anchors, another context (as set_ca()) */
+  smtpuv__ssl_share_unref(o->ssl_share);
+  o->ssl_share = share;
   return 0;
 }

@@ -28,6 +28,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -194,6 +195,46 @@ static int tls_fail(smtpuv_tls *t, int ssl_err, const char *what) {
 
 int smtpuv__tls_ctx_new(const char *ca_file, const char *ca_dir, SSL_CTX **out,
                         char *err, size_t errlen) {
+  return smtpuv__tls_ctx_new_pem(NULL, 0, ca_file, ca_dir, out, err, errlen);
+}
+
+int smtpuv__tls_pem_add(X509_STORE *store, const char *pem, size_t len) {
+  if (pem == NULL || len == 0 || len > INT_MAX)
+    return SMTPUV_EINVAL;
+  BIO *bio = BIO_new_mem_buf(pem, (int)len);
+  if (bio == NULL)
+    return SMTPUV_ENOMEM;
+  STACK_OF(X509_INFO) *infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL);
+  BIO_free(bio);
+  if (infos == NULL) {
+    ERR_clear_error();
+    return SMTPUV_EINVAL;
+  }
+  int n = 0, rc = 0;
+  for (int i = 0; i < sk_X509_INFO_num(infos); i++) {
+    X509_INFO *xi = sk_X509_INFO_value(infos, i);
+    if (xi->x509 == NULL)
+      continue;
+    if (store != NULL && X509_STORE_add_cert(store, xi->x509) != 1) {
+      /* a duplicate is harmless; anything else is out of memory */
+      unsigned long e = ERR_peek_last_error();
+      if (ERR_GET_REASON(e) != X509_R_CERT_ALREADY_IN_HASH_TABLE) {
+        rc = SMTPUV_ENOMEM;
+        break;
+      }
+    }
+    n++;
+  }
+  sk_X509_INFO_pop_free(infos, X509_INFO_free);
+  ERR_clear_error();
+  if (rc != 0)
+    return rc;
+  return n > 0 ? n : SMTPUV_EINVAL;
+}
+
+int smtpuv__tls_ctx_new_pem(const char *pem, size_t pem_len,
+                            const char *ca_file, const char *ca_dir,
+                            SSL_CTX **out, char *err, size_t errlen) {
   SSL_CTX *ctx;
   int rc;
 
@@ -212,6 +253,16 @@ int smtpuv__tls_ctx_new(const char *ca_file, const char *ca_dir, SSL_CTX **out,
     goto fail;
   }
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+  if (pem != NULL) {
+    rc = smtpuv__tls_pem_add(SSL_CTX_get_cert_store(ctx), pem, pem_len);
+    if (rc < 0) {
+      if (rc == SMTPUV_EINVAL) {
+        fmt_text(err, errlen, "%s", "cannot load CA certificates from PEM");
+        rc = SMTPUV_ETLS;
+      }
+      goto fail;
+    }
+  }
   if (ca_file != NULL || ca_dir != NULL) {
     if (SSL_CTX_load_verify_locations(ctx, ca_file, ca_dir) != 1) {
       rc = errs_setup_fail(err, errlen,
@@ -220,7 +271,7 @@ int smtpuv__tls_ctx_new(const char *ca_file, const char *ca_dir, SSL_CTX **out,
                            ca_file != NULL ? ca_file : ca_dir);
       goto fail;
     }
-  } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+  } else if (pem == NULL && SSL_CTX_set_default_verify_paths(ctx) != 1) {
     rc = errs_setup_fail(err, errlen, "cannot load the system trust store",
                          NULL);
     goto fail;

@@ -47,6 +47,19 @@ typedef struct smtpuv_tls_config {
 int smtpuv__tls_ctx_new(const char *ca_file, const char *ca_dir, SSL_CTX **out,
                         char *err, size_t errlen);
 
+/* smtpuv__tls_ctx_new() trusting the certificates of a PEM bundle in
+   memory (`pem` NULL: none) and ca_file/ca_dir when given; the system's
+   default paths only when all three are NULL. A bundle without any
+   certificate: SMTPUV_ETLS. */
+int smtpuv__tls_ctx_new_pem(const char *pem, size_t pem_len,
+                            const char *ca_file, const char *ca_dir,
+                            SSL_CTX **out, char *err, size_t errlen);
+
+/* Add every certificate of a PEM bundle to `store` (NULL: only count
+   them). Returns how many (> 0), SMTPUV_EINVAL (no certificate, len 0 or
+   over INT_MAX) or SMTPUV_ENOMEM. Leaves the error queue empty. */
+int smtpuv__tls_pem_add(X509_STORE *store, const char *pem, size_t len);
+
 /* New client engine; the handshake starts with the first
    smtpuv__tls_handshake(). Returns 0, SMTPUV_ENOMEM, SMTPUV_EINVAL (verify
    without a host, name too long), SMTPUV_ETLS (text in cfg->err).
