@@ -275,6 +275,15 @@ void smtpuv__conv_received(smtpuv__conv *cv, const void *buf, size_t len) {
     return;
   cv->in_event++;
   smtpuv__trace_in(cv, buf, len);
+  if (cv->state == SMTPUV__CV_TLS_IMPLICIT) {
+    /* nothing can come through TLS before its handshake (as after
+       STARTTLS's 220, where the core refuses it) */
+    smtpuv__conv_fail(cv, SMTPUV_EPROTO, NULL, 0,
+                      "the server sent data before the TLS handshake");
+    advance(cv);
+    cv->in_event--;
+    return;
+  }
   int frc = smtpuv_proto_feed(cv->proto, buf, len);
   /* Replies completed before a violation in the same bytes are popped
      first (a "250 queued" followed by junk still counts); next_reply()

@@ -408,7 +408,9 @@ static int txn_refused(smtpuv__conv *cv, smtpuv__msg *m,
 }
 
 void smtpuv__txn_check_done(smtpuv__conv *cv, smtpuv__msg *m) {
-  if (!m->decided || m->expect > 0)
+  /* DONE: finished already (envelope_abort() from inside a reply, then the
+     reply's own check) */
+  if (!m->decided || m->expect > 0 || m->stage == SMTPUV__M_DONE)
     return;
   if (m->stage == SMTPUV__M_BODY && m->bdat) {
     /* chunks were sent without LAST: end the transaction */
