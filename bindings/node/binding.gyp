@@ -52,7 +52,9 @@
         "../../src/uv/probe.c",
         "../../src/uv/sslshare.c",
         "../../src/uv/sync.c",
-        "../../src/uv/tls.c"
+        "../../src/uv/tls.c",
+        "../../src/uv/sync_session.c",
+        "../../src/uv/threadsafe.c"
       ],
       "include_dirs": ["../../include", "../../src"],
       "defines": ["NAPI_VERSION=8", "_POSIX_C_SOURCE=200809L"],

@@ -57,6 +57,57 @@ export interface Message {
   size?: number;
 }
 
+/** 'addr@example.org', 'Name <addr@example.org>', '"Name, Inc." <addr@example.org>'
+    or {name, address}; the name is UTF-8 text, the address an ASCII addr-spec */
+export type Mailbox = string | {name?: string | null; address: string};
+
+export interface Attachment {
+  /** UTF-8 file name (RFC 2231 parameters when not ASCII) */
+  filename?: string;
+  /** exactly one of content and path. A stream (at most one per message)
+      is read with back-pressure while the message is sent, never buffered
+      whole; a path is opened when sendMail() is called and read while
+      sending. Both go out base64-encoded. */
+  content?: Buffer | Uint8Array | string | Readable | ReadableStream<Uint8Array>;
+  path?: string;
+  /** a stream's size in bytes, when known (then the message's SIZE= is known) */
+  size?: number;
+  /** "type/subtype[; params]"; default application/octet-stream */
+  contentType?: string;
+  /** an inline part referenced as cid:<cid> from the html (multipart/related) */
+  cid?: string;
+}
+
+export interface Mail {
+  from: Mailbox | Mailbox[];
+  /** required with several From mailboxes; then the envelope sender */
+  sender?: Mailbox;
+  replyTo?: Mailbox | Mailbox[];
+  to?: Mailbox | Mailbox[];
+  cc?: Mailbox | Mailbox[];
+  /** envelope only: never written into the message */
+  bcc?: Mailbox | Mailbox[];
+  /** UTF-8 (RFC 2047 encoded words as needed) */
+  subject?: string;
+  /** text/plain; a Buffer must hold UTF-8 */
+  text?: string | Buffer | Uint8Array;
+  /** text/html (with text: multipart/alternative) */
+  html?: string | Buffer | Uint8Array;
+  attachments?: Attachment[];
+  /** more header fields, in order; values are UTF-8 text. Names the
+      composer writes itself (From, To, Subject, Date, Message-ID,
+      Content-Type...) are refused. */
+  headers?: Record<string, string | string[]> | Array<[string, string]>;
+  /** default: now; written in UTC (+0000) */
+  date?: Date | number;
+  /** the domain of the generated Message-ID (default: the sender's) */
+  messageIdDomain?: string;
+  inReplyTo?: string;
+  references?: string | string[];
+  /** invalid UTF-8 in a Buffer text/html becomes U+FFFD instead of a refusal */
+  replaceInvalid?: boolean;
+}
+
 export interface RejectedRecipient {
   address: string;
   /** the RCPT reply code; 0 when RCPT was never answered */
@@ -83,6 +134,10 @@ export interface SendResult {
   attempts: number;
   tls: string | null;
   envelope: {from: string; to: string[]};
+  /** sendMail(): the generated Message-ID, "<...@domain>" */
+  messageId?: string;
+  /** a body or attachment stream's error when it failed the message */
+  bodyError?: Error;
 }
 
 /** Usage errors: code is the SMTPUV_E* name (SMTPUV_EINVAL, SMTPUV_EADDRESS, SMTPUV_ECLOSED...). */
@@ -95,6 +150,11 @@ export declare class Client {
   readonly pending: number;
   /** resolves with the outcome; rejects only for usage errors (SmtpuvError) */
   send(message: Message): Promise<SendResult>;
+  /** composes with the library's composer and sends; resolves like send()
+      (with messageId); rejects with SmtpuvError when the composer refuses
+      the message (SMTPUV_EADDRESS, SMTPUV_EHEADER, SMTPUV_EINVAL, SMTPUV_EIO)
+      or for usage errors */
+  sendMail(mail: Mail): Promise<SendResult>;
   /** finishes messages on the wire, cancels the rest, QUIT; resolves when closed */
   close(): Promise<void>;
   /** ends every connection at once; pending sends resolve; resolves when closed */

@@ -108,6 +108,146 @@ function addresses(v, what) {
   return list;
 }
 
+// ---- sendMail: the message as the composer wants it --------------------------------
+
+const F_FROM = 0, F_SENDER = 1, F_REPLY_TO = 2, F_TO = 3, F_CC = 4, F_BCC = 5;
+
+/** 'addr', 'Name <addr>', '"Name" <addr>' or {name, address} -> [name, address]. */
+function mailbox(v, what) {
+  if (v !== null && typeof v === 'object' && typeof v.address === 'string') {
+    if (v.name !== undefined && v.name !== null && typeof v.name !== 'string')
+      throw usage(`sendMail: ${what}.name must be a string`);
+    return [v.name || null, v.address];
+  }
+  if (typeof v !== 'string') throw usage(`sendMail: ${what} must be an address string or {name, address}`);
+  const m = /^\s*(.*?)\s*<([^<>]*)>\s*$/s.exec(v);
+  if (m === null) return [null, v.trim()];
+  let name = m[1];
+  if (name.length >= 2 && name.startsWith('"') && name.endsWith('"'))
+    name = name.slice(1, -1).replace(/\\(.)/gs, '$1');
+  return [name === '' ? null : name, m[2]];
+}
+
+function mailboxes(v, what) {
+  if (v === undefined || v === null) return [];
+  const list = Array.isArray(v) ? v : [v];
+  return list.map((a, i) => mailbox(a, Array.isArray(v) ? `${what}[${i}]` : what));
+}
+
+function textBuffer(v, what) {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string') return Buffer.from(v, 'utf8');
+  if (Buffer.isBuffer(v)) return v;
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  throw usage(`sendMail: ${what} must be a string or Buffer`);
+}
+
+function optString(v, what) {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw usage(`sendMail: ${what} must be a string`);
+  return v;
+}
+
+function mailSpec(mail) {
+  if (mail === null || typeof mail !== 'object') throw usage('sendMail: message object required');
+  const addrs = [], labels = [];
+  const add = (field, v, what) => {
+    for (const [i, mb] of mailboxes(v, what).entries()) {
+      addrs.push([field, mb[0], mb[1]]);
+      labels.push(Array.isArray(v) ? `${what}[${i}]` : what);
+    }
+  };
+  if (mail.from === undefined) throw usage('sendMail: from required');
+  add(F_FROM, mail.from, 'from');
+  add(F_SENDER, mail.sender, 'sender');
+  add(F_REPLY_TO, mail.replyTo, 'replyTo');
+  add(F_TO, mail.to, 'to');
+  add(F_CC, mail.cc, 'cc');
+  add(F_BCC, mail.bcc, 'bcc');
+  const spec = {addrs, labels, headers: [], attachments: []};
+  spec.subject = optString(mail.subject, 'subject');
+  spec.inReplyTo = optString(mail.inReplyTo, 'inReplyTo');
+  spec.references = optString(Array.isArray(mail.references) ? mail.references.join(' ') : mail.references,
+                              'references');
+  if (mail.messageId !== undefined)
+    throw usage('sendMail: messageId cannot be chosen (the composer generates it); messageIdDomain sets its domain');
+  spec.messageIdDomain = optString(mail.messageIdDomain, 'messageIdDomain');
+  spec.text = textBuffer(mail.text, 'text');
+  spec.html = textBuffer(mail.html, 'html');
+  if (mail.replaceInvalid) spec.replaceInvalid = 1;
+  if (mail.date !== undefined && mail.date !== null) {
+    const d = mail.date instanceof Date ? mail.date.getTime() : mail.date;
+    if (typeof d !== 'number' || !Number.isFinite(d)) throw usage('sendMail: date must be a Date or ms since the epoch');
+    spec.date = Math.floor(d / 1000);
+    spec.dateOffset = 0;
+  }
+  if (mail.headers !== undefined && mail.headers !== null) {
+    const h = mail.headers;
+    const list = Array.isArray(h) ? h : Object.entries(h);
+    for (const e of list) {
+      if (!Array.isArray(e) || e.length !== 2) throw usage('sendMail: headers must be {name: value} or [[name, value]]');
+      const vals = Array.isArray(e[1]) ? e[1] : [e[1]];
+      for (const v of vals) {
+        if (typeof e[0] !== 'string' || typeof v !== 'string')
+          throw usage('sendMail: header names and values must be strings');
+        spec.headers.push([e[0], v]);
+      }
+    }
+  }
+  let src = null;
+  const atts = mail.attachments === undefined || mail.attachments === null ? [] : mail.attachments;
+  if (!Array.isArray(atts)) throw usage('sendMail: attachments must be an array');
+  atts.forEach((a, i) => {
+    if (a === null || typeof a !== 'object') throw usage(`sendMail: attachments[${i}] must be an object`);
+    const p = {contentType: optString(a.contentType, `attachments[${i}].contentType`),
+               filename: optString(a.filename, `attachments[${i}].filename`),
+               cid: optString(a.cid, `attachments[${i}].cid`)};
+    const c = a.content;
+    if (a.path !== undefined) {
+      if (c !== undefined) throw usage(`sendMail: attachments[${i}]: content or path, not both`);
+      p.path = optString(a.path, `attachments[${i}].path`);
+    } else if (typeof c === 'string') {
+      p.data = Buffer.from(c, 'utf8');
+    } else if (Buffer.isBuffer(c)) {
+      p.data = c;
+    } else if (c instanceof Uint8Array) {
+      p.data = Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+    } else if (c instanceof stream.Readable || (c && typeof c.getReader === 'function')) {
+      if (src !== null) throw usage('sendMail: at most one attachment may be a stream (give the others as a Buffer or a path)');
+      src = c instanceof stream.Readable ? c : stream.Readable.fromWeb(c);
+      p.stream = 1;
+      if (a.size !== undefined) {
+        if (!Number.isInteger(a.size) || a.size < 0) throw usage(`sendMail: attachments[${i}].size must be bytes >= 0`);
+        p.size = a.size;
+      }
+    } else {
+      throw usage(`sendMail: attachments[${i}]: content (Buffer, string, stream.Readable) or path required`);
+    }
+    spec.attachments.push(p);
+  });
+  // the envelope the composer derives (smtpuv_compose_sender/recipients)
+  const sender = addrs.find((e) => e[0] === F_SENDER) || addrs.find((e) => e[0] === F_FROM);
+  const to = [];
+  for (const f of [F_TO, F_BCC, F_CC])
+    for (const e of addrs) if (e[0] === f && !to.includes(e[2])) to.push(e[2]);
+  return {spec, src, envelope: {from: sender ? sender[2] : '', to}};
+}
+
+/** The composer step that failed, in the caller's words. */
+function describeStep(step, spec) {
+  if (typeof step !== 'string') return undefined;
+  const m = /^address (\d+)$/.exec(step);
+  if (m) {
+    const i = Number(m[1]);
+    return `${spec.labels[i]} (${spec.addrs[i][2]})`;
+  }
+  const h = /^header (\d+)$/.exec(step);
+  if (h) return `headers ${spec.headers[Number(h[1])][0]}`;
+  const a = /^attachment (\d+)$/.exec(step);
+  if (a) return `attachments[${a[1]}]`;
+  return step;
+}
+
 class Client {
   constructor(options) {
     const {n, token, max} = normalise(options);
@@ -162,6 +302,35 @@ class Client {
       if (rc !== 0) throw smtpError(rc);
       slot.pending++;
       const rec = {resolve, src: null, slot, envelope: {from: msg.from, to}};
+      this._msgs.set(id, rec);
+      if (src !== null) this._pipe(slot, id, rec, src);
+    });
+  }
+
+  /**
+   * Compose a message with the library's composer (smtpuv/compose.h) and
+   * send it; the envelope comes from From/Sender and To, Cc, Bcc (Bcc is
+   * never written into the message). Resolves like send(), with
+   * `messageId`; rejects with an Error whose code is the SMTPUV_E* name
+   * when the composer refuses the message (SMTPUV_EADDRESS a bad address,
+   * SMTPUV_EHEADER CR/LF/NUL in a header value, SMTPUV_EINVAL invalid
+   * UTF-8 in a text part, a bad content type...).
+   */
+  sendMail(mail) {
+    return new Promise((resolve, reject) => {
+      const {spec, src, envelope} = mailSpec(mail);
+      if (this._closing) throw smtpError(closedCode(), 'the client is closing');
+      let slot = null;
+      for (const s of this._handles)
+        if (s.open && (slot === null || s.pending < slot.pending)) slot = s;
+      if (slot === null) throw smtpError(closedCode());
+      const id = this._nextId++;
+      if (this._nextId > 0xffffffff) this._nextId = 1;
+      const r = native.sendMail(slot.h, id, spec);
+      const rc = Array.isArray(r) ? r[0] : r;
+      if (rc !== 0) throw smtpError(rc, describeStep(r[1], spec));
+      slot.pending++;
+      const rec = {resolve, src: null, slot, envelope};
       this._msgs.set(id, rec);
       if (src !== null) this._pipe(slot, id, rec, src);
     });

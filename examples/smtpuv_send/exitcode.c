@@ -94,8 +94,12 @@ int cli_exit_for_error(int err, smtpuv_phase phase, int reply_code) {
             phase == SMTPUV_PHASE_NONE)
                ? CLI_EX_CONFIG
                : CLI_EX_IOERR;
-  case SMTPUV_ECERT:
   case SMTPUV_ENOTLS:
+    /* STARTTLS answered 454 "TLS not available due to temporary reason":
+       try again later; not offered, or refused for good: the settings */
+    return reply_class(reply_code) == CLI_EX_TEMPFAIL ? CLI_EX_TEMPFAIL
+                                                      : CLI_EX_CONFIG;
+  case SMTPUV_ECERT:
     return CLI_EX_CONFIG;
   /* SOCKS5 proxy (smtpuv/socks5.h): the proxy's own verdicts */
   case SMTPUV_EPROXY:

@@ -15,6 +15,10 @@
  *   tls.c      the TLS engine over memory BIOs
  *   headers.c  envelope from headers, Bcc-stripping body source
  *   sync.c     smtpuv_send_sync()
+ *   threadsafe.c  submissions from any thread (a mutex-protected queue and
+ *              a uv_async_t handed to the client on the loop thread)
+ *   sync_session.c  smtpuv_session_sync_*(): a client on a private loop
+ *              thread, blocking calls from any thread
  *
  * Ownership: the client owns its queue of message records and its current
  * connection; a message submitted to the connection's conversation is the
@@ -26,6 +30,7 @@
 #ifndef SMTPUV_SRC_UV_CLIENT_INT_H
 #define SMTPUV_SRC_UV_CLIENT_INT_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <openssl/ssl.h>
@@ -89,6 +94,10 @@ struct smtpuv_options {
   int pipelining, chunking, require_all;
   smtpuv_trace_cb trace;
   void *trace_data;
+  /* TLS extras: SHA-256 pin of the server certificate, client certificate */
+  int has_tls_pin;
+  unsigned char tls_pin[32];
+  char *tls_cert_file, *tls_key_file;
   /* the pool */
   unsigned max_connections, max_messages, pipeline_depth;
   double msg_rate, conn_rate;
@@ -147,6 +156,7 @@ struct smtpuv__conn {
   smtpuv_client *client;
   smtpuv__conn *next;  /* the client's list of sending connections */
   int attached;        /* in that list (taking messages) */
+  int ready_seen;      /* its conversation got ready once */
   unsigned host_index; /* 0: the options' host, else fallback[i - 1] */
   const char *host;    /* inside the client's options */
   unsigned port;
@@ -216,7 +226,8 @@ struct smtpuv_client {
 
   smtpuv__msg *queue, *queue_tail; /* not started */
   smtpuv__msg *done, *done_tail;   /* outcome known, sorted by seq */
-  size_t pending;                  /* callbacks not yet run */
+  atomic_size_t pending;           /* callbacks not yet run (atomic: read
+                                      by smtpuv_client_pending_threadsafe) */
   uint64_t next_seq;               /* seq of the next message queued */
   uint64_t deliver_seq;            /* seq of the next callback due */
   smtpuv_rcpt_result *rr;          /* recipients of a result (> 8), reused */
@@ -227,7 +238,9 @@ struct smtpuv_client {
 
   smtpuv__conn *conns;             /* sending connections taking messages */
   unsigned nconns;                 /* connections not yet freed (any) */
-  uint64_t server_failed_until[1 + SMTPUV__MAX_FALLBACK];
+  uint64_t server_failed_until[1 + SMTPUV__MAX_FALLBACK]; /* skip until */
+  unsigned char round_failed[1 + SMTPUV__MAX_FALLBACK]; /* failed since a
+                                          connection was last ready */
 
   /* rate limits (token buckets) and the timer that waits for them and
      for retries */
@@ -254,6 +267,8 @@ struct smtpuv_client {
   char *read_buf;                  /* SMTPUV__READ_BUF, lazily */
   char *plain_buf;                 /* TLS plaintext, lazily */
   int unref;                       /* smtpuv_client_set_ref(c, 0) */
+
+  struct smtpuv__tsq *tsq;         /* threadsafe.c: other threads' queue */
 };
 
 /* Schedule a dispatch pass (callbacks, queue processing) on the loop. */
@@ -276,5 +291,21 @@ void smtpuv__client_conn_gone(smtpuv_client *c, smtpuv__conn *cn);
 int smtpuv__client_ssl_ctx(smtpuv_client *c, SSL_CTX **ctx, char *err,
                            size_t errlen);
 unsigned smtpuv__client_timeout(const smtpuv_client *c, smtpuv_timeout which);
+
+/* ---- submissions from other threads (threadsafe.c) ------------------------ */
+
+/* Create the client's cross-thread queue and its uv_async_t (unreferenced:
+   it does not keep the loop alive). Called by smtpuv_client_new(). 0 or
+   SMTPUV_ENOMEM (nothing to undo). */
+int smtpuv__tsq_new(smtpuv_client *c);
+/* close/abort began (loop thread): refuse further submissions
+   (SMTPUV_ECLOSED) and hand every one accepted so far to the client, so
+   that the close cancels them with the rest of the queue. Idempotent. */
+void smtpuv__tsq_shut(smtpuv_client *c);
+/* Teardown: close the async handle (its data is the client) with `cb`,
+   which counts it in handles_closing. */
+void smtpuv__tsq_close(smtpuv_client *c, uv_close_cb cb);
+/* Free the queue (from client_free; the handle is closed). */
+void smtpuv__tsq_free(smtpuv_client *c);
 
 #endif

@@ -14,10 +14,11 @@
  * ciphertext is written as one buffer, and the spans are released when
  * that write completes.
  *
- * Life: the connection detaches from the client (client->conn = NULL) as
- * soon as it is terminated, so a new one may start; it frees itself (and
- * its conversation) when its last handle is closed and its getaddrinfo
- * request has returned.
+ * Life: the connection detaches from the client's list of sending
+ * connections (smtpuv__client_detach()) as soon as it is terminated or
+ * shuts down, so a new one may start; it frees itself (and its
+ * conversation) when its last handle is closed and its getaddrinfo request
+ * has returned.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -288,7 +289,6 @@ static void on_write(uv_write_t *req, int status) {
 static void shutdown_after_write(smtpuv__conn *cn, unsigned wait) {
   smtpuv_client *c = cn->client;
   smtpuv__client_detach(c, cn); /* a new connection may start meanwhile */
-  smtpuv__client_kick(c);
   cn->state = SMTPUV__C_SHUTDOWN;
   if (uv_is_active((uv_handle_t *)&cn->tcp))
     uv_read_stop((uv_stream_t *)&cn->tcp);
@@ -484,6 +484,9 @@ static int start_tls(smtpuv__conn *cn) {
                    ? c->opts.server_name
                    : cn->host;
     cfg.verify = c->opts.verify;
+    cfg.pin_sha256 = c->opts.has_tls_pin ? c->opts.tls_pin : NULL;
+    cfg.cert_file = c->opts.tls_cert_file;
+    cfg.key_file = c->opts.tls_key_file;
     cfg.err = err;
     cfg.errlen = sizeof err;
     rc = smtpuv__tls_new(&c->mem, &cfg, &cn->tls);

@@ -116,6 +116,9 @@ void smtpuv__options_clear(smtpuv_options *o) {
   smtpuv__free(m, o->server_name);
   smtpuv__free(m, o->ehlo);
   smtpuv__free(m, o->mechanism);
+  smtpuv__free(m, o->tls_cert_file);
+  smtpuv__free(m, o->tls_key_file);
+  o->tls_cert_file = o->tls_key_file = NULL;
   smtpuv__free(m, o->ca_pem);
   o->ca_pem = NULL;
   o->ca_pem_len = 0;
@@ -147,6 +150,7 @@ int smtpuv__options_copy(smtpuv_options *dst, const smtpuv_options *src) {
   *dst = *src;
   dst->host = dst->ca_file = dst->ca_dir = dst->server_name = NULL;
   dst->ehlo = dst->mechanism = NULL;
+  dst->tls_cert_file = dst->tls_key_file = NULL;
   dst->ssl_ctx = NULL;
   dst->ssl_share = NULL;
   dst->ca_pem = NULL; /* copied below */
@@ -168,6 +172,8 @@ int smtpuv__options_copy(smtpuv_options *dst, const smtpuv_options *src) {
       set_str(m, &dst->server_name, src->server_name, 0) ||
       set_str(m, &dst->ehlo, src->ehlo, 0) ||
       set_str(m, &dst->mechanism, src->mechanism, 0) ||
+      set_str(m, &dst->tls_cert_file, src->tls_cert_file, 0) ||
+      set_str(m, &dst->tls_key_file, src->tls_key_file, 0) ||
       (src->has_creds && creds_copy(m, &dst->creds, &src->creds))) {
     smtpuv__options_clear(dst);
     return SMTPUV_ENOMEM;
@@ -404,6 +410,65 @@ int smtpuv_options_set_trace(smtpuv_options *o, smtpuv_trace_cb cb,
   return 0;
 }
 
+/* ---- TLS extras: certificate pinning, client certificate ---------------- */
+
+static int hex_nibble(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+int smtpuv_options_set_tls_fingerprint(smtpuv_options *o,
+                                       const char *sha256) {
+  if (o == NULL)
+    return SMTPUV_EINVAL;
+  if (sha256 == NULL) {
+    o->has_tls_pin = 0;
+    memset(o->tls_pin, 0, sizeof o->tls_pin);
+    return 0;
+  }
+  unsigned char pin[32];
+  size_t n = 0;
+  for (const char *p = sha256; *p;) {
+    int hi = hex_nibble(p[0]), lo = hi < 0 ? -1 : hex_nibble(p[1]);
+    if (hi < 0 || lo < 0 || n == sizeof pin)
+      return SMTPUV_EINVAL;
+    pin[n++] = (unsigned char)(hi << 4 | lo);
+    p += 2;
+    if (*p == ':' && p[1] != '\0')
+      p++;
+  }
+  if (n != sizeof pin)
+    return SMTPUV_EINVAL;
+  memcpy(o->tls_pin, pin, sizeof pin);
+  o->has_tls_pin = 1;
+  return 0;
+}
+
+int smtpuv_options_set_tls_client_cert(smtpuv_options *o,
+                                       const char *cert_file,
+                                       const char *key_file) {
+  if (o == NULL || (cert_file == NULL && key_file != NULL) ||
+      (cert_file != NULL && *cert_file == '\0') ||
+      (key_file != NULL && *key_file == '\0'))
+    return SMTPUV_EINVAL;
+  char *c = NULL, *k = NULL;
+  if (set_str(&o->mem, &c, cert_file, 0) || set_str(&o->mem, &k, key_file, 0)) {
+    smtpuv__free(&o->mem, c);
+    smtpuv__free(&o->mem, k);
+    return SMTPUV_ENOMEM;
+  }
+  smtpuv__free(&o->mem, o->tls_cert_file);
+  smtpuv__free(&o->mem, o->tls_key_file);
+  o->tls_cert_file = c;
+  o->tls_key_file = k;
+  return 0;
+}
+
 /* ---- the pool ------------------------------------------------------------------ */
 
 int smtpuv_options_set_max_connections(smtpuv_options *o, unsigned n) {
@@ -431,9 +496,12 @@ int smtpuv_options_set_pipeline_depth(smtpuv_options *o, unsigned n) {
 int smtpuv_options_set_rate_limit(smtpuv_options *o,
                                   double messages_per_second, unsigned burst,
                                   double connections_per_second) {
+  /* 0 (off), or from one per 1000 s to 10^9 per second */
   if (o == NULL || !(messages_per_second >= 0) ||
       !(connections_per_second >= 0) || messages_per_second > 1e9 ||
-      connections_per_second > 1e9)
+      connections_per_second > 1e9 ||
+      (messages_per_second != 0 && messages_per_second < 0.001) ||
+      (connections_per_second != 0 && connections_per_second < 0.001))
     return SMTPUV_EINVAL;
   o->msg_rate = messages_per_second;
   o->msg_burst = burst;

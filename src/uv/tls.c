@@ -44,6 +44,8 @@ struct smtpuv_tls {
   BIO *wbio;       /* ciphertext for the server */
   char *host;      /* expected name (for error text); NULL with verify 0 */
   int verify;      /* chain + name verification requested */
+  int pinned;      /* pin[] replaces chain + name verification */
+  unsigned char pin[32];
   int established; /* handshake complete */
   int peer_closed; /* close_notify received */
   int shut;        /* our close_notify queued */
@@ -354,6 +356,11 @@ int smtpuv__tls_new(const smtpuv_mem *mem, const smtpuv_tls_config *cfg,
     return SMTPUV_ENOMEM;
   t->mem = m;
   t->verify = cfg->verify != 0;
+  if (cfg->pin_sha256 != NULL) {
+    t->pinned = 1;
+    t->verify = 0; /* the pin is the check (after the handshake) */
+    memcpy(t->pin, cfg->pin_sha256, sizeof(t->pin));
+  }
   if (hlen > 0) {
     t->host = smtpuv__strndup(&m, cfg->host, hlen);
     if (t->host == NULL) {
@@ -405,6 +412,17 @@ int smtpuv__tls_new(const smtpuv_mem *mem, const smtpuv_tls_config *cfg,
   SSL_set_verify(t->ssl, t->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
   if (setup_name(t, t->host, t->verify) != 0)
     goto ssl_fail;
+  if (cfg->cert_file != NULL) {
+    const char *key = cfg->key_file != NULL ? cfg->key_file : cfg->cert_file;
+    if (SSL_use_certificate_chain_file(t->ssl, cfg->cert_file) != 1 ||
+        SSL_use_PrivateKey_file(t->ssl, key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_check_private_key(t->ssl) != 1) {
+      rc = errs_setup_fail(errbuf, errlen,
+                           "cannot load the client certificate",
+                           cfg->cert_file);
+      goto fail;
+    }
+  }
   ERR_clear_error();
   *out = t;
   return 0;
@@ -508,6 +526,35 @@ int smtpuv__tls_take_output(smtpuv_tls *t, void **buf, size_t *len) {
 /* Handshake, records, shutdown                                              */
 /* ------------------------------------------------------------------------ */
 
+/* The peer certificate's SHA-256 against the pin; the text says why not. */
+static int pin_matches(smtpuv_tls *t) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  int ok = 0;
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+  X509 *cert = SSL_get1_peer_certificate(t->ssl);
+#else
+  X509 *cert = SSL_get_peer_certificate(t->ssl);
+#endif
+  if (cert == NULL) {
+    fmt_text(t->err, sizeof(t->err),
+             "certificate fingerprint mismatch: no server certificate");
+    return 0;
+  }
+  if (X509_digest(cert, EVP_sha256(), md, &n) == 1 && n == sizeof(t->pin))
+    ok = CRYPTO_memcmp(md, t->pin, sizeof(t->pin)) == 0;
+  X509_free(cert);
+  if (!ok) {
+    char hex[3 * 32 + 1];
+    for (unsigned int i = 0; i < n && i < 32; i++)
+      snprintf(hex + 3 * i, 4, "%02X%s", md[i], i + 1 < n ? ":" : "");
+    fmt_text(t->err, sizeof(t->err),
+             "certificate fingerprint mismatch: the server's SHA-256 is %s",
+             n ? hex : "unknown");
+  }
+  return ok;
+}
+
 int smtpuv__tls_handshake(smtpuv_tls *t) {
   int r, e, rc;
   ERR_clear_error();
@@ -518,7 +565,10 @@ int smtpuv__tls_handshake(smtpuv_tls *t) {
   if (t->established)
     return 1;
   r = SSL_do_handshake(t->ssl);
-  if (r == 1) {
+  if (r == 1 && t->pinned && !pin_matches(t)) {
+    t->dead = SMTPUV_ECERT;
+    rc = SMTPUV_ECERT;
+  } else if (r == 1) {
     t->established = 1;
     rc = 1;
   } else {
@@ -654,6 +704,7 @@ static void name_cn(const X509_NAME *name, char *out, size_t cap) {
 
 size_t smtpuv__tls_summary(const smtpuv_tls *t, char *buf, size_t cap) {
   char subject[128], issuer[128], expires[48] = "unknown";
+  char since[48] = "unknown", sha[3 * 32 + 1] = "unknown";
   const SSL_CIPHER *cipher;
   X509 *cert;
   int n;
@@ -682,10 +733,23 @@ size_t smtpuv__tls_summary(const smtpuv_tls *t, char *buf, size_t cap) {
     if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1)
       snprintf(expires, sizeof(expires), "%04d-%02d-%02d",
                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-    n = snprintf(buf, cap, "%s %s; subject CN=%s; issuer CN=%s; expires %s",
+    memset(&tm, 0, sizeof(tm));
+    if (ASN1_TIME_to_tm(X509_get0_notBefore(cert), &tm) == 1)
+      snprintf(since, sizeof(since), "%04d-%02d-%02d", tm.tm_year + 1900,
+               tm.tm_mon + 1, tm.tm_mday);
+    {
+      unsigned char md[EVP_MAX_MD_SIZE];
+      unsigned int mdn = 0;
+      if (X509_digest(cert, EVP_sha256(), md, &mdn) == 1 && mdn == 32)
+        for (unsigned int i = 0; i < mdn; i++)
+          snprintf(sha + 3 * i, 4, "%02X%s", md[i], i + 1 < mdn ? ":" : "");
+    }
+    n = snprintf(buf, cap,
+                 "%s %s; subject CN=%s; issuer CN=%s; sha256 %s; valid "
+                 "since %s; expires %s",
                  SSL_get_version(t->ssl),
                  cipher != NULL ? SSL_CIPHER_get_name(cipher) : "(none)",
-                 subject, issuer, expires);
+                 subject, issuer, sha, since, expires);
     X509_free(cert);
   } else {
     n = snprintf(buf, cap, "%s %s; no peer certificate",

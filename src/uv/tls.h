@@ -33,6 +33,11 @@ typedef struct smtpuv_tls_config {
                             sends no SNI; a trailing dot is dropped */
   int verify;            /* 1 (default in the client): verify chain + name;
                             0: accept any certificate (explicit opt-out) */
+  const unsigned char *pin_sha256; /* 32 bytes, or NULL: when set, the
+                            peer certificate must have this SHA-256 digest,
+                            and chain and name checks are not made */
+  const char *cert_file; /* client certificate chain (PEM), or NULL */
+  const char *key_file;  /* its key (PEM); NULL: in cert_file */
   char *err;             /* optional: receives the text when
                             smtpuv__tls_new() fails (e.g. CA file missing) */
   size_t errlen;         /* size of `err` */

@@ -11,4 +11,4 @@ cd "$HERE"
 exec 9>"$HERE/.build.lock"
 flock 9
 sh scripts/build.sh --no-ci
-exec node --test --test-reporter=spec test/client.test.js
+exec node --test --test-reporter=spec test/client.test.js test/sendmail.test.js

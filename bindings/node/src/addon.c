@@ -40,6 +40,7 @@
 #include <uv.h>
 
 #include "smtpuv/client.h"
+#include "smtpuv/compose.h"
 
 /* Stream bodies: JS is told to pause above HIGH buffered bytes and to go
    on ("drain") when the client has taken them below LOW. */
@@ -70,6 +71,13 @@ struct nmsg {
   int ended, errored;
   int paused;    /* push() said "stop": JS waits for EV_DRAIN */
   int drain_due; /* deliver EV_DRAIN from the async handle */
+  /* sendMail: the composer (its one stream attachment, if any, reads the
+     chunk queue above) and the header bytes read ahead to learn the
+     Message-ID, served before the composer's next bytes */
+  smtpuv_compose *comp;
+  char *ahead;
+  size_t ahead_len, ahead_off;
+  char *msgid;
 };
 
 struct handle {
@@ -489,9 +497,15 @@ static void on_sent(smtpuv_client *c, const smtpuv_send_result *r,
   if (!st->tearing && !st->env_gone) {
     napi_handle_scope scope;
     napi_open_handle_scope(env, &scope);
-    emit(h, EV_SENT, num(env, m->id), result_object(env, r));
+    napi_value res = result_object(env, r);
+    if (m->msgid != NULL)
+      set(env, res, "messageId", str(env, m->msgid));
+    emit(h, EV_SENT, num(env, m->id), res);
     napi_close_handle_scope(env, scope);
   }
+  smtpuv_compose_free(m->comp);
+  free(m->ahead);
+  free(m->msgid);
   if (m->buf != NULL && !st->env_gone)
     napi_delete_reference(env, m->buf);
   stream_clear(m);
@@ -788,6 +802,289 @@ static napi_value js_push(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* ---- sendMail: the library's composer ------------------------------------------- */
+
+/* The body of a composed message: the bytes read ahead first, then the
+   composer's. */
+static long composed_read(void *user, void *buf, size_t cap) {
+  nmsg *m = user;
+  if (m->ahead_off < m->ahead_len) {
+    size_t n = m->ahead_len - m->ahead_off;
+    if (n > cap)
+      n = cap;
+    memcpy(buf, m->ahead + m->ahead_off, n);
+    m->ahead_off += n;
+    return (long)n;
+  }
+  return smtpuv_compose_read(m->comp, buf, cap);
+}
+
+static int composed_rewind(void *user) {
+  nmsg *m = user;
+  int rc = smtpuv_compose_rewind(m->comp);
+  if (rc == 0)
+    m->ahead_off = m->ahead_len; /* the composer starts from byte 0 now */
+  return rc;
+}
+
+/* Read the finished message's header block ahead (it is built by
+   smtpuv_compose_finish(): no attachment source is read for it, except
+   that the last small read may reach into the first part) and keep its
+   Message-ID. */
+static int read_ahead(nmsg *m) {
+  size_t cap = 0;
+  for (;;) {
+    if (m->ahead_len + 256 > cap) {
+      size_t ncap = cap == 0 ? 2048 : cap * 2;
+      if (ncap > 1024 * 1024)
+        return 0; /* no end of headers in 1 MiB: no messageId */
+      char *nb = realloc(m->ahead, ncap + 1);
+      if (nb == NULL)
+        return SMTPUV_ENOMEM;
+      m->ahead = nb;
+      cap = ncap;
+    }
+    long n = smtpuv_compose_read(m->comp, m->ahead + m->ahead_len, 256);
+    if (n == SMTPUV_EAGAIN || n == 0)
+      return 0;
+    if (n < 0)
+      return (int)n;
+    m->ahead_len += (size_t)n;
+    m->ahead[m->ahead_len] = '\0';
+    char *end = strstr(m->ahead, "\r\n\r\n");
+    if (end == NULL)
+      continue;
+    for (char *p = m->ahead; p < end; p = strstr(p, "\r\n") + 2) {
+      if (strncmp(p, "Message-ID: <", 13) == 0) {
+        char *gt = strchr(p, '>');
+        if (gt != NULL && gt < end) {
+          size_t len = (size_t)(gt - p) - 12 + 1;
+          m->msgid = malloc(len + 1);
+          if (m->msgid == NULL)
+            return SMTPUV_ENOMEM;
+          memcpy(m->msgid, p + 12, len);
+          m->msgid[len] = '\0';
+        }
+        break;
+      }
+    }
+    return 0;
+  }
+}
+
+/* A Buffer argument, or NULL/0. */
+static int get_buf(napi_env env, napi_value v, void **data, size_t *len) {
+  bool isbuf = false;
+  napi_is_buffer(env, v, &isbuf);
+  if (!isbuf) {
+    *data = NULL;
+    *len = 0;
+    return 0;
+  }
+  return napi_get_buffer_info(env, v, data, len) == napi_ok ? 1 : 0;
+}
+
+/* Fill the composer from the spec index.js normalised. Returns 0 or a
+   code; *what names the step that failed. */
+static int compose_spec(napi_env env, napi_value sp, nmsg *m, int *streamed,
+                        char *what, size_t whatlen) {
+  smtpuv_compose *c = m->comp;
+  int rc = 0, bad = 0;
+  uint32_t n = 0;
+  napi_value arr = prop(env, sp, "addrs");
+  napi_get_array_length(env, arr, &n);
+  for (uint32_t i = 0; i < n && rc == 0; i++) {
+    napi_value e, ef, en, ea;
+    napi_get_element(env, arr, i, &e);
+    napi_get_element(env, e, 0, &ef);
+    napi_get_element(env, e, 1, &en);
+    napi_get_element(env, e, 2, &ea);
+    int32_t field = 0;
+    napi_get_value_int32(env, ef, &field);
+    char *name = get_cstr(env, en, &bad);
+    char *addr = get_cstr(env, ea, &bad);
+    snprintf(what, whatlen, "address %u", i);
+    rc = bad ? SMTPUV_EHEADER
+             : smtpuv_compose_address(c, (smtpuv_compose_field)field, name,
+                                      addr != NULL ? addr : "");
+    free(name);
+    free(addr);
+  }
+  static const char *const one[] = {"subject", "inReplyTo", "references",
+                                    "messageIdDomain"};
+  for (int k = 0; k < 4 && rc == 0; k++) {
+    if (!has(env, sp, one[k]))
+      continue;
+    char *v = get_cstr(env, prop(env, sp, one[k]), &bad);
+    snprintf(what, whatlen, "%s", one[k]);
+    if (bad)
+      rc = k == 0 ? SMTPUV_EHEADER : SMTPUV_EINVAL;
+    else if (k == 0)
+      rc = smtpuv_compose_subject(c, v);
+    else if (k == 1)
+      rc = smtpuv_compose_in_reply_to(c, v);
+    else if (k == 2)
+      rc = smtpuv_compose_references(c, v);
+    else
+      rc = smtpuv_compose_message_id(c, v);
+    free(v);
+  }
+  arr = prop(env, sp, "headers");
+  n = 0;
+  napi_get_array_length(env, arr, &n);
+  for (uint32_t i = 0; i < n && rc == 0; i++) {
+    napi_value e, en, ev;
+    napi_get_element(env, arr, i, &e);
+    napi_get_element(env, e, 0, &en);
+    napi_get_element(env, e, 1, &ev);
+    char *name = get_cstr(env, en, &bad);
+    char *val = get_cstr(env, ev, &bad);
+    snprintf(what, whatlen, "header %u", i);
+    rc = bad || name == NULL || val == NULL
+             ? SMTPUV_EHEADER
+             : smtpuv_compose_header(c, name, val);
+    free(name);
+    free(val);
+  }
+  if (rc == 0 && has(env, sp, "date")) {
+    int64_t t = get_int(env, sp, "date", 0);
+    snprintf(what, whatlen, "date");
+    rc = smtpuv_compose_date(c, t, (int)get_int(env, sp, "dateOffset", 0));
+  }
+  void *data;
+  size_t len;
+  if (rc == 0 && get_buf(env, prop(env, sp, "text"), &data, &len)) {
+    snprintf(what, whatlen, "text");
+    rc = smtpuv_compose_text(c, data, len);
+  }
+  if (rc == 0 && get_buf(env, prop(env, sp, "html"), &data, &len)) {
+    snprintf(what, whatlen, "html");
+    rc = smtpuv_compose_html(c, data, len);
+  }
+  arr = prop(env, sp, "attachments");
+  n = 0;
+  napi_get_array_length(env, arr, &n);
+  for (uint32_t i = 0; i < n && rc == 0; i++) {
+    napi_value e;
+    napi_get_element(env, arr, i, &e);
+    smtpuv_compose_part part = SMTPUV_COMPOSE_PART_INIT;
+    char *ct = get_cstr(env, prop(env, e, "contentType"), &bad);
+    char *fn = get_cstr(env, prop(env, e, "filename"), &bad);
+    char *cid = get_cstr(env, prop(env, e, "cid"), &bad);
+    char *path = get_cstr(env, prop(env, e, "path"), &bad);
+    snprintf(what, whatlen, "attachment %u", i);
+    part.content_type = ct;
+    part.filename = fn;
+    part.content_id = cid;
+    if (get_int(env, e, "stream", 0)) {
+      if (*streamed) {
+        bad = 1; /* one stream per message: index.js checks it */
+      } else {
+        *streamed = 1;
+        part.read = body_read;
+        part.user = m;
+        part.size = get_int(env, e, "size", -1);
+      }
+    } else if (path != NULL) {
+      part.path = path;
+    } else if (get_buf(env, prop(env, e, "data"), &data, &len)) {
+      part.data = data != NULL ? data : "";
+      part.len = len;
+    } else {
+      bad = 1;
+    }
+    rc = bad ? SMTPUV_EINVAL : smtpuv_compose_attach(c, &part);
+    free(ct);
+    free(fn);
+    free(cid);
+    free(path);
+  }
+  if (rc == 0) {
+    snprintf(what, whatlen, "finish");
+    rc = smtpuv_compose_finish(c);
+  }
+  return rc;
+}
+
+/* sendMail(handle, id, spec) -> 0 | [rc, step] */
+static napi_value js_send_mail(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  handle *h = get_handle(env, argv[0]);
+  if (h == NULL)
+    return NULL;
+  if (h->c == NULL || h->closing)
+    return num(env, SMTPUV_ECLOSED);
+  uint32_t id;
+  CHECK(env, napi_get_value_uint32(env, argv[1], &id));
+  char what[64] = "composer";
+  int streamed = 0;
+  nmsg *m = calloc(1, sizeof *m);
+  int rc = m == NULL ? SMTPUV_ENOMEM : 0;
+  if (rc == 0) {
+    m->h = h;
+    m->id = id;
+    unsigned flags = get_int(env, argv[2], "replaceInvalid", 0)
+                         ? SMTPUV_COMPOSE_REPLACE_INVALID
+                         : 0;
+    rc = smtpuv_compose_new(NULL, flags, &m->comp);
+  }
+  if (rc == 0)
+    rc = compose_spec(env, argv[2], m, &streamed, what, sizeof what);
+  if (rc == 0) {
+    snprintf(what, sizeof what, "read");
+    rc = read_ahead(m);
+  }
+  if (rc == 0) {
+    snprintf(what, sizeof what, "send");
+    smtpuv_envelope envl = SMTPUV_ENVELOPE_INIT;
+    smtpuv_mail_params mp = SMTPUV_MAIL_PARAMS_INIT;
+    envl.sender = smtpuv_compose_sender(m->comp);
+    envl.recipients = smtpuv_compose_recipients(m->comp, &envl.nrecipients);
+    if (smtpuv_compose_8bit(m->comp)) {
+      mp.body = SMTPUV_BODY_8BITMIME;
+      envl.mail_params = &mp;
+    }
+    smtpuv_body body;
+    int64_t size = smtpuv_compose_size(m->comp);
+    smtpuv_body_init_stream(&body, composed_read, composed_rewind, m,
+                            size > 0 ? (uint64_t)size : 0);
+    rc = smtpuv_client_send(h->c, &envl, &body, on_sent, m);
+  }
+  if (rc != 0) {
+    if (m != NULL) {
+      smtpuv_compose_free(m->comp);
+      free(m->ahead);
+      free(m->msgid);
+      free(m);
+    }
+    napi_value r, e0, e1;
+    napi_create_array(env, &r);
+    e0 = num(env, rc);
+    e1 = str(env, what);
+    napi_set_element(env, r, 0, e0);
+    napi_set_element(env, r, 1, e1);
+    return r;
+  }
+  m->stream = streamed;
+  if (streamed) {
+    m->snext = h->streams;
+    if (h->streams != NULL)
+      h->streams->sprev = m;
+    h->streams = m;
+  }
+  if (h->pending++ == 0)
+    hold(h, 1);
+  napi_value r = num(env, 0);
+  if (m->msgid != NULL) {
+    napi_create_array(env, &r);
+    napi_set_element(env, r, 0, num(env, 0));
+    napi_set_element(env, r, 1, str(env, m->msgid));
+  }
+  return r;
+}
+
 /* close(handle) -> rc; abort(handle) -> rc */
 static napi_value js_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -972,6 +1269,7 @@ NAPI_MODULE_INIT() {
     const char *name;
     napi_callback fn;
   } fns[] = {{"newClient", js_new_client}, {"send", js_send},
+             {"sendMail", js_send_mail},
              {"push", js_push},            {"close", js_close},
              {"abort", js_abort},          {"tokenAnswer", js_token_answer},
              {"pending", js_pending},      {"strerror", js_strerror},
