@@ -277,6 +277,69 @@ SMTPUV_EXTERN int smtpuv_options_set_require_all_recipients(smtpuv_options *o,
 SMTPUV_EXTERN int smtpuv_options_set_trace(smtpuv_options *o,
                                            smtpuv_trace_cb cb, void *data);
 
+/* ---- transports and LMTP ------------------------------------------------- */
+
+/** The protocol spoken on the connection. */
+typedef enum smtpuv_protocol {
+  SMTPUV_PROTOCOL_SMTP = 0, /**< ESMTP (RFC 5321), the default */
+  SMTPUV_PROTOCOL_LMTP      /**< LMTP (RFC 2033), to local delivery agents
+                                 (Dovecot, Cyrus): LHLO instead of EHLO (no
+                                 HELO fallback), and after the end of data
+                                 one verdict per accepted recipient, reported
+                                 in smtpuv_rcpt_result.delivery */
+} smtpuv_protocol;
+
+/**
+ * SMTP (default) or LMTP. With LMTP the TLS mode defaults to
+ * SMTPUV_TLS_NONE (unless smtpuv_options_set_tls() was called: local
+ * delivery agents rarely offer STARTTLS) and the port to 24; plaintext
+ * AUTH still needs smtpuv_options_set_allow_plaintext_auth(). The message
+ * is SENT when every recipient was delivered, SENT with SMTPUV_ENORCPT when
+ * some were, FAILED (ETEMPFAIL when every refusal was a 4xx, else
+ * EPERMFAIL) when none was; a connection lost while verdicts are due leaves
+ * those recipients SMTPUV_DELIVERY_UNKNOWN (the message is SENT if someone
+ * got it, else UNKNOWN). SMTPUV_EINVAL for another value.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_protocol(smtpuv_options *o,
+                                              smtpuv_protocol protocol);
+
+/**
+ * Connect to a Unix domain socket at `path` instead of host and port (NULL:
+ * TCP again), like msmtp's --socket. The host (smtpuv_options_set_host())
+ * is then optional and only names the server for TLS, which stays off
+ * unless asked for. SMTPUV_EINVAL for an empty path or one longer than a
+ * socket address holds, or with a source address or a proxy set.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_unix_socket(smtpuv_options *o,
+                                                 const char *path);
+
+/**
+ * Bind the local end of TCP connections to `ip` (an IPv4 or IPv6 literal;
+ * NULL: any), like msmtp's --source-ip: only server addresses of the same
+ * family are tried; a bind failure fails the connection (SMTPUV_ECONNECT,
+ * phase CONNECT). SMTPUV_EINVAL for a malformed address or with a Unix
+ * socket.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_source_address(smtpuv_options *o,
+                                                    const char *ip);
+
+/**
+ * Reach the server through a SOCKS5 proxy at `host`:`port` (RFC 1928;
+ * NULL host: none): the connection goes to the proxy, which resolves the
+ * server's name itself (the name is never resolved locally), and the SMTP
+ * conversation starts once the proxy has connected the tunnel. `user` and
+ * `password` (both or neither, 1..255 bytes each; copied, wiped with the
+ * options) use RFC 1929. TLS is verified against the server's name, not the
+ * proxy's. A proxy failure ends the connection in phase SMTPUV_PHASE_PROXY
+ * with SMTPUV_EPROXY* (smtpuv.h), or SMTPUV_ETIMEDOUT. SMTPUV_EINVAL for a
+ * bad host, port or credentials, or with a Unix socket.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_socks5_proxy(smtpuv_options *o,
+                                                  const char *host,
+                                                  unsigned port,
+                                                  const char *user,
+                                                  const char *password);
+
 /* ---- the pool: connections, limits, rates, retries ------------------------ */
 
 /**

@@ -221,7 +221,6 @@ typedef enum smtpuv_phase {
     value outside the enum. */
 SMTPUV_EXTERN const char *smtpuv_phase_name(smtpuv_phase p);
 
-/** The server's verdict on one recipient. */
 /** LMTP (RFC 2033): what became of one accepted recipient after the end
     of data, where the server answers once per recipient. */
 typedef enum smtpuv_delivery {
@@ -236,6 +235,9 @@ typedef enum smtpuv_delivery {
                                   delivered */
 } smtpuv_delivery;
 
+/** The server's verdict on one recipient (RCPT, and with LMTP its verdict
+    after the end of data). Read the array of a result with
+    smtpuv_send_result_recipient(): fields are only appended. */
 typedef struct smtpuv_rcpt_result {
   const char *address;  /**< as given in the envelope */
   int accepted;         /**< 1 when RCPT got 2xx */

@@ -49,7 +49,7 @@ unsigned smtpuv__conv_timeout(const smtpuv__conv *cv, smtpuv_timeout which) {
 smtpuv_phase smtpuv__conv_setup_phase(const smtpuv__conv *cv) {
   switch (cv->state) {
   case SMTPUV__CV_CONNECTING:
-    return SMTPUV_PHASE_CONNECT;
+    return cv->connect_phase;
   case SMTPUV__CV_TLS_IMPLICIT:
   case SMTPUV__CV_STARTTLS:
   case SMTPUV__CV_TLS_STARTTLS:
@@ -109,6 +109,7 @@ int smtpuv__conv_new(const smtpuv_mem *mem, const smtpuv__conv_config *cfg,
   }
   memcpy(cv->literal, "[127.0.0.1]", sizeof "[127.0.0.1]");
   cv->state = SMTPUV__CV_CONNECTING;
+  cv->connect_phase = SMTPUV_PHASE_CONNECT;
   *out = cv;
   return 0;
 }
@@ -342,6 +343,10 @@ void smtpuv__conv_received(smtpuv__conv *cv, const void *buf, size_t len) {
 }
 
 /* ---- events ---------------------------------------------------------------------- */
+
+void smtpuv__conv_transport_phase(smtpuv__conv *cv, smtpuv_phase phase) {
+  cv->connect_phase = phase;
+}
 
 void smtpuv__conv_set_now(smtpuv__conv *cv, uint64_t now_ms) {
   cv->now = now_ms;

@@ -135,6 +135,11 @@ void smtpuv__conv_set_now(smtpuv__conv *cv, uint64_t now_ms);
    Implicit TLS: asks for the handshake (smtpuv__conv_take_start_tls()). */
 void smtpuv__conv_connected(smtpuv__conv *cv, const char *local_literal);
 
+/* Before the stream is up: the phase a transport failure is reported in
+   (SMTPUV_PHASE_CONNECT by default; SMTPUV_PHASE_PROXY while a proxy
+   handshake runs). */
+void smtpuv__conv_transport_phase(smtpuv__conv *cv, smtpuv_phase phase);
+
 /* The TLS handshake completed; `summary` describes it ("TLSv1.3 ...;
    subject CN=...", copied, attached to every result of the connection). */
 void smtpuv__conv_tls_established(smtpuv__conv *cv, const char *summary);

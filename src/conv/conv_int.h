@@ -42,6 +42,7 @@ struct smtpuv__conv {
   smtpuv__conv_config cfg; /* ehlo_name points into `ehlo` */
   char ehlo[256];
   int state;
+  smtpuv_phase connect_phase; /* of a failure before connected() */
   int end;      /* smtpuv__conv_end_kind */
   int end_err;
   int closing;  /* smtpuv__conv_close() */

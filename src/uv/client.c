@@ -118,7 +118,8 @@ int smtpuv_client_new(uv_loop_t *loop, const smtpuv_options *options,
   if (out == NULL)
     return SMTPUV_EINVAL;
   *out = NULL;
-  if (loop == NULL || options == NULL || options->host == NULL)
+  if (loop == NULL || options == NULL ||
+      (options->host == NULL && options->unix_path == NULL))
     return SMTPUV_EINVAL;
   smtpuv_client *c = smtpuv__calloc(&options->mem, 1, sizeof *c);
   if (c == NULL)
@@ -130,8 +131,19 @@ int smtpuv_client_new(uv_loop_t *loop, const smtpuv_options *options,
     smtpuv__free(&c->mem, c);
     return rc;
   }
+  if (c->opts.host == NULL &&
+      (rc = smtpuv_options_set_host(&c->opts, "localhost")) != 0) {
+    /* a Unix socket: the name only serves TLS */
+    smtpuv__options_clear(&c->opts);
+    smtpuv__free(&c->mem, c);
+    return rc;
+  }
+  if (c->opts.lmtp && !c->opts.tls_set)
+    c->opts.tls = SMTPUV_TLS_NONE; /* local delivery agents: see set_protocol */
   if (c->opts.port == 0)
-    c->opts.port = c->opts.tls == SMTPUV_TLS_IMPLICIT ? 465 : 587;
+    c->opts.port = c->opts.lmtp                          ? 24
+                   : c->opts.tls == SMTPUV_TLS_IMPLICIT ? 465
+                                                         : 587;
   if (c->opts.ehlo != NULL)
     memcpy(c->ehlo_name, c->opts.ehlo, strlen(c->opts.ehlo) + 1);
   else
@@ -797,6 +809,6 @@ void smtpuv_client_set_ref(smtpuv_client *c, int ref) {
     if (cn->timer_open)
       set_handle_ref((uv_handle_t *)&cn->timer, ref);
     if (cn->tcp_open)
-      set_handle_ref((uv_handle_t *)&cn->tcp, ref);
+      set_handle_ref((uv_handle_t *)&cn->s.tcp, ref);
   }
 }

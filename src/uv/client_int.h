@@ -111,6 +111,15 @@ struct smtpuv_options {
   unsigned retry_max, retry_base, retry_cap, retry_deadline;
   size_t queue_high, queue_low;
   int ordered;
+  /* transports and LMTP (issue 14) */
+  int lmtp;               /* smtpuv_options_set_protocol(LMTP) */
+  int tls_set;            /* smtpuv_options_set_tls() was called */
+  char *unix_path;        /* smtpuv_options_set_unix_socket() */
+  int has_source;         /* smtpuv_options_set_source_address() */
+  struct sockaddr_storage source;
+  char *proxy_host;       /* smtpuv_options_set_socks5_proxy() */
+  unsigned proxy_port;
+  char *proxy_user, *proxy_pass; /* secrets: wiped */
   char *ca_pem; /* smtpuv_options_set_ca_pem(): owned copy, or NULL */
   size_t ca_pem_len;
 };
@@ -135,6 +144,7 @@ void smtpuv__options_clear(smtpuv_options *o);
 enum smtpuv__cstate {
   SMTPUV__C_RESOLVING = 0,
   SMTPUV__C_CONNECTING,
+  SMTPUV__C_PROXY,    /* connected to the SOCKS5 proxy: its handshake */
   SMTPUV__C_OPEN,     /* the conversation runs */
   SMTPUV__C_SHUTDOWN, /* close_notify (or an alert) being written */
   SMTPUV__C_DEAD      /* handles closing */
@@ -164,7 +174,13 @@ struct smtpuv__conn {
   void *owner;       /* the ops' object (probe) or NULL */
   smtpuv__conv *conv;
   int state;
-  uv_tcp_t tcp;
+  union {
+    uv_tcp_t tcp;   /* TCP (to the server, or to the SOCKS5 proxy) */
+    uv_pipe_t pipe; /* a Unix domain socket (smtpuv_options_set_unix_socket) */
+  } s;              /* the stream: cast &s to uv_stream_t / uv_handle_t */
+  smtpuv_socks5 *socks; /* the proxy handshake in progress */
+  uv_write_t preq;      /* its write */
+  int proxy_writing;
   uv_timer_t timer;
   uv_getaddrinfo_t gai;
   uv_connect_t creq;

@@ -33,6 +33,9 @@
 static void try_next_address(smtpuv__conn *cn);
 static void on_tcp_closed_retry(uv_handle_t *h);
 static void on_timer(uv_timer_t *t);
+static void stream_up(smtpuv__conn *cn, const char *early, size_t n);
+static void proxy_start(smtpuv__conn *cn);
+static void proxy_read(smtpuv__conn *cn, const char *buf, size_t n);
 
 static uint64_t now_of(const smtpuv__conn *cn) {
   return uv_now(cn->client->loop);
@@ -65,6 +68,7 @@ static void conn_maybe_free(smtpuv__conn *cn) {
   if (cn->ai_list != NULL)
     uv_freeaddrinfo(cn->ai_list);
   smtpuv__conv_free(cn->conv);
+  smtpuv_socks5_free(cn->socks);
   if (cn->auth_owned)
     smtpuv_auth_free(cn->auth);
   smtpuv__tls_free(cn->tls);
@@ -101,7 +105,7 @@ static void terminate(smtpuv__conn *cn) {
   if (cn->gai_active)
     uv_cancel((uv_req_t *)&cn->gai);
   close_handle(cn, (uv_handle_t *)&cn->timer, &cn->timer_open);
-  close_handle(cn, (uv_handle_t *)&cn->tcp, &cn->tcp_open);
+  close_handle(cn, (uv_handle_t *)&cn->s.tcp, &cn->tcp_open);
   smtpuv__client_kick(c);
   conn_maybe_free(cn);
 }
@@ -139,7 +143,7 @@ static void on_write(uv_write_t *req, int status);
    conversation's output when it completes. 0, or the connection failed. */
 static int start_write(smtpuv__conn *cn, unsigned nbufs, size_t conv_bytes) {
   cn->wreq.data = cn;
-  int rc = uv_write(&cn->wreq, (uv_stream_t *)&cn->tcp, cn->bufs, nbufs,
+  int rc = uv_write(&cn->wreq, (uv_stream_t *)&cn->s.tcp, cn->bufs, nbufs,
                     on_write);
   if (rc != 0) {
     if (cn->write_buf != NULL) {
@@ -205,7 +209,7 @@ static int write_plain(smtpuv__conn *cn) {
     cn->bufs[i] = uv_buf_init((char *)iov[i].base, (unsigned)iov[i].len);
     total += iov[i].len;
   }
-  int w = uv_try_write((uv_stream_t *)&cn->tcp, cn->bufs, (unsigned)n);
+  int w = uv_try_write((uv_stream_t *)&cn->s.tcp, cn->bufs, (unsigned)n);
   if (w > 0) {
     smtpuv__conv_handed(cn->conv, (size_t)w);
     smtpuv__conv_written(cn->conv, (size_t)w);
@@ -290,8 +294,8 @@ static void shutdown_after_write(smtpuv__conn *cn, unsigned wait) {
   smtpuv_client *c = cn->client;
   smtpuv__client_detach(c, cn); /* a new connection may start meanwhile */
   cn->state = SMTPUV__C_SHUTDOWN;
-  if (uv_is_active((uv_handle_t *)&cn->tcp))
-    uv_read_stop((uv_stream_t *)&cn->tcp);
+  if (uv_is_active((uv_handle_t *)&cn->s.tcp))
+    uv_read_stop((uv_stream_t *)&cn->s.tcp);
   set_timer(cn, wait);
   if (!cn->writing)
     write_out(cn);
@@ -336,6 +340,10 @@ static void on_timer(uv_timer_t *t) {
   case SMTPUV__C_RESOLVING:
     conn_fail(cn, SMTPUV_ETIMEDOUT, "resolve %s: timed out", cn->host);
     return;
+  case SMTPUV__C_PROXY:
+    conn_fail(cn, SMTPUV_ETIMEDOUT, "SOCKS5 proxy %s:%u: timed out",
+              cn->client->opts.proxy_host, cn->client->opts.proxy_port);
+    return;
   case SMTPUV__C_CONNECTING:
     if (cn->ai_next != NULL && now_of(cn) < cn->connect_deadline) {
       /* give up on this address, try the next */
@@ -343,7 +351,7 @@ static void on_timer(uv_timer_t *t) {
       if (cn->tcp_open) {
         cn->tcp_open = 0;
         cn->handles_closing++;
-        uv_close((uv_handle_t *)&cn->tcp, on_tcp_closed_retry);
+        uv_close((uv_handle_t *)&cn->s.tcp, on_tcp_closed_retry);
       }
       return;
     }
@@ -428,6 +436,15 @@ static void tls_handshake_step(smtpuv__conn *cn) {
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   smtpuv__conn *cn = s->data;
+  if (cn->state == SMTPUV__C_PROXY && nread != 0) {
+    if (nread < 0)
+      conn_fail(cn, SMTPUV_EPROXY,
+                "SOCKS5 proxy: the proxy closed the connection during the "
+                "handshake");
+    else if (buf->base != NULL)
+      proxy_read(cn, buf->base, (size_t)nread);
+    return;
+  }
   if (cn->state != SMTPUV__C_OPEN || nread == 0)
     return;
   smtpuv__conv_set_now(cn->conv, now_of(cn));
@@ -555,10 +572,14 @@ static void addr_text(const struct sockaddr *sa, char *buf, size_t len) {
 /* The address literal of our end ("[192.0.2.1]", "[IPv6:::1]"; RFC 5321
    4.1.4), for EHLO without a name. */
 static void local_literal(const smtpuv__conn *cn, char *buf, size_t len) {
+  if (cn->client->opts.unix_path != NULL) {
+    snprintf(buf, len, "localhost"); /* no address on a Unix socket */
+    return;
+  }
   struct sockaddr_storage ss;
   int n = sizeof ss;
   char ip[64] = "";
-  if (uv_tcp_getsockname(&cn->tcp, (struct sockaddr *)&ss, &n) == 0)
+  if (uv_tcp_getsockname(&cn->s.tcp, (struct sockaddr *)&ss, &n) == 0)
     addr_text((const struct sockaddr *)&ss, ip, sizeof ip);
   int v6 = ip[0] != '\0' && ss.ss_family == AF_INET6;
   snprintf(buf, len, "[%s%s]", v6 ? "IPv6:" : "", ip[0] ? ip : "127.0.0.1");
@@ -573,24 +594,122 @@ static void on_connect(uv_connect_t *req, int status) {
     if (cn->tcp_open) {
       cn->tcp_open = 0;
       cn->handles_closing++;
-      uv_close((uv_handle_t *)&cn->tcp, on_tcp_closed_retry);
+      uv_close((uv_handle_t *)&cn->s.tcp, on_tcp_closed_retry);
     }
     return;
   }
-  smtpuv__conv_trace_info(cn->conv, "connected to %s:%u", cn->peer,
-                          cn->port);
-  int rc = uv_read_start((uv_stream_t *)&cn->tcp, on_alloc, on_read);
+  smtpuv_client *c = cn->client;
+  if (c->opts.unix_path != NULL)
+    smtpuv__conv_trace_info(cn->conv, "connected to %s", c->opts.unix_path);
+  else
+    smtpuv__conv_trace_info(cn->conv, "connected to %s:%u", cn->peer,
+                            c->opts.proxy_host ? c->opts.proxy_port
+                                               : cn->port);
+  int rc = uv_read_start((uv_stream_t *)&cn->s.tcp, on_alloc, on_read);
   if (rc != 0) {
     conn_fail(cn, SMTPUV_ECONNECT, "read start: %s", uv_strerror(rc));
     return;
   }
   cn->reading = 1;
+  if (c->opts.proxy_host != NULL) {
+    proxy_start(cn);
+    return;
+  }
+  stream_up(cn, NULL, 0);
+}
+
+/* The stream to the server is up (directly, or through the proxy, whose
+   last read may have carried the server's first bytes). */
+static void stream_up(smtpuv__conn *cn, const char *early, size_t n) {
   cn->state = SMTPUV__C_OPEN;
   char literal[80];
   local_literal(cn, literal, sizeof literal);
   smtpuv__conv_set_now(cn->conv, now_of(cn));
   smtpuv__conv_connected(cn->conv, literal);
+  if (n > 0)
+    smtpuv__conv_received(cn->conv, early, n);
   smtpuv__conn_drive(cn);
+}
+
+/* ---- the SOCKS5 proxy (src/proxy does the protocol) -------------------------- */
+
+static void on_proxy_write(uv_write_t *req, int status);
+
+static void proxy_write(smtpuv__conn *cn) {
+  const void *p;
+  size_t n;
+  if (cn->proxy_writing || cn->socks == NULL)
+    return;
+  smtpuv_socks5_outgoing(cn->socks, &p, &n);
+  if (n == 0)
+    return;
+  uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+  cn->preq.data = cn;
+  int rc = uv_write(&cn->preq, (uv_stream_t *)&cn->s.tcp, &b, 1,
+                    on_proxy_write);
+  if (rc != 0) {
+    conn_fail(cn, SMTPUV_EPROXY, "SOCKS5 proxy: write: %s", uv_strerror(rc));
+    return;
+  }
+  cn->proxy_writing = n;
+}
+
+static void on_proxy_write(uv_write_t *req, int status) {
+  smtpuv__conn *cn = req->data;
+  size_t n = cn->proxy_writing;
+  cn->proxy_writing = 0;
+  if (cn->state != SMTPUV__C_PROXY)
+    return;
+  if (status < 0) {
+    conn_fail(cn, SMTPUV_EPROXY, "SOCKS5 proxy: write: %s",
+              uv_strerror(status));
+    return;
+  }
+  smtpuv_socks5_consumed(cn->socks, n); /* credentials wiped */
+  proxy_write(cn);
+}
+
+static void proxy_start(smtpuv__conn *cn) {
+  smtpuv_client *c = cn->client;
+  smtpuv_socks5_params p = SMTPUV_SOCKS5_PARAMS_INIT;
+  p.host = cn->host;
+  p.port = (uint16_t)cn->port;
+  p.username = c->opts.proxy_user;
+  p.password = c->opts.proxy_pass;
+  cn->state = SMTPUV__C_PROXY;
+  smtpuv__conv_transport_phase(cn->conv, SMTPUV_PHASE_PROXY);
+  int rc = smtpuv_socks5_new(&c->mem, &p, &cn->socks);
+  if (rc != 0) {
+    conn_fail(cn, rc == SMTPUV_ENOMEM ? rc : SMTPUV_EPROXY,
+              "SOCKS5 proxy: %s", smtpuv_strerror(rc));
+    return;
+  }
+  smtpuv__conv_trace_info(cn->conv, "SOCKS5: asking the proxy for %s:%u",
+                          cn->host, cn->port);
+  proxy_write(cn);
+}
+
+/* Bytes from the proxy: its replies, then (once the tunnel is up) the
+   server's. */
+static void proxy_read(smtpuv__conn *cn, const char *buf, size_t n) {
+  size_t used = 0;
+  int rc = smtpuv_socks5_feed(cn->socks, buf, n, &used);
+  if (rc == 0)
+    return;
+  if (rc < 0) {
+    char text[400];
+    snprintf(text, sizeof text, "SOCKS5 proxy %s:%u: %s",
+             cn->client->opts.proxy_host, cn->client->opts.proxy_port,
+             smtpuv_socks5_error_text(cn->socks));
+    conn_fail(cn, rc, "%s", text);
+    return;
+  }
+  smtpuv__conv_trace_info(cn->conv, "SOCKS5: tunnel to %s:%u up", cn->host,
+                          cn->port);
+  smtpuv_socks5_free(cn->socks);
+  cn->socks = NULL;
+  smtpuv__conv_transport_phase(cn->conv, SMTPUV_PHASE_CONNECT);
+  stream_up(cn, buf + used, n - used);
 }
 
 static void on_tcp_closed_retry(uv_handle_t *h) {
@@ -623,26 +742,40 @@ static void try_next_address(smtpuv__conn *cn) {
       cn->ai_left--;
     if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
       continue;
+    if (c->opts.has_source && ai->ai_family != c->opts.source.ss_family)
+      continue; /* the source address is of the other family */
     addr_text(ai->ai_addr, cn->peer, sizeof cn->peer);
     smtpuv__conv_trace_info(cn->conv, "connecting to %s:%u", cn->peer,
                             cn->port);
-    int rc = uv_tcp_init(c->loop, &cn->tcp);
+    int rc = uv_tcp_init(c->loop, &cn->s.tcp);
     if (rc != 0) {
       cn->last_connect_err = rc;
       continue;
     }
-    cn->tcp.data = cn;
+    cn->s.tcp.data = cn;
     cn->tcp_open = 1;
     if (c->unref) /* smtpuv_client_set_ref() */
-      uv_unref((uv_handle_t *)&cn->tcp);
-    uv_tcp_nodelay(&cn->tcp, 1);
+      uv_unref((uv_handle_t *)&cn->s.tcp);
+    uv_tcp_nodelay(&cn->s.tcp, 1);
+    if (c->opts.has_source &&
+        (rc = uv_tcp_bind(&cn->s.tcp, (const struct sockaddr *)&c->opts.source,
+                          0)) != 0) {
+      char ip[64];
+      addr_text((const struct sockaddr *)&c->opts.source, ip, sizeof ip);
+      cn->last_connect_err = rc;
+      smtpuv__conv_trace_info(cn->conv, "bind %s: %s", ip, uv_strerror(rc));
+      cn->tcp_open = 0;
+      cn->handles_closing++;
+      uv_close((uv_handle_t *)&cn->s.tcp, on_tcp_closed_retry);
+      return;
+    }
     cn->creq.data = cn;
-    rc = uv_tcp_connect(&cn->creq, &cn->tcp, ai->ai_addr, on_connect);
+    rc = uv_tcp_connect(&cn->creq, &cn->s.tcp, ai->ai_addr, on_connect);
     if (rc != 0) {
       cn->last_connect_err = rc;
       cn->tcp_open = 0;
       cn->handles_closing++;
-      uv_close((uv_handle_t *)&cn->tcp, on_tcp_closed_retry);
+      uv_close((uv_handle_t *)&cn->s.tcp, on_tcp_closed_retry);
       return;
     }
     /* this attempt's share of what is left of the connect timeout */
@@ -695,6 +828,7 @@ static int conv_for(smtpuv__conn *cn, smtpuv__conv_mode mode) {
   cfg.pipelining = o->pipelining;
   cfg.chunking = o->chunking;
   cfg.require_all = o->require_all;
+  cfg.lmtp = o->lmtp;
   cfg.ehlo_name = c->ehlo_name;
   int rc = smtpuv__client_conn_auth(c, &cn->auth, &cn->auth_owned);
   if (rc != 0)
@@ -749,8 +883,32 @@ int smtpuv__conn_open(smtpuv_client *c, unsigned host, smtpuv__conv_mode mode,
   if (total != 0)
     set_timer(cn, total);
 
+  if (c->opts.unix_path != NULL) {
+    /* a Unix domain socket: nothing to resolve, one address */
+    cn->state = SMTPUV__C_CONNECTING;
+    snprintf(cn->peer, sizeof cn->peer, "%s", c->opts.unix_path);
+    smtpuv__conv_trace_info(cn->conv, "connecting to %s", c->opts.unix_path);
+    rc = uv_pipe_init(c->loop, &cn->s.pipe, 0);
+    if (rc != 0) {
+      conn_fail(cn, SMTPUV_ECONNECT, "%s: %s", c->opts.unix_path,
+                uv_strerror(rc));
+      return 0;
+    }
+    cn->s.pipe.data = cn;
+    cn->tcp_open = 1;
+    if (c->unref)
+      uv_unref((uv_handle_t *)&cn->s.pipe);
+    cn->creq.data = cn;
+    uv_pipe_connect(&cn->creq, &cn->s.pipe, c->opts.unix_path, on_connect);
+    return 0;
+  }
+  /* through a proxy: connect to it; it resolves the server's name */
+  const char *target = c->opts.proxy_host != NULL ? c->opts.proxy_host
+                                                  : cn->host;
+  unsigned target_port =
+      c->opts.proxy_host != NULL ? c->opts.proxy_port : cn->port;
   char port[16];
-  snprintf(port, sizeof port, "%u", cn->port);
+  snprintf(port, sizeof port, "%u", target_port);
   struct addrinfo hints;
   memset(&hints, 0, sizeof hints);
   hints.ai_family = AF_UNSPEC;
@@ -759,11 +917,10 @@ int smtpuv__conn_open(smtpuv_client *c, unsigned host, smtpuv__conv_mode mode,
   hints.ai_flags = AI_NUMERICSERV;
   cn->gai.data = cn;
   cn->gai_active = 1;
-  rc = uv_getaddrinfo(c->loop, &cn->gai, on_resolved, cn->host, port,
-                      &hints);
+  rc = uv_getaddrinfo(c->loop, &cn->gai, on_resolved, target, port, &hints);
   if (rc != 0) {
     cn->gai_active = 0;
-    conn_fail(cn, SMTPUV_ERESOLVE, "resolve %s: %s", cn->host,
+    conn_fail(cn, SMTPUV_ERESOLVE, "resolve %s: %s", target,
               uv_strerror(rc));
   }
   return 0;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The options builder. */
 #include <string.h>
+#include <sys/un.h>
 
 #include <openssl/crypto.h>
 
@@ -127,6 +128,11 @@ void smtpuv__options_clear(smtpuv_options *o) {
     smtpuv__free(m, o->fallback[i].host);
     o->fallback[i].host = NULL;
   }
+  smtpuv__free(m, o->unix_path);
+  smtpuv__free(m, o->proxy_host);
+  secret_free(m, o->proxy_user);
+  secret_free(m, o->proxy_pass);
+  o->unix_path = o->proxy_host = o->proxy_user = o->proxy_pass = NULL;
   o->nfallback = 0;
   if (o->ssl_ctx != NULL)
     SSL_CTX_free(o->ssl_ctx);
@@ -159,6 +165,14 @@ int smtpuv__options_copy(smtpuv_options *dst, const smtpuv_options *src) {
   for (unsigned i = 0; i < src->nfallback; i++)
     dst->fallback[i].host = NULL;
   dst->nfallback = 0;
+  dst->unix_path = dst->proxy_host = dst->proxy_user = dst->proxy_pass = NULL;
+  if (set_str(m, &dst->unix_path, src->unix_path, 0) ||
+      set_str(m, &dst->proxy_host, src->proxy_host, 0) ||
+      set_str(m, &dst->proxy_user, src->proxy_user, 1) ||
+      set_str(m, &dst->proxy_pass, src->proxy_pass, 1)) {
+    smtpuv__options_clear(dst);
+    return SMTPUV_ENOMEM;
+  }
   for (unsigned i = 0; i < src->nfallback; i++) {
     if (set_str(m, &dst->fallback[i].host, src->fallback[i].host, 0)) {
       smtpuv__options_clear(dst);
@@ -234,6 +248,7 @@ int smtpuv_options_set_tls(smtpuv_options *o, smtpuv_tls_mode mode) {
   if (o == NULL || (unsigned)mode > SMTPUV_TLS_NONE)
     return SMTPUV_EINVAL;
   o->tls = mode;
+  o->tls_set = 1;
   return 0;
 }
 
@@ -587,5 +602,75 @@ int smtpuv_options_set_ca_pem(smtpuv_options *o, const char *pem,
   /* other trust anchors, another context (as set_ca()) */
   smtpuv__ssl_share_unref(o->ssl_share);
   o->ssl_share = share;
+  return 0;
+}
+
+/* ---- transports and LMTP (issue 14) ------------------------------------------ */
+
+int smtpuv_options_set_protocol(smtpuv_options *o, smtpuv_protocol protocol) {
+  if (o == NULL ||
+      (protocol != SMTPUV_PROTOCOL_SMTP && protocol != SMTPUV_PROTOCOL_LMTP))
+    return SMTPUV_EINVAL;
+  o->lmtp = protocol == SMTPUV_PROTOCOL_LMTP;
+  return 0;
+}
+
+int smtpuv_options_set_unix_socket(smtpuv_options *o, const char *path) {
+  if (o == NULL)
+    return SMTPUV_EINVAL;
+  if (path != NULL) {
+    struct sockaddr_un un;
+    if (*path == '\0' || strlen(path) >= sizeof un.sun_path ||
+        o->has_source || o->proxy_host != NULL)
+      return SMTPUV_EINVAL;
+  }
+  return set_str(&o->mem, &o->unix_path, path, 0);
+}
+
+int smtpuv_options_set_source_address(smtpuv_options *o, const char *ip) {
+  if (o == NULL || (ip != NULL && o->unix_path != NULL))
+    return SMTPUV_EINVAL;
+  if (ip == NULL) {
+    o->has_source = 0;
+    return 0;
+  }
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  if (uv_ip4_addr(ip, 0, (struct sockaddr_in *)&ss) != 0 &&
+      uv_ip6_addr(ip, 0, (struct sockaddr_in6 *)&ss) != 0)
+    return SMTPUV_EINVAL;
+  o->source = ss;
+  o->has_source = 1;
+  return 0;
+}
+
+int smtpuv_options_set_socks5_proxy(smtpuv_options *o, const char *host,
+                                    unsigned port, const char *user,
+                                    const char *password) {
+  if (o == NULL || (host != NULL && (!valid_host(host) || port == 0 ||
+                                     port > 65535 || o->unix_path != NULL)))
+    return SMTPUV_EINVAL;
+  if (host != NULL &&
+      ((user == NULL) != (password == NULL) ||
+       (user != NULL && (*user == '\0' || *password == '\0' ||
+                         strlen(user) > SMTPUV_SOCKS5_MAX_CREDENTIAL ||
+                         strlen(password) > SMTPUV_SOCKS5_MAX_CREDENTIAL))))
+    return SMTPUV_EINVAL;
+  char *h = NULL, *u = NULL, *p = NULL;
+  if (set_str(&o->mem, &h, host, 0) ||
+      set_str(&o->mem, &u, host ? user : NULL, 1) ||
+      set_str(&o->mem, &p, host ? password : NULL, 1)) {
+    smtpuv__free(&o->mem, h);
+    secret_free(&o->mem, u);
+    secret_free(&o->mem, p);
+    return SMTPUV_ENOMEM;
+  }
+  smtpuv__free(&o->mem, o->proxy_host);
+  secret_free(&o->mem, o->proxy_user);
+  secret_free(&o->mem, o->proxy_pass);
+  o->proxy_host = h;
+  o->proxy_port = host ? port : 0;
+  o->proxy_user = u;
+  o->proxy_pass = p;
   return 0;
 }

@@ -126,7 +126,8 @@ static int probe_client(uv_loop_t *loop, const smtpuv_options *options,
 
 static int start(uv_loop_t *loop, const smtpuv_options *options,
                  smtpuv__conv_mode mode, smtpuv_probe_cb cb, void *data) {
-  if (loop == NULL || options == NULL || cb == NULL || options->host == NULL)
+  if (loop == NULL || options == NULL || cb == NULL ||
+      (options->host == NULL && options->unix_path == NULL))
     return SMTPUV_EINVAL;
   int verify = mode == SMTPUV__CONV_PROBE_AUTH;
   if (verify && !options->has_creds && options->authenticator == NULL)

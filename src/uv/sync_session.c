@@ -86,7 +86,7 @@ int smtpuv_session_sync_new(const smtpuv_options *options,
   if (out == NULL)
     return SMTPUV_EINVAL;
   *out = NULL;
-  if (options == NULL || options->host == NULL)
+  if (options == NULL || (options->host == NULL && options->unix_path == NULL))
     return SMTPUV_EINVAL;
   smtpuv_session_sync *s = smtpuv__calloc(&options->mem, 1, sizeof *s);
   if (s == NULL)
