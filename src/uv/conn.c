@@ -694,8 +694,10 @@ static void proxy_start(smtpuv__conn *cn) {
 static void proxy_read(smtpuv__conn *cn, const char *buf, size_t n) {
   size_t used = 0;
   int rc = smtpuv_socks5_feed(cn->socks, buf, n, &used);
-  if (rc == 0)
+  if (rc == 0) {
+    proxy_write(cn); /* its next request (credentials, CONNECT) */
     return;
+  }
   if (rc < 0) {
     char text[400];
     snprintf(text, sizeof text, "SOCKS5 proxy %s:%u: %s",

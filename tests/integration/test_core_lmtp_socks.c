@@ -32,6 +32,7 @@
 
 #include "itest.h"
 #include "smtpuv.h"
+#include "smtpuv/client.h"
 
 static char dv_dir[400], dv_log[400], dn_dir[2][400], dn_log[400];
 static int dv_port, dn_port[2], aio_port;
@@ -506,6 +507,198 @@ static void test_socks_failures(void **state) {
   refused(1, "localhost", aio_port, "smtpuvsocks", "wrong", SMTPUV_EPROXYAUTH);
 }
 
+/* ---- the libuv client: LMTP, Unix sockets, SOCKS5, source address ----------- */
+
+static smtpuv_send_result *client_send(smtpuv_options *o, const char *const *to,
+                                       size_t n, const char *body) {
+  smtpuv_envelope env = SMTPUV_ENVELOPE_INIT;
+  env.sender = "sender@example.org";
+  env.recipients = to;
+  env.nrecipients = n;
+  smtpuv_body b;
+  smtpuv_body_init_buffer(&b, body, strlen(body));
+  smtpuv_send_result *r = NULL;
+  smtpuv_send_sync(o, &env, &b, &r);
+  assert_non_null(r);
+  return r;
+}
+
+static smtpuv_options *lmtp_options(int unix_socket, int chunking) {
+  smtpuv_options *o;
+  assert_int_equal(smtpuv_options_new(NULL, &o), 0);
+  assert_int_equal(smtpuv_options_set_protocol(o, SMTPUV_PROTOCOL_LMTP), 0);
+  if (unix_socket) {
+    char sock[500];
+    snprintf(sock, sizeof sock, "%s/lmtp.sock", dv_dir);
+    assert_int_equal(smtpuv_options_set_unix_socket(o, sock), 0);
+  } else {
+    assert_int_equal(smtpuv_options_set_host(o, "127.0.0.1"), 0);
+    assert_int_equal(smtpuv_options_set_port(o, (unsigned)dv_port), 0);
+  }
+  smtpuv_options_set_chunking(o, chunking);
+  smtpuv_options_set_ehlo_name(o, "client.example");
+  smtpuv_options_set_timeout(o, SMTPUV_TIMEOUT_COMMAND, 10000);
+  return o;
+}
+
+/* Through the client to Dovecot over its Unix socket (DATA) and over TCP
+   (BDAT): one recipient delivered, one refused after the dot (over quota),
+   one refused at RCPT; every verdict in the result, and the delivered
+   bytes in the Maildir. */
+static void test_client_lmtp_dovecot(void **state) {
+  (void)state;
+  static const char *const to[] = {"alice@example.org", "full@example.org",
+                                   "nobody@example.org"};
+  for (int variant = 0; variant < 2; variant++) {
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/mail/alice/Maildir/new", dv_dir);
+    int before = itest_count_files(dir);
+    smtpuv_options *o = lmtp_options(variant == 0, variant == 1);
+    smtpuv_send_result *r = client_send(o, to, 3, BODY);
+    if (r->status != SMTPUV_SEND_SENT)
+      fail_msg("variant %d: %s %s", variant, smtpuv_send_status_name(r->status),
+               r->message);
+    assert_int_equal(r->error, SMTPUV_ENORCPT);
+    assert_int_equal(r->phase, SMTPUV_PHASE_END_OF_DATA);
+    assert_non_null(strstr(r->message, "full@example.org"));
+    const smtpuv_rcpt_result *a = smtpuv_send_result_recipient(r, 0);
+    const smtpuv_rcpt_result *f = smtpuv_send_result_recipient(r, 1);
+    const smtpuv_rcpt_result *x = smtpuv_send_result_recipient(r, 2);
+    assert_int_equal(a->delivery, SMTPUV_DELIVERY_DELIVERED);
+    assert_int_equal(a->final_code, 250);
+    assert_true(f->accepted);
+    assert_int_equal(f->delivery, SMTPUV_DELIVERY_PERMFAIL);
+    assert_int_equal(f->final_code, 552);
+    assert_string_equal(f->final_enhanced, "5.2.2");
+    assert_non_null(strstr(f->final_text, "Quota exceeded"));
+    assert_false(x->accepted);
+    assert_int_equal(x->code, 550);
+    assert_int_equal(x->delivery, SMTPUV_DELIVERY_NONE);
+    assert_null(r->tls); /* LMTP: TLS off unless asked for */
+    smtpuv_send_result_free(r);
+    smtpuv_options_free(o);
+    delivered("alice", BODY, sizeof BODY - 1, before + 1);
+  }
+  /* nobody delivered: FAILED, permanent */
+  smtpuv_options *o = lmtp_options(1, 0);
+  static const char *const full[] = {"full@example.org"};
+  smtpuv_send_result *r = client_send(o, full, 1, BODY);
+  assert_int_equal(r->status, SMTPUV_SEND_FAILED);
+  assert_int_equal(r->error, SMTPUV_EPERMFAIL);
+  assert_int_equal(smtpuv_send_result_recipient(r, 0)->delivery,
+                   SMTPUV_DELIVERY_PERMFAIL);
+  smtpuv_send_result_free(r);
+  smtpuv_options_free(o);
+}
+
+/* The newest .json aiosmtpd stored whose message holds `marker`. */
+static char *stored_json(const char *marker) {
+  DIR *d = opendir(aio_out);
+  assert_non_null(d);
+  struct dirent *e;
+  char *found = NULL;
+  while ((e = readdir(d)) != NULL && found == NULL) {
+    size_t n = strlen(e->d_name);
+    if (n < 5 || strcmp(e->d_name + n - 4, ".eml") != 0)
+      continue;
+    char path[900];
+    snprintf(path, sizeof path, "%s/%s", aio_out, e->d_name);
+    char *m = itest_read_file(path, NULL);
+    if (m != NULL && strstr(m, marker) != NULL) {
+      memcpy(path + strlen(path) - 4, ".json", 6);
+      found = itest_read_file(path, NULL);
+    }
+    free(m);
+  }
+  closedir(d);
+  return found;
+}
+
+static smtpuv_options *aio_options(void) {
+  smtpuv_options *o;
+  assert_int_equal(smtpuv_options_new(NULL, &o), 0);
+  assert_int_equal(smtpuv_options_set_host(o, "localhost"), 0);
+  assert_int_equal(smtpuv_options_set_port(o, (unsigned)aio_port), 0);
+  assert_int_equal(smtpuv_options_set_tls(o, SMTPUV_TLS_NONE), 0);
+  smtpuv_options_set_timeout(o, SMTPUV_TIMEOUT_COMMAND, 10000);
+  return o;
+}
+
+/* Through Dante to aiosmtpd: the name "localhost" resolved by the proxy,
+   without and with username/password; a wrong password is the proxy's
+   failure, in phase PROXY. */
+static void test_client_socks5(void **state) {
+  (void)state;
+  static const char *const to[] = {"b@example.org"};
+  for (int i = 0; i < 2; i++) {
+    smtpuv_options *o = aio_options();
+    assert_int_equal(smtpuv_options_set_socks5_proxy(
+                         o, "127.0.0.1", (unsigned)dn_port[i],
+                         i ? "smtpuvsocks" : NULL,
+                         i ? "smtpuv-socks-pass" : NULL),
+                     0);
+    char body[200];
+    snprintf(body, sizeof body, "Subject: via socks %d\r\n\r\nhello\r\n", i);
+    smtpuv_send_result *r = client_send(o, to, 1, body);
+    if (r->status != SMTPUV_SEND_SENT)
+      fail_msg("proxy %d: %s in %s: %s", i, smtpuv_err_name(r->error),
+               smtpuv_phase_name(r->phase), r->message);
+    smtpuv_send_result_free(r);
+    smtpuv_options_free(o);
+    char marker[40];
+    snprintf(marker, sizeof marker, "via socks %d", i);
+    char *json = stored_json(marker);
+    assert_non_null(json);
+    free(json);
+  }
+  smtpuv_options *o = aio_options();
+  assert_int_equal(smtpuv_options_set_socks5_proxy(o, "127.0.0.1",
+                                                   (unsigned)dn_port[1],
+                                                   "smtpuvsocks", "wrong"),
+                   0);
+  smtpuv_send_result *r = client_send(o, to, 1, "Subject: no\r\n\r\nx\r\n");
+  assert_int_equal(r->status, SMTPUV_SEND_FAILED);
+  assert_int_equal(r->error, SMTPUV_EPROXYAUTH);
+  assert_int_equal(r->phase, SMTPUV_PHASE_PROXY);
+  smtpuv_send_result_free(r);
+  /* no credentials for a proxy that wants them */
+  assert_int_equal(smtpuv_options_set_socks5_proxy(o, "127.0.0.1",
+                                                   (unsigned)dn_port[1], NULL,
+                                                   NULL),
+                   0);
+  r = client_send(o, to, 1, "Subject: no\r\n\r\nx\r\n");
+  assert_int_equal(r->error, SMTPUV_EPROXYMETHOD);
+  assert_int_equal(r->phase, SMTPUV_PHASE_PROXY);
+  smtpuv_send_result_free(r);
+  smtpuv_options_free(o);
+}
+
+/* The local end bound to 127.0.0.2: aiosmtpd saw that peer. */
+static void test_client_source_address(void **state) {
+  (void)state;
+  static const char *const to[] = {"b@example.org"};
+  smtpuv_options *o = aio_options();
+  assert_int_equal(smtpuv_options_set_host(o, "127.0.0.1"), 0);
+  assert_int_equal(smtpuv_options_set_source_address(o, "127.0.0.2"), 0);
+  assert_int_equal(smtpuv_options_set_source_address(o, "not an ip"),
+                   SMTPUV_EINVAL);
+  smtpuv_send_result *r =
+      client_send(o, to, 1, "Subject: from 127.0.0.2\r\n\r\nhi\r\n");
+  assert_int_equal(r->status, SMTPUV_SEND_SENT);
+  smtpuv_send_result_free(r);
+  char *json = stored_json("from 127.0.0.2");
+  assert_non_null(json);
+  assert_non_null(strstr(json, "\"127.0.0.2\""));
+  free(json);
+  /* an IPv6 source cannot reach an IPv4-only server name */
+  assert_int_equal(smtpuv_options_set_source_address(o, "::1"), 0);
+  r = client_send(o, to, 1, "Subject: x\r\n\r\nhi\r\n");
+  assert_int_equal(r->status, SMTPUV_SEND_FAILED);
+  assert_int_equal(r->error, SMTPUV_ECONNECT);
+  smtpuv_send_result_free(r);
+  smtpuv_options_free(o);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_dovecot_data_unix),
@@ -514,6 +707,9 @@ int main(void) {
       cmocka_unit_test(test_socks_noauth),
       cmocka_unit_test(test_socks_userpass),
       cmocka_unit_test(test_socks_failures),
+      cmocka_unit_test(test_client_lmtp_dovecot),
+      cmocka_unit_test(test_client_socks5),
+      cmocka_unit_test(test_client_source_address),
   };
   return cmocka_run_group_tests(tests, start_servers, stop_servers);
 }

@@ -57,7 +57,7 @@ static void feed(run *r, const char *s) {
   drain(r);
 }
 
-static void start(run *r, const char *ehlo, int chunking) {
+static void start_as(run *r, const char *ehlo, int chunking, int lmtp) {
   memset(r, 0, sizeof *r);
   smtpuv__conv_config cfg;
   memset(&cfg, 0, sizeof cfg);
@@ -65,6 +65,7 @@ static void start(run *r, const char *ehlo, int chunking) {
   cfg.tls = SMTPUV_TLS_NONE;
   cfg.pipelining = 1;
   cfg.chunking = chunking;
+  cfg.lmtp = lmtp;
   cfg.ehlo_name = "client.example";
   for (int i = 0; i < SMTPUV__NTIMEOUTS; i++)
     cfg.timeouts[i] = 1000;
@@ -73,23 +74,33 @@ static void start(run *r, const char *ehlo, int chunking) {
   smtpuv__conv_connected(r->cv, "[127.0.0.1]");
   drain(r);
   feed(r, "220 mx ready\r\n");
-  assert_string_equal(r->out, "EHLO client.example\r\n");
+  assert_string_equal(r->out, lmtp ? "LHLO client.example\r\n"
+                                   : "EHLO client.example\r\n");
   feed(r, ehlo);
   assert_int_equal(smtpuv__conv_can_take(r->cv), 1);
   r->len = 0;
 }
 
-static smtpuv__msg *submit(run *r, const smtpuv_body *b) {
-  static const char *to[] = {"b@example.com"};
+static void start(run *r, const char *ehlo, int chunking) {
+  start_as(r, ehlo, chunking, 0);
+}
+
+static smtpuv__msg *submit_to(run *r, const smtpuv_body *b,
+                              const char *const *to, size_t n) {
   smtpuv_envelope env = SMTPUV_ENVELOPE_INIT;
   env.sender = "a@example.com";
   env.recipients = to;
-  env.nrecipients = 1;
+  env.nrecipients = n;
   smtpuv__msg *m;
   assert_int_equal(smtpuv__msg_new(smtpuv_mem_default(), &env, b, &m), 0);
   smtpuv__conv_submit(r->cv, m);
   drain(r);
   return m;
+}
+
+static smtpuv__msg *submit(run *r, const smtpuv_body *b) {
+  static const char *const to[] = {"b@example.com"};
+  return submit_to(r, b, to, 1);
 }
 
 static smtpuv__msg *finished(run *r) {
@@ -433,6 +444,84 @@ static void test_reply_deadline_fixed(void **state) {
   done(&r, m);
 }
 
+/* ---- LMTP: one verdict per accepted recipient ---------------------------------- */
+
+/* The verdicts fed whole and a byte at a time: delivered, refused
+   (temporary), a recipient refused at RCPT; then a connection lost
+   between two verdicts leaves the one still due UNKNOWN. */
+static void test_lmtp_verdicts(void **state) {
+  (void)state;
+  static const char body[] = "Subject: x\r\n\r\nhi\r\n";
+  static const char *const to[] = {"a@x.example", "b@x.example",
+                                   "c@x.example"};
+  static const char verdicts[] =
+      "250 2.0.0 <a@x.example> delivered\r\n"
+      "452 4.2.2 <c@x.example> mailbox full\r\n";
+  for (int bytewise = 0; bytewise < 2; bytewise++) {
+    run r;
+    smtpuv_body b;
+    start_as(&r, "250-lmtp\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n"
+                  "250 8BITMIME\r\n",
+             0, 1);
+    smtpuv_body_init_buffer(&b, body, sizeof body - 1);
+    submit_to(&r, &b, to, 3);
+    feed(&r, "250 ok\r\n250 ok\r\n550 5.1.1 unknown\r\n250 ok\r\n354 go\r\n");
+    assert_non_null(strstr(r.out, "hi\r\n.\r\n"));
+    if (bytewise)
+      for (size_t i = 0; verdicts[i]; i++) {
+        char one[2] = {verdicts[i], 0};
+        feed(&r, one);
+      }
+    else
+      feed(&r, verdicts);
+    smtpuv__msg *m = finished(&r);
+    assert_int_equal(m->status, SMTPUV_SEND_SENT);
+    assert_int_equal(m->error, SMTPUV_ENORCPT);
+    assert_int_equal(m->phase, SMTPUV_PHASE_END_OF_DATA);
+    assert_int_equal(m->rcpts[0].delivery, SMTPUV_DELIVERY_DELIVERED);
+    assert_int_equal(m->rcpts[1].delivery, SMTPUV_DELIVERY_NONE);
+    assert_int_equal(m->rcpts[1].code, 550);
+    assert_int_equal(m->rcpts[2].delivery, SMTPUV_DELIVERY_TEMPFAIL);
+    assert_int_equal(m->rcpts[2].final_code, 452);
+    assert_string_equal(m->rcpts[2].final_enhanced, "4.2.2");
+    smtpuv_send_result res;
+    smtpuv_rcpt_result rr[3];
+    smtpuv__msg_result(m, &res, rr);
+    assert_non_null(strstr(rr[2].final_text, "mailbox full"));
+    done(&r, m);
+  }
+
+  /* the connection is lost after the first verdict */
+  run r;
+  smtpuv_body b;
+  static const char *const two[] = {"a@x.example", "b@x.example"};
+  start_as(&r, "250-lmtp\r\n250 PIPELINING\r\n", 0, 1);
+  smtpuv_body_init_buffer(&b, body, sizeof body - 1);
+  submit_to(&r, &b, two, 2);
+  feed(&r, "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+  feed(&r, "250 2.0.0 delivered\r\n");
+  assert_null(smtpuv__conv_pop_finished(r.cv));
+  smtpuv__conv_transport_failed(r.cv, SMTPUV_ECONNLOST, "reset");
+  smtpuv__msg *m = finished(&r);
+  assert_int_equal(m->status, SMTPUV_SEND_SENT); /* someone has it */
+  assert_int_equal(m->error, SMTPUV_ECONNLOST);
+  assert_int_equal(m->rcpts[0].delivery, SMTPUV_DELIVERY_DELIVERED);
+  assert_int_equal(m->rcpts[1].delivery, SMTPUV_DELIVERY_UNKNOWN);
+  done(&r, m);
+
+  /* a 421 instead of the second verdict */
+  start_as(&r, "250-lmtp\r\n250 PIPELINING\r\n", 0, 1);
+  submit_to(&r, &b, two, 2);
+  feed(&r, "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+  feed(&r, "550 5.7.1 no\r\n421 4.3.2 shutting down\r\n");
+  m = finished(&r);
+  assert_int_equal(m->rcpts[0].delivery, SMTPUV_DELIVERY_PERMFAIL);
+  assert_true(m->rcpts[1].delivery == SMTPUV_DELIVERY_TEMPFAIL ||
+              m->rcpts[1].delivery == SMTPUV_DELIVERY_UNKNOWN);
+  assert_int_equal(m->status, SMTPUV_SEND_FAILED);
+  done(&r, m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_buffer_long_line),
@@ -444,6 +533,7 @@ int main(void) {
       cmocka_unit_test(test_quit_after_refusal),
       cmocka_unit_test(test_idle_after_slow_reply),
       cmocka_unit_test(test_reply_deadline_fixed),
+      cmocka_unit_test(test_lmtp_verdicts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
