@@ -59,6 +59,9 @@ enum opt_id {
   O_TLS_FINGERPRINT,
   O_ALIASES,
   O_SOURCE_IP,
+  O_PROXY_HOST,
+  O_PROXY_PORT,
+  O_SOCKET,
   O_MAILDOMAIN,
   O_AUTO_FROM,
   O_ADD_MISSING_FROM,
@@ -135,6 +138,9 @@ static const opt OPTIONS[] = {
     {"tls-fingerprint", 0, ARG_REQUIRED, O_TLS_FINGERPRINT, 0},
     {"aliases", 0, ARG_REQUIRED, O_ALIASES, 0},
     {"source-ip", 0, ARG_REQUIRED, O_SOURCE_IP, 0},
+    {"proxy-host", 0, ARG_REQUIRED, O_PROXY_HOST, 0},
+    {"proxy-port", 0, ARG_REQUIRED, O_PROXY_PORT, 0},
+    {"socket", 0, ARG_REQUIRED, O_SOCKET, 0},
     {"maildomain", 0, ARG_REQUIRED, O_MAILDOMAIN, 0},
     {"auto-from", 0, ARG_OPTIONAL, O_AUTO_FROM, 0},
     {"add-missing-from-header", 0, ARG_OPTIONAL, O_ADD_MISSING_FROM, 0},
@@ -151,9 +157,6 @@ static const opt OPTIONS[] = {
     {"tls-min-dh-prime-bits", 0, ARG_REQUIRED, O_UNSUPPORTED, 0},
     {"rmqs", 0, ARG_REQUIRED, O_UNSUPPORTED, W_CLI},
     {"configure", 0, ARG_REQUIRED, O_UNSUPPORTED, W_CLI},
-    {"proxy-host", 0, ARG_REQUIRED, O_UNSUPPORTED, 0},
-    {"proxy-port", 0, ARG_REQUIRED, O_UNSUPPORTED, 0},
-    {"socket", 0, ARG_REQUIRED, O_UNSUPPORTED, 0},
     {"keepbcc", 0, ARG_OPTIONAL, O_UNSUPPORTED, 0},
 };
 
@@ -369,6 +372,7 @@ static int apply(cli_config *c, const opt *o, const char *v, int conf,
     c->passwordeval = *v ? v : NULL;
     return 0;
   case O_TLS:
+    c->tls_set = 1;
     return on_off(name, v, &c->tls, err, errlen);
   case O_TLS_STARTTLS:
     return on_off(name, v, &c->tls_starttls, err, errlen);
@@ -464,9 +468,11 @@ static int apply(cli_config *c, const opt *o, const char *v, int conf,
     }
     return 0;
   case O_PROTOCOL:
-    if (strcmp(v, "smtp") == 0)
+    if (strcmp(v, "smtp") == 0 || strcmp(v, "lmtp") == 0) {
+      c->lmtp = v[0] == 'l';
       return 0;
-    return usage_err(err, errlen, "--protocol: only smtp is supported, not '%s'",
+    }
+    return usage_err(err, errlen, "--protocol takes smtp or lmtp, not '%s'",
                      shown(v, b, sizeof b));
   case O_TLS_KEY_FILE:
     c->tls_key_file = *v ? v : NULL;
@@ -497,11 +503,25 @@ static int apply(cli_config *c, const opt *o, const char *v, int conf,
     c->aliases = *v ? v : NULL;
     return 0;
   case O_SOURCE_IP:
-    if (*v == '\0')
-      return 0;
-    return usage_err(err, errlen,
-                     "--source-ip is not supported by " CLI_NAME
-                     " (the library cannot bind a source address)");
+    c->source_ip = *v ? v : NULL;
+    return 0;
+  case O_PROXY_HOST:
+    c->proxy_host = *v ? v : NULL;
+    return 0;
+  case O_PROXY_PORT: {
+    unsigned long port = 0;
+    char *end = NULL;
+    if (*v != '\0')
+      port = strtoul(v, &end, 10);
+    if (*v != '\0' && (*end != '\0' || port == 0 || port > 65535))
+      return usage_err(err, errlen, "--proxy-port takes 1..65535, not '%s'",
+                       shown(v, b, sizeof b));
+    c->proxy_port = (unsigned)port;
+    return 0;
+  }
+  case O_SOCKET:
+    c->socket = *v ? v : NULL;
+    return 0;
   case O_MAILDOMAIN:
     c->maildomain = v;
     return 0;

@@ -64,6 +64,12 @@ typedef struct cli_config {
   const char *user;
   const char *passwordeval;
   int tls;                    /* 1 (default) */
+  int tls_set;                /* tls was given (LMTP defaults it off) */
+  int lmtp;                   /* --protocol=lmtp */
+  const char *socket;         /* --socket: a Unix domain socket */
+  const char *source_ip;      /* --source-ip */
+  const char *proxy_host;     /* --proxy-host: SOCKS5 */
+  unsigned proxy_port;        /* --proxy-port (default 1080) */
   int tls_starttls;           /* 1 (default); tls on + starttls off: 465 style */
   const char *tls_trust_file; /* NULL: system store */
   int tls_certcheck;          /* 1 */

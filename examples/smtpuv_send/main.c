@@ -183,14 +183,16 @@ static void debug_flush_all(app *a) {
 /* ---- options ------------------------------------------------------------------- */
 
 static smtpuv_tls_mode tls_mode(const cli_config *c) {
-  if (!c->tls)
-    return SMTPUV_TLS_NONE;
+  if (!c->tls || (c->lmtp && !c->tls_set))
+    return SMTPUV_TLS_NONE; /* LMTP: off unless asked for */
   return c->tls_starttls ? SMTPUV_TLS_REQUIRED : SMTPUV_TLS_IMPLICIT;
 }
 
 static unsigned effective_port(const cli_config *c) {
   if (c->port != 0)
     return c->port;
+  if (c->lmtp)
+    return 24;
   switch (tls_mode(c)) {
   case SMTPUV_TLS_NONE:
     return 25;
@@ -224,9 +226,22 @@ static int build_options(app *a, const char *password, smtpuv_options **out) {
     return local_failure(a, CLI_EX_OSERR, SMTPUV_ENOMEM, "out of memory");
   const char *what = NULL; /* the setting that was refused */
   char shown_buf[600];
-  int rc = smtpuv_options_set_host(o, c->host);
+  int rc = c->host != NULL ? smtpuv_options_set_host(o, c->host) : 0;
   if (rc != 0)
     what = "--host";
+  if (rc == 0 && c->lmtp)
+    rc = smtpuv_options_set_protocol(o, SMTPUV_PROTOCOL_LMTP);
+  if (rc == 0 && c->socket != NULL &&
+      (rc = smtpuv_options_set_unix_socket(o, c->socket)) != 0)
+    what = "--socket";
+  if (rc == 0 && c->source_ip != NULL &&
+      (rc = smtpuv_options_set_source_address(o, c->source_ip)) != 0)
+    what = "--source-ip";
+  if (rc == 0 && c->proxy_host != NULL &&
+      (rc = smtpuv_options_set_socks5_proxy(
+           o, c->proxy_host, c->proxy_port ? c->proxy_port : 1080, NULL,
+           NULL)) != 0)
+    what = "--proxy-host";
   if (rc == 0)
     rc = smtpuv_options_set_port(o, effective_port(c));
   if (rc == 0)
@@ -323,7 +338,16 @@ static void pretend(const app *a) {
   else
     printf("account              = (none: command line%s)\n",
            getenv("SMTPSERVER") && !a->cmd.host_given ? ", SMTPSERVER" : "");
-  printf("host                 = %s\n", c->host);
+  printf("host                 = %s\n", c->host ? c->host : "");
+  if (c->socket != NULL)
+    printf("socket               = %s\n", c->socket);
+  if (c->lmtp)
+    printf("protocol             = lmtp\n");
+  if (c->source_ip != NULL)
+    printf("source_ip            = %s\n", c->source_ip);
+  if (c->proxy_host != NULL)
+    printf("proxy_host           = %s\nproxy_port           = %u\n",
+           c->proxy_host, c->proxy_port ? c->proxy_port : 1080);
   printf("port                 = %u\n", effective_port(c));
   if (c->timeout_off)
     printf("timeout              = off\n");
@@ -404,6 +428,41 @@ static void pretend(const app *a) {
     printf("recipient            = %s\n", c->recipients[i]);
 }
 
+/* The password or token when AUTH is wanted (*out NULL otherwise; the
+   caller wipes and frees it). 0 or an exit status after saying why. */
+static int get_secret(app *a, char **out) {
+  const cli_config *c = &a->cfg;
+  char err[600];
+  *out = NULL;
+  if (!want_auth(c))
+    return 0;
+  if (c->user == NULL)
+    return local_failure(a, CLI_EX_USAGE, SMTPUV_EINVAL,
+                         "--auth needs --user=NAME");
+  if (c->passwordeval == NULL && c->password == NULL)
+    return local_failure(a, CLI_EX_USAGE, SMTPUV_EINVAL,
+                         is_oauth(c)
+                             ? "--auth needs a token: give --passwordeval=CMD"
+                             : "--auth needs a password: give "
+                               "--passwordeval=CMD");
+  char *password = malloc(PASSWORD_MAX);
+  if (password == NULL)
+    return local_failure(a, CLI_EX_OSERR, SMTPUV_ENOMEM, "out of memory");
+  if (c->password != NULL) {
+    snprintf(password, PASSWORD_MAX, "%s", c->password);
+  } else {
+    int rc = cli_passwordeval(c->passwordeval, password, PASSWORD_MAX, err,
+                              sizeof err);
+    if (rc != 0) {
+      OPENSSL_cleanse(password, PASSWORD_MAX);
+      free(password);
+      return local_failure(a, rc, SMTPUV_ECREDENTIALS, err);
+    }
+  }
+  *out = password;
+  return 0;
+}
+
 /* ---- --serverinfo -------------------------------------------------------------- */
 
 typedef struct probe_ctx {
@@ -419,12 +478,16 @@ static void on_probe(const smtpuv_probe_result *r, void *data) {
   pc->code = cli_exit_for_probe(r);
   cli_buf b = {0};
   if (a->cfg.json)
-    cli_serverinfo_json(&b, a->cfg.host, r, pc->code);
+    cli_serverinfo_json(&b, a->cfg.host ? a->cfg.host : a->cfg.socket, r,
+                        pc->code);
   else
-    cli_serverinfo_text(&b, a->cfg.host, r);
+    cli_serverinfo_text(&b, a->cfg.host ? a->cfg.host : a->cfg.socket, r);
   if (b.p != NULL)
     fputs(b.p, stdout);
   cli_buf_free(&b);
+  if (r->authenticated && !a->cfg.json)
+    printf("Authentication: %s logged in with %s\n", a->cfg.user,
+           r->auth_mechanism);
   if (r->error == SMTPUV_ENOTLS)
     say("TLS required but %s does not offer STARTTLS (use --tls=off to "
         "talk in plaintext)",
@@ -438,7 +501,9 @@ static int serverinfo(app *a, smtpuv_options *o) {
   if (uv_loop_init(&loop) != 0)
     return local_failure(a, CLI_EX_OSERR, SMTPUV_ENOMEM, "cannot create a loop");
   probe_ctx pc = {a, CLI_EX_SOFTWARE};
-  int rc = smtpuv_client_probe(&loop, o, on_probe, &pc);
+  /* with credentials: a login check too (AUTH, then QUIT; no MAIL) */
+  int rc = want_auth(&a->cfg) ? smtpuv_client_verify(&loop, o, on_probe, &pc)
+                              : smtpuv_client_probe(&loop, o, on_probe, &pc);
   if (rc != 0) {
     uv_loop_close(&loop);
     return local_failure(a, cli_exit_for_error(rc, SMTPUV_PHASE_NONE, 0), rc,
@@ -691,7 +756,8 @@ static int send_mode(app *a) {
   cli_msg_init(&msg, cli_fd_input, &fd0);
   cli_buf pre = {0};
 
-  if (!a->cmd.host_given && a->rc.n == 0 && getenv("SMTPSERVER") == NULL) {
+  if (!a->cmd.host_given && a->cmd.socket == NULL && a->rc.n == 0 &&
+      getenv("SMTPSERVER") == NULL) {
     code = local_failure(a, CLI_EX_USAGE, SMTPUV_EINVAL,
                          "no server given: use --host=HOST, or an account "
                          "in ~/.msmtprc (see --help)");
@@ -757,13 +823,15 @@ static int send_mode(app *a) {
     code = rc;
     goto out;
   }
-  if (c->host == NULL) {
+  if (c->host == NULL && c->socket == NULL) {
     code = local_failure(a, CLI_EX_USAGE, SMTPUV_EINVAL,
-                         "no server given: use --host=HOST, or an account "
-                         "in ~/.msmtprc (see --help)");
+                         "no server given: use --host=HOST (or --socket=PATH), "
+                         "or an account in ~/.msmtprc (see --help)");
     goto out;
   }
-  if (strchr(c->host, ':') != NULL && c->host[0] != '[')
+  if (c->socket != NULL)
+    snprintf(a->host_port, sizeof a->host_port, "%s", c->socket);
+  else if (strchr(c->host, ':') != NULL && c->host[0] != '[')
     snprintf(a->host_port, sizeof a->host_port, "[%s]:%u", c->host,
              effective_port(c));
   else
@@ -872,36 +940,9 @@ static int send_mode(app *a) {
   }
 
   /* authentication secret */
-  if (want_auth(c)) {
-    if (c->user == NULL) {
-      code = local_failure(a, CLI_EX_USAGE, SMTPUV_EINVAL,
-                           "--auth needs --user=NAME");
-      goto out;
-    }
-    if (c->passwordeval == NULL && c->password == NULL) {
-      code = local_failure(a, CLI_EX_USAGE, SMTPUV_EINVAL,
-                           is_oauth(c)
-                               ? "--auth needs a token: give --passwordeval=CMD"
-                               : "--auth needs a password: give "
-                                 "--passwordeval=CMD");
-      goto out;
-    }
-    password = malloc(PASSWORD_MAX);
-    if (password == NULL) {
-      code = local_failure(a, CLI_EX_OSERR, SMTPUV_ENOMEM, "out of memory");
-      goto out;
-    }
-    if (c->password != NULL) {
-      snprintf(password, PASSWORD_MAX, "%s", c->password);
-    } else {
-      rc = cli_passwordeval(c->passwordeval, password, PASSWORD_MAX, err,
-                            sizeof err);
-      if (rc != 0) {
-        code = local_failure(a, rc, SMTPUV_ECREDENTIALS, err);
-        goto out;
-      }
-    }
-  }
+  code = get_secret(a, &password);
+  if (code != 0)
+    goto out;
   code = build_options(a, password, &o);
   if (password != NULL) {
     OPENSSL_cleanse(password, PASSWORD_MAX);
@@ -1059,11 +1100,13 @@ static int run_main(app *a) {
   if ((rc = resolve(a, c->from)) != 0)
     return rc;
   cli_config *f = &a->cfg;
-  if (f->host == NULL)
+  if (f->host == NULL && f->socket == NULL)
     return local_failure(a, CLI_EX_USAGE, SMTPUV_EINVAL,
-                         "no server given: use --host=HOST, or an account "
-                         "in ~/.msmtprc (see --help)");
-  if (strchr(f->host, ':') != NULL && f->host[0] != '[')
+                         "no server given: use --host=HOST (or --socket=PATH), "
+                         "or an account in ~/.msmtprc (see --help)");
+  if (f->socket != NULL)
+    snprintf(a->host_port, sizeof a->host_port, "%s", f->socket);
+  else if (strchr(f->host, ':') != NULL && f->host[0] != '[')
     snprintf(a->host_port, sizeof a->host_port, "[%s]:%u", f->host,
              effective_port(f));
   else
@@ -1083,7 +1126,16 @@ static int run_main(app *a) {
     say("warning: --tls-certcheck=off: the server's certificate is not "
         "checked, anyone in between can read everything");
   smtpuv_options *o;
-  rc = build_options(a, NULL, &o);
+  char *password = NULL;
+  rc = get_secret(a, &password);
+  if (rc != 0)
+    return rc;
+  rc = build_options(a, password, &o);
+  if (password != NULL) {
+    OPENSSL_cleanse(password, PASSWORD_MAX);
+    free(password);
+  }
+  cli_rc_wipe_passwords(&a->rc); /* the options hold their own copy */
   if (rc == 0) {
     rc = serverinfo(a, o);
     smtpuv_options_free(o);

@@ -201,7 +201,10 @@ void cli_serverinfo_json(cli_buf *b, const char *host,
       break;
     p = nl + 1;
   }
-  cli_buf_printf(b, "],\"size\":%llu,\"auth\":[",
+  cli_buf_printf(b, "],\"authenticated\":%s,\"auth_mechanism\":",
+                 r->authenticated ? "true" : "false");
+  cli_json_cstr(b, r->auth_mechanism != NULL ? r->auth_mechanism : "");
+  cli_buf_printf(b, ",\"size\":%llu,\"auth\":[",
                  (unsigned long long)r->max_size);
   p = r->auth_mechanisms;
   first = 1;

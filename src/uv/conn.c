@@ -804,8 +804,10 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
     return;
   }
   if (status < 0) {
-    conn_fail(cn, SMTPUV_ERESOLVE, "resolve %s: %s", cn->host,
-              uv_strerror(status));
+    const char *proxy = cn->client->opts.proxy_host;
+    conn_fail(cn, SMTPUV_ERESOLVE, "resolve %s%s: %s",
+              proxy != NULL ? "the SOCKS5 proxy " : "",
+              proxy != NULL ? proxy : cn->host, uv_strerror(status));
     return;
   }
   cn->ai_list = res;

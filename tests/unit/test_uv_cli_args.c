@@ -290,8 +290,10 @@ static void test_config_commands(void **state) {
   assert_string_equal(err, "unknown command bogus");
   assert_int_equal(cli_config_command(&c, "tls-trust-file", "x", err, sizeof err), CLI_EX_CONFIG);
   assert_int_equal(cli_config_command(&c, "read_recipients", NULL, err, sizeof err), CLI_EX_CONFIG);
-  assert_int_equal(cli_config_command(&c, "proxy_host", "h", err, sizeof err), CLI_EX_CONFIG);
-  assert_string_equal(err, "command proxy_host is not supported by smtpuv-send");
+  assert_int_equal(cli_config_command(&c, "tls_crl_file", "h", err, sizeof err), CLI_EX_CONFIG);
+  assert_string_equal(err, "command tls_crl_file is not supported by smtpuv-send");
+  assert_int_equal(cli_config_command(&c, "proxy_host", "h", err, sizeof err), 0);
+  assert_string_equal(c.proxy_host, "h");
   cli_config_free(&c);
 }
 
@@ -332,10 +334,12 @@ static void test_usage_errors(void **state) {
   expect_usage("msmtp's option --tls-crl-file is not supported by "
                "smtpuv-send (see --help)",
                "--tls-crl-file=/x", NULL);
-  expect_usage("msmtp's option --proxy-host is not supported by "
+  expect_usage("msmtp's option --tls-priorities is not supported by "
                "smtpuv-send (see --help)",
-               "--proxy-h", "h", NULL); /* an abbreviation */
+               "--tls-p", "h", NULL); /* an abbreviation */
   expect_usage("option '--proxy' is ambiguous (see --help)", "--proxy=h",
+               NULL);
+  expect_usage("--proxy-port takes 1..65535, not '0'", "--proxy-port=0",
                NULL);
   expect_usage("option '--tls-c' is ambiguous (see --help)", "--tls-c=x",
                NULL);
@@ -352,15 +356,12 @@ static void test_usage_errors(void **state) {
   expect_usage("--syslog takes on, off, LOG_USER, LOG_MAIL or LOG_LOCAL0..7, "
                "not 'LOG_KERN'",
                "--syslog=LOG_KERN", NULL);
-  expect_usage("--protocol: only smtp is supported, not 'lmtp'",
-               "--protocol=lmtp", NULL);
+  expect_usage("--protocol takes smtp or lmtp, not 'x'", "--protocol=x",
+               NULL);
   expect_usage("--set-from-header takes auto, on or off, not 'x'",
                "--set-from-header=x", NULL);
   expect_usage("--set-date-header takes auto or off, not 'on'",
                "--set-date-header=on", NULL);
-  expect_usage("--source-ip is not supported by smtpuv-send (the library "
-               "cannot bind a source address)",
-               "--source-ip=127.0.0.2", NULL);
   expect_usage("-F: the name contains a line break", "-F", "a\nb", NULL);
   expect_usage("'-' is not an option or an address (standard input is "
                "always read)",

@@ -179,8 +179,8 @@ static void expect_rc_error(const char *text, const char *needle) {
 static void test_rc_errors(void **state) {
   (void)state;
   expect_rc_error("account a\nbogus x\n", ":2: unknown command bogus");
-  expect_rc_error("account a\nsocket /s\n",
-                  ":2: command socket is not supported by smtpuv-send");
+  expect_rc_error("account a\ntls_priorities x\n",
+                  ":2: command tls_priorities is not supported by smtpuv-send");
   expect_rc_error("account a\ntls maybe\n",
                   ":2: invalid argument for command tls: --tls takes on or "
                   "off, not 'maybe'");

@@ -545,7 +545,7 @@ class Usage(Base):
             (["--host=127.0.0.1", "--auth", "a@b"], "--auth needs --user"),
             (["--host=127.0.0.1", "-bp"], "-bp is not supported"),
             (["--host=127.0.0.1", "-a", "work", "a@b"], "--account and --host cannot be used together"),
-            (["--host=127.0.0.1", "--proxy-host=h", "a@b"], "not supported"),
+            (["--host=127.0.0.1", "--tls-crl-file=x", "a@b"], "not supported"),
             (["--host"], "needs a value"),
         ]
         for args, needle in cases:
@@ -817,7 +817,7 @@ class Config(Base):
     def test_file_errors(self):
         cases = [
             ("account a\nhost h\nbogus 1\n", 78, ":3: unknown command bogus"),
-            ("account a\nhost h\nproxy_host p\n", 78, ":3: command proxy_host is not supported"),
+            ("account a\nhost h\ntls_crl_file p\n", 78, ":3: command tls_crl_file is not supported"),
             ("account a\nport 99999\n", 78, ":2: invalid argument for command port"),
             ("host h\n", 78, ":1: command host outside of an account"),
             ("account a : b\n", 78, ":1: account b not (yet) defined"),
@@ -924,6 +924,104 @@ class Config(Base):
         # a client certificate that loads (the server does not ask for one)
         self.send(self.aio_args("--tls-cert-file=" + os.path.join(PKI, "server.crt"),
                                 "--tls-key-file=" + os.path.join(PKI, "server.key"), "r@example.org"))
+
+
+# ---------------------------------------------------------------------------
+class Transports(Base):
+    """--protocol=lmtp, --socket, --source-ip, --proxy-host (and the same in
+    the configuration file) against aiosmtpd's LMTP class on a Unix socket
+    and the ESMTP aiosmtpd."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sock = os.path.join(WORK, "lmtp.sock")
+        cls.outdir = os.path.join(WORK, "aiosmtpd-lmtp")
+        os.makedirs(cls.outdir, exist_ok=True)
+        cls.proc, _ = start_reading(
+            [PY, os.path.join(SERVERS, "aiosmtpd_server.py"), "--port", "0", "--lmtp",
+             "--unix", cls.sock, "--outdir", cls.outdir, "--lifetime", "600"],
+            os.path.join(WORK, "aiosmtpd-lmtp.log"))
+
+    @classmethod
+    def tearDownClass(cls):
+        stop(cls.proc)
+
+    MSG = b"From: a@example.com\nTo: b@example.org\nSubject: lmtp\n\nover a socket\n"
+
+    def lmtp_messages(self):
+        return set(glob.glob(os.path.join(self.outdir, "*.json")))
+
+    def test_lmtp_over_unix_socket(self):
+        before = self.lmtp_messages()
+        code, out, err, _ = run(["--protocol=lmtp", "--socket=" + self.sock,
+                                 "--timeout=20", "b@example.org", "c@example.org"],
+                                self.MSG)
+        self.assertEqual(code, 0, err)
+        new = sorted(self.lmtp_messages() - before)
+        self.assertEqual(len(new), 1)
+        with open(new[0]) as f:
+            meta = json.load(f)
+        self.assertEqual(meta["rcpt_tos"], ["b@example.org", "c@example.org"])
+        self.assertEqual([r for r, _ in meta["lmtp"]], ["b@example.org", "c@example.org"])
+
+    def test_lmtp_from_the_configuration_file(self):
+        d = tempfile.mkdtemp(dir=WORK)
+        rc = os.path.join(d, "msmtprc")
+        with open(rc, "w") as f:
+            f.write("account default\nprotocol lmtp\nsocket %s\ntimeout 20\n" % self.sock)
+        os.chmod(rc, 0o600)
+        before = self.lmtp_messages()
+        code, out, err, _ = run(["-C", rc, "b@example.org"], self.MSG)
+        self.assertEqual(code, 0, err)
+        self.assertEqual(len(self.lmtp_messages() - before), 1)
+        code, out, err, _ = run(["-C", rc, "-P", "b@example.org"], self.MSG)
+        self.assertIn("protocol             = lmtp", out)
+        self.assertIn("socket               = " + self.sock, out)
+
+    def test_source_ip(self):
+        before = self.messages()
+        code, out, err, _ = run(self.aio_args("--source-ip=127.0.0.2", "b@example.org"),
+                                self.MSG)
+        self.assertEqual(code, 0, err)
+        m = self.new_messages(before, 1)[0]
+        self.assertEqual(m["peer"][0], "127.0.0.2")
+        code, out, err, _ = run(self.aio_args("--source-ip=nonsense", "b@example.org"),
+                                self.MSG)
+        self.assertEqual(code, 64, err)
+        self.assertOneLine(err, "--source-ip")
+
+    def test_serverinfo_checks_the_login(self):
+        code, out, err, _ = run(self.aio_args("-S"))
+        self.assertEqual(code, 0, err)
+        self.assertIn("Authentication: %s logged in with" % USER, out)
+        code, out, err, _ = run(self.aio_args("-S", "--json"))
+        self.assertEqual(code, 0, err)
+        j = json.loads(out)
+        self.assertTrue(j["authenticated"])
+        self.assertTrue(j["auth_mechanism"])
+        # a wrong password: the login fails, nothing is sent
+        a = [x for x in self.aio_args("-S") if not x.startswith("--passwordeval")]
+        code, out, err, _ = run(a + ["--passwordeval=echo wrong"])
+        self.assertEqual(code, 77, err)
+        self.assertNotIn("Authentication:", out)
+        # without credentials it stays a probe
+        code, out, err, _ = run(self.aio_args("-S", auth=False))
+        self.assertEqual(code, 0, err)
+        self.assertNotIn("Authentication:", out)
+
+    def test_proxy_settings(self):
+        code, out, err, _ = run(["--host=mx.example", "--proxy-host=127.0.0.1",
+                                 "--proxy-port=1081", "-P", "b@example.org"], self.MSG)
+        self.assertIn("proxy_host           = 127.0.0.1", out)
+        self.assertIn("proxy_port           = 1081", out)
+        code, out, err, _ = run(["--host=mx.example", "--proxy-port=0", "b@example.org"],
+                                self.MSG)
+        self.assertEqual(code, 64, err)
+        # a proxy that is not there: the connection to it fails
+        code, out, err, _ = run(["--host=mx.example", "--proxy-host=127.0.0.1",
+                                 "--proxy-port=%d" % free_port(), "--tls=off",
+                                 "--timeout=5", "b@example.org"], self.MSG)
+        self.assertIn(code, (69, 74, 75), err)
 
 
 # ---------------------------------------------------------------------------
