@@ -91,6 +91,7 @@ int smtpuv_client_new(uv_loop_t *loop, const smtpuv_options *options,
   }
   uv_idle_init(loop, &c->idle);
   c->idle.data = c;
+  smtpuv__client_tls_start(c); /* tlsprep.c: the SSL_CTX off the loop */
   *out = c;
   return 0;
 }
@@ -309,6 +310,7 @@ static void client_free(smtpuv_client *c) {
     smtpuv_auth_free(c->auth);
   if (c->ssl_ctx != NULL)
     SSL_CTX_free(c->ssl_ctx);
+  smtpuv__client_tls_clear(c); /* tlsprep.c */
   smtpuv__options_clear(&c->opts);
   smtpuv__free(&m, c->read_buf);
   smtpuv__free(&m, c->plain_buf);
@@ -435,7 +437,8 @@ static void dispatch(uv_idle_t *h) {
   uv_idle_stop(&c->idle);
   c->idle_active = 0;
   if (c->closing && c->conn == NULL && c->nconns == 0 && c->queue == NULL &&
-      c->done == NULL && !c->close_done) {
+      c->done == NULL && !c->close_done &&
+      !c->tls.work_pending /* tlsprep.c */) {
     c->close_done = 1;
     uv_close((uv_handle_t *)&c->idle, on_idle_closed);
   }

@@ -59,6 +59,11 @@ void smtpuv__ssl_share_unref(smtpuv__ssl_share *s);
 int smtpuv__ssl_share_get(smtpuv__ssl_share *s, const char *ca_file,
                           const char *ca_dir, SSL_CTX **out, char *err,
                           size_t errlen);
+/* The context if it is built already (1, a new reference in *out), else 0
+   without building. Thread-safe. */
+int smtpuv__ssl_share_peek(smtpuv__ssl_share *s, SSL_CTX **out);
+/* 1 and the thread that built the context, or 0 while not built (tests). */
+int smtpuv__ssl_share_built_by(smtpuv__ssl_share *s, uv_thread_t *out);
 
 struct smtpuv_options {
   smtpuv_mem mem;
@@ -144,6 +149,7 @@ struct smtpuv__conn {
   /* TLS */
   smtpuv_tls *tls;
   int tls_up;        /* handshake complete */
+  int tls_wait;      /* TLS asked for, the context still being built */
 
   /* output: at most one uv_write in flight */
   int writing;
@@ -205,6 +211,14 @@ struct smtpuv_client {
 
   char *read_buf;                  /* SMTPUV__READ_BUF, lazily */
   char *plain_buf;                 /* TLS plaintext, lazily */
+
+  struct {                         /* TLS at scale (tlsprep.c) */
+    smtpuv__tls_cache *cache;      /* sessions, lazily */
+    uv_work_t work;                /* the options' context built off-loop */
+    int work_pending;              /* ... until its after-work callback */
+    SSL_CTX *built;                /* the worker's reference */
+    char err[256];                 /* the worker's failure (retried later) */
+  } tls;
 };
 
 /* Schedule a dispatch pass (callbacks, queue processing) on the loop. */
@@ -219,5 +233,20 @@ void smtpuv__client_conn_gone(smtpuv_client *c, smtpuv__conn *cn);
 int smtpuv__client_ssl_ctx(smtpuv_client *c, SSL_CTX **ctx, char *err,
                            size_t errlen);
 unsigned smtpuv__client_timeout(const smtpuv_client *c, smtpuv_timeout which);
+
+/* ---- TLS at scale (tlsprep.c) ---------------------------------------------- */
+
+/* At smtpuv_client_new(): a TLS client whose context is the options' built
+   one takes it if built, else starts building it on the thread pool
+   (c->tls.work_pending until done; the client is not freed before). */
+void smtpuv__client_tls_start(smtpuv_client *c);
+/* 1 while the context is being built off the loop: a connection holds its
+   handshake; the client's dispatch drives it again when the build is done. */
+int smtpuv__client_tls_waiting(const smtpuv_client *c);
+/* The client's session cache (created at first use; NULL without memory:
+   connections then do full handshakes). */
+smtpuv__tls_cache *smtpuv__client_tls_cache(smtpuv_client *c);
+/* At client_free(): the sessions and anything the worker left. */
+void smtpuv__client_tls_clear(smtpuv_client *c);
 
 #endif

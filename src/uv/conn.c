@@ -475,6 +475,10 @@ static int start_tls(smtpuv__conn *cn) {
   smtpuv_client *c = cn->client;
   char err[256] = "";
   SSL_CTX *ctx;
+  /* tlsprep.c: the context is built off the loop; drive() comes back */
+  cn->tls_wait = smtpuv__client_tls_waiting(c);
+  if (cn->tls_wait)
+    return 0;
   int rc = smtpuv__client_ssl_ctx(c, &ctx, err, sizeof err);
   if (rc == 0) {
     smtpuv_tls_config cfg;
@@ -484,6 +488,8 @@ static int start_tls(smtpuv__conn *cn) {
     cfg.verify = c->opts.verify;
     cfg.err = err;
     cfg.errlen = sizeof err;
+    cfg.cache = smtpuv__client_tls_cache(c); /* resumption (tlsprep.c) */
+    cfg.port = c->opts.port;
     rc = smtpuv__tls_new(&c->mem, &cfg, &cn->tls);
   }
   if (rc != 0) {
@@ -510,7 +516,7 @@ void smtpuv__conn_drive(smtpuv__conn *cn) {
   for (; round < 16 && cn->state == SMTPUV__C_OPEN; round++) {
     if (cn->ops->settle != NULL)
       cn->ops->settle(cn);
-    if (smtpuv__conv_take_start_tls(cv) && start_tls(cn) != 0)
+    if ((cn->tls_wait || smtpuv__conv_take_start_tls(cv)) && start_tls(cn) != 0)
       break;
     if (smtpuv__conv_end(cv, NULL) != SMTPUV__CONV_RUN || !write_out(cn))
       break;

@@ -47,7 +47,11 @@ struct smtpuv_tls {
   int shut;        /* our close_notify queued */
   int dead;        /* sticky fatal error code, 0 while usable */
   char err[256];
+  smtpuv__tls_cache *cache; /* sessions offered and kept, or NULL */
+  unsigned port;            /* the cache key's port */
 };
+
+static int session_setup(smtpuv_tls *t, const smtpuv_tls_config *cfg);
 
 /* ------------------------------------------------------------------------ */
 /* Error text                                                                */
@@ -353,6 +357,11 @@ int smtpuv__tls_new(const smtpuv_mem *mem, const smtpuv_tls_config *cfg,
   SSL_set_verify(t->ssl, t->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
   if (setup_name(t, t->host, t->verify) != 0)
     goto ssl_fail;
+  /* idle connections give their record buffers back (also over a caller's
+     context: a per-connection setting) */
+  SSL_set_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
+  if (session_setup(t, cfg) != 0)
+    goto ssl_fail;
   ERR_clear_error();
   *out = t;
   return 0;
@@ -630,18 +639,83 @@ size_t smtpuv__tls_summary(const smtpuv_tls *t, char *buf, size_t cap) {
     if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1)
       snprintf(expires, sizeof(expires), "%04d-%02d-%02d",
                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-    n = snprintf(buf, cap, "%s %s; subject CN=%s; issuer CN=%s; expires %s",
+    n = snprintf(buf, cap, "%s %s; subject CN=%s; issuer CN=%s; expires %s%s",
                  SSL_get_version(t->ssl),
                  cipher != NULL ? SSL_CIPHER_get_name(cipher) : "(none)",
-                 subject, issuer, expires);
+                 subject, issuer, expires,
+                 SSL_session_reused(t->ssl) ? "; resumed" : "");
     X509_free(cert);
   } else {
-    n = snprintf(buf, cap, "%s %s; no peer certificate",
+    n = snprintf(buf, cap, "%s %s; no peer certificate%s",
                  SSL_get_version(t->ssl),
-                 cipher != NULL ? SSL_CIPHER_get_name(cipher) : "(none)");
+                 cipher != NULL ? SSL_CIPHER_get_name(cipher) : "(none)",
+                 SSL_session_reused(t->ssl) ? "; resumed" : "");
   }
   ERR_clear_error();
   if (n < 0)
     return 0;
   return (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Session resumption (the cache itself: tlssess.c)                          */
+/* ------------------------------------------------------------------------ */
+
+static CRYPTO_ONCE ex_once = CRYPTO_ONCE_STATIC_INIT;
+static int ex_idx = -1; /* SSL ex data: the engine owning the SSL */
+
+static void ex_init(void) {
+  ex_idx = SSL_get_ex_new_index(0, "smtpuv TLS engine", NULL, NULL, NULL);
+}
+
+static int ex_index(void) {
+  if (CRYPTO_THREAD_run_once(&ex_once, ex_init) != 1)
+    return -1;
+  return ex_idx;
+}
+
+/* OpenSSL: a new session from the server (TLS 1.2 at the end of the
+   handshake, TLS 1.3 per NewSessionTicket, during a later read). Returning
+   1 hands our reference to the cache. */
+static int on_new_session(SSL *ssl, SSL_SESSION *sess) {
+  int idx = ex_index();
+  smtpuv_tls *t = idx >= 0 ? SSL_get_ex_data(ssl, idx) : NULL;
+  if (t == NULL || t->cache == NULL)
+    return 0;
+  return smtpuv__tls_cache_put(t->cache, t->host, t->port, t->verify, sess);
+}
+
+int smtpuv__tls_ctx_enable_sessions(SSL_CTX *ctx) {
+  if (ctx == NULL)
+    return SMTPUV_EINVAL;
+  if (ex_index() < 0) {
+    ERR_clear_error();
+    return SMTPUV_ENOMEM;
+  }
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+                                          SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx, on_new_session);
+  return 0;
+}
+
+/* With a cache: register the engine on its SSL (for on_new_session) and
+   offer the session cached for this server, if any. 0 or -1 (OpenSSL
+   failure, queue filled). */
+static int session_setup(smtpuv_tls *t, const smtpuv_tls_config *cfg) {
+  if (cfg->cache == NULL || t->host == NULL)
+    return 0;
+  int idx = ex_index();
+  if (idx < 0 || SSL_set_ex_data(t->ssl, idx, t) != 1)
+    return -1;
+  t->cache = cfg->cache;
+  t->port = cfg->port;
+  SSL_SESSION *s =
+      smtpuv__tls_cache_find(t->cache, t->host, t->port, t->verify);
+  if (s != NULL && SSL_set_session(t->ssl, s) != 1)
+    return -1;
+  return 0;
+}
+
+int smtpuv__tls_resumed(const smtpuv_tls *t) {
+  return t != NULL && t->established && SSL_session_reused(t->ssl) == 1;
 }

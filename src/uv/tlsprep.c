@@ -1,0 +1,74 @@
+/* TLS at scale, the client's side: the options' SSL_CTX built off the loop
+ * thread, and the client's session cache.
+ *
+ * Building a context loads the trust store (the system bundle: ~17 ms of
+ * CPU). A TLS client created before anyone built it queues the build on
+ * libuv's thread pool (uv_queue_work) at smtpuv_client_new(); the share's
+ * mutex (sslshare.c) keeps concurrent builds from several threads or
+ * clients to one. A connection that reaches its handshake first waits
+ * (conn.c holds the handshake while smtpuv__client_tls_waiting()); the
+ * after-work callback, on the loop, stores the context in the client and
+ * kicks the client's dispatch, which drives the connection on. A build
+ * that failed in the worker leaves nothing: the connection then builds on
+ * the loop, which reports the reason (a missing CA file fails fast).
+ *
+ * The session cache (tlssess.c) holds the sessions the client's
+ * connections got, so the next connection to the same server resumes.
+ */
+#include <string.h>
+
+#include "uv/client_int.h"
+
+static void build_work(uv_work_t *w) {
+  smtpuv_client *c = w->data;
+  SSL_CTX *ctx = NULL;
+  /* c->opts is not changed after smtpuv_client_new(); the share locks */
+  if (smtpuv__options_ssl_ctx(&c->opts, &ctx, c->tls.err, sizeof c->tls.err) ==
+      0)
+    c->tls.built = ctx;
+}
+
+static void build_done(uv_work_t *w, int status) {
+  smtpuv_client *c = w->data;
+  (void)status; /* canceled: nothing built, the connection builds */
+  c->tls.work_pending = 0;
+  if (c->tls.built != NULL) {
+    if (c->ssl_ctx == NULL)
+      c->ssl_ctx = c->tls.built;
+    else
+      SSL_CTX_free(c->tls.built);
+    c->tls.built = NULL;
+  }
+  smtpuv__client_kick(c); /* waiting connections, or a pending close */
+}
+
+void smtpuv__client_tls_start(smtpuv_client *c) {
+  if (c->opts.tls == SMTPUV_TLS_NONE || c->opts.ssl_ctx != NULL ||
+      c->ssl_ctx != NULL)
+    return;
+  if (smtpuv__ssl_share_peek(c->opts.ssl_share, &c->ssl_ctx))
+    return; /* built before: no need for a thread */
+  c->tls.work.data = c;
+  if (uv_queue_work(c->loop, &c->tls.work, build_work, build_done) == 0)
+    c->tls.work_pending = 1;
+  /* else: built on the loop at the first TLS connection, as before */
+}
+
+int smtpuv__client_tls_waiting(const smtpuv_client *c) {
+  return c->tls.work_pending && c->ssl_ctx == NULL;
+}
+
+smtpuv__tls_cache *smtpuv__client_tls_cache(smtpuv_client *c) {
+  if (c->tls.cache == NULL &&
+      smtpuv__tls_cache_new(&c->mem, &c->tls.cache) != 0)
+    c->tls.cache = NULL;
+  return c->tls.cache;
+}
+
+void smtpuv__client_tls_clear(smtpuv_client *c) {
+  smtpuv__tls_cache_free(c->tls.cache);
+  c->tls.cache = NULL;
+  if (c->tls.built != NULL)
+    SSL_CTX_free(c->tls.built);
+  c->tls.built = NULL;
+}
