@@ -85,6 +85,7 @@ struct smtpuv_options {
   int pipelining, chunking, require_all;
   smtpuv_trace_cb trace;
   void *trace_data;
+  int tls_no_resume; /* smtpuv_options_set_tls_resumption(o, 0) */
 };
 
 /* Deep copy `src` into `dst` (dst uninitialised). 0 or SMTPUV_ENOMEM. The
@@ -150,6 +151,7 @@ struct smtpuv__conn {
   smtpuv_tls *tls;
   int tls_up;        /* handshake complete */
   int tls_wait;      /* TLS asked for, the context still being built */
+  int read_paused;   /* ... and reading stopped meanwhile */
 
   /* output: at most one uv_write in flight */
   int writing;
@@ -248,5 +250,9 @@ int smtpuv__client_tls_waiting(const smtpuv_client *c);
 smtpuv__tls_cache *smtpuv__client_tls_cache(smtpuv_client *c);
 /* At client_free(): the sessions and anything the worker left. */
 void smtpuv__client_tls_clear(smtpuv_client *c);
+/* After a read: the client's read buffers are given back (they come back
+   at the next read), and an idle connection (no message in flight, nothing
+   queued) trims its TLS engine (smtpuv__tls_trim()). */
+void smtpuv__conn_trim_idle(smtpuv__conn *cn);
 
 #endif

@@ -465,6 +465,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     tls_drain(cn);
   }
   smtpuv__conn_drive(cn);
+  smtpuv__conn_trim_idle(cn); /* tlsprep.c */
 }
 
 /* ---- TLS -------------------------------------------------------------------- */
@@ -475,8 +476,20 @@ static int start_tls(smtpuv__conn *cn) {
   smtpuv_client *c = cn->client;
   char err[256] = "";
   SSL_CTX *ctx;
-  /* tlsprep.c: the context is built off the loop; drive() comes back */
+  /* tlsprep.c: the context is built off the loop; drive() comes back.
+     Reading pauses meanwhile: what the server sends before our ClientHello
+     goes to the engine, as without the wait, never to the conversation. */
   cn->tls_wait = smtpuv__client_tls_waiting(c);
+  if (cn->tls_wait != cn->read_paused) {
+    int rr = cn->tls_wait ? uv_read_stop((uv_stream_t *)&cn->tcp)
+                          : uv_read_start((uv_stream_t *)&cn->tcp, on_alloc,
+                                          on_read);
+    if (rr != 0) {
+      conn_fail(cn, SMTPUV_ECONNLOST, "read: %s", uv_strerror(rr));
+      return rr;
+    }
+    cn->read_paused = cn->tls_wait;
+  }
   if (cn->tls_wait)
     return 0;
   int rc = smtpuv__client_ssl_ctx(c, &ctx, err, sizeof err);
@@ -488,7 +501,7 @@ static int start_tls(smtpuv__conn *cn) {
     cfg.verify = c->opts.verify;
     cfg.err = err;
     cfg.errlen = sizeof err;
-    cfg.cache = smtpuv__client_tls_cache(c); /* resumption (tlsprep.c) */
+    cfg.cache = c->opts.tls_no_resume ? NULL : smtpuv__client_tls_cache(c);
     cfg.port = c->opts.port;
     rc = smtpuv__tls_new(&c->mem, &cfg, &cn->tls);
   }

@@ -371,3 +371,10 @@ int smtpuv_options_set_trace(smtpuv_options *o, smtpuv_trace_cb cb,
   o->trace_data = cb != NULL ? data : NULL;
   return 0;
 }
+
+int smtpuv_options_set_tls_resumption(smtpuv_options *o, int enable) {
+  if (o == NULL)
+    return SMTPUV_EINVAL;
+  o->tls_no_resume = enable == 0;
+  return 0;
+}

@@ -49,6 +49,7 @@ struct smtpuv_tls {
   char err[256];
   smtpuv__tls_cache *cache; /* sessions offered and kept, or NULL */
   unsigned port;            /* the cache key's port */
+  int eof;                  /* smtpuv__tls_eof() was called */
 };
 
 static int session_setup(smtpuv_tls *t, const smtpuv_tls_config *cfg);
@@ -420,6 +421,7 @@ void smtpuv__tls_eof(smtpuv_tls *t) {
   if (t == NULL)
     return;
   BIO_set_mem_eof_return(t->rbio, 0);
+  t->eof = 1;
 }
 
 size_t smtpuv__tls_pending_output(const smtpuv_tls *t) {
@@ -718,4 +720,27 @@ static int session_setup(smtpuv_tls *t, const smtpuv_tls_config *cfg) {
 
 int smtpuv__tls_resumed(const smtpuv_tls *t) {
   return t != NULL && t->established && SSL_session_reused(t->ssl) == 1;
+}
+
+int smtpuv__tls_trim(smtpuv_tls *t) {
+  if (t == NULL || !t->established || t->dead ||
+      BIO_ctrl_pending(t->rbio) != 0 || BIO_ctrl_pending(t->wbio) != 0 ||
+      SSL_pending(t->ssl) != 0)
+    return 0;
+  ERR_clear_error();
+  BIO *r = BIO_new(BIO_s_mem());
+  BIO *w = r != NULL ? BIO_new(BIO_s_mem()) : NULL;
+  if (w == NULL) { /* keep the old ones: nothing lost */
+    BIO_free(r);
+    ERR_clear_error();
+    return 0;
+  }
+  /* the EOF setting goes with the read BIO */
+  BIO_set_mem_eof_return(r, t->eof ? 0 : -1);
+  SSL_set0_rbio(t->ssl, r); /* frees the old one */
+  SSL_set0_wbio(t->ssl, w);
+  t->rbio = r;
+  t->wbio = w;
+  ERR_clear_error();
+  return 1;
 }

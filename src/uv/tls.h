@@ -164,6 +164,13 @@ size_t smtpuv__tls_cache_count(const smtpuv__tls_cache *c);
    sslshare.c). 0 or SMTPUV_ENOMEM (no ex-data index). */
 int smtpuv__tls_ctx_enable_sessions(SSL_CTX *ctx);
 
+/* An idle engine (everything fed was consumed, all output taken) gives
+   back the buffers its memory BIOs grew to (they keep their largest size
+   otherwise: a whole handshake flight or body write), by replacing both
+   with fresh empty ones. Nothing is done while bytes wait either way, or
+   before the handshake completed. Returns 1 when trimmed, 0 when not. */
+int smtpuv__tls_trim(smtpuv_tls *t);
+
 /* After the handshake: 1 when the server accepted the offered session (an
    abbreviated handshake), else 0. */
 int smtpuv__tls_resumed(const smtpuv_tls *t);

@@ -72,3 +72,21 @@ void smtpuv__client_tls_clear(smtpuv_client *c) {
     SSL_CTX_free(c->tls.built);
   c->tls.built = NULL;
 }
+
+void smtpuv__conn_trim_idle(smtpuv__conn *cn) {
+  smtpuv_client *c = cn->client;
+  /* After every read: nothing refers to the read buffers between reads
+     (the conversation and the TLS engine copy what they keep). Freed at
+     once, the same chunk serves the next read of any connection on the
+     loop, so a thousand clients handshaking at once do not each hold (and
+     leave holes of) 2 x 16 KiB. */
+  smtpuv__free(&c->mem, c->read_buf);
+  smtpuv__free(&c->mem, c->plain_buf);
+  c->read_buf = c->plain_buf = NULL;
+  if (cn->state != SMTPUV__C_OPEN || smtpuv__conv_inflight(cn->conv) != 0 ||
+      c->queue != NULL)
+    return;
+  /* idle: the engine's BIO buffers too (a trim costs four small
+     allocations, so not between the messages of a busy connection) */
+  smtpuv__tls_trim(cn->tls);
+}

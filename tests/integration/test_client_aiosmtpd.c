@@ -648,11 +648,12 @@ static void resume_cb(smtpuv_client *c, const smtpuv_send_result *r,
   }
 }
 
-static void test_tls_resumption(void **state) {
-  (void)state;
+static void tls_resumption(int enable) {
   resume_run x;
   memset(&x, 0, sizeof x);
   smtpuv_options *o = itest_options(aio_tls_port, SMTPUV_TLS_IMPLICIT);
+  if (!enable) /* smtpuv_options_set_tls_resumption(o, 0): full handshakes */
+    assert_int_equal(smtpuv_options_set_tls_resumption(o, 0), 0);
   smtpuv_options_set_timeout(o, SMTPUV_TIMEOUT_IDLE, 20);
   smtpuv_options_set_trace(o, resume_trace, &x);
   static const char msg[] = "Subject: resumed\r\n\r\nresumed\r\n";
@@ -676,9 +677,13 @@ static void test_tls_resumption(void **state) {
   if (strstr(x.tls[0], "resumed") != NULL)
     fail_msg("first connection resumed? %s", x.tls[0]);
   size_t n2 = strlen(x.tls[1]);
-  if (n2 < 9 || strcmp(x.tls[1] + n2 - 9, "; resumed") != 0)
-    fail_msg("second connection not resumed: %s", x.tls[1]);
-  const char *want[2] = {"\"tls_resumed\":false", "\"tls_resumed\":true"};
+  int resumed = n2 >= 9 && strcmp(x.tls[1] + n2 - 9, "; resumed") == 0;
+  if (resumed != enable)
+    fail_msg("second connection %sresumed: %s", resumed ? "" : "not ",
+             x.tls[1]);
+  const char *want[2] = {"\"tls_resumed\":false",
+                         enable ? "\"tls_resumed\":true"
+                                : "\"tls_resumed\":false"};
   for (int i = 0; i < 2; i++) {
     char *eml, *json;
     size_t n;
@@ -689,6 +694,12 @@ static void test_tls_resumption(void **state) {
     free(eml);
     free(json);
   }
+}
+
+static void test_tls_resumption(void **state) {
+  (void)state;
+  tls_resumption(1);
+  tls_resumption(0);
 }
 
 /* Envelope from headers; Bcc not transmitted; SMTPUTF8 addresses. */

@@ -126,11 +126,13 @@ static void test_caller_context(void **state) {
   assert_ptr_equal(got, mine);
   /* used as given: no mode added to the caller's context */
   assert_false(SSL_CTX_get_mode(mine) & SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_up_ref(mine); /* kept, so a new context cannot take its address */
   SSL_CTX_free(mine); /* the options hold their own reference */
   assert_ptr_equal(ctx_of(o), got);
   assert_int_equal(smtpuv_options_set_ssl_ctx(o, NULL), 0);
   assert_ptr_not_equal(ctx_of(o), got);
   smtpuv_options_free(o);
+  SSL_CTX_free(mine);
 }
 
 static void test_failed_build_is_retried(void **state) {

@@ -1710,6 +1710,48 @@ static void test_resumption_cache_bounded(void **state) {
   SSL_CTX_free(sctx);
 }
 
+/* An idle engine trims its memory BIOs and keeps working; it refuses
+   while bytes wait in either direction or before the handshake. */
+static void test_trim(void **state) {
+  static const char ping[] = "NOOP\r\n", pong[] = "250 2.0.0 Ok\r\n";
+  unsigned char buf[4096];
+  conn c;
+  open_version(&c, state);
+  assert_int_equal(smtpuv__tls_trim(c.t), 0); /* handshake not done */
+  assert_int_equal(run_handshake(&c, 0), 1);
+  srv_write(&c.s, pong, sizeof(pong) - 1);
+  assert_int_equal(s2e(&c, 0, buf, sizeof(buf), sizeof(buf)),
+                   (long)sizeof(pong) - 1);
+  for (int round = 0; round < 3; round++) {
+    assert_int_equal(smtpuv__tls_trim(c.t), 1);
+    /* output waiting: no trim, nothing lost */
+    assert_int_equal(x_write(c.t, ping, sizeof(ping) - 1), 0);
+    assert_int_equal(smtpuv__tls_trim(c.t), 0);
+    assert_int_equal(e2s(&c), 0);
+    assert_int_equal(srv_read(&c.s, buf, sizeof(buf)), sizeof(ping) - 1);
+    assert_memory_equal(buf, ping, sizeof(ping) - 1);
+    /* input waiting: no trim, nothing lost */
+    srv_write(&c.s, pong, sizeof(pong) - 1);
+    {
+      unsigned char *q;
+      size_t n = srv_take(&c.s, &q);
+      assert_int_equal(x_feed(c.t, q, n), 0);
+      free(q);
+    }
+    assert_int_equal(smtpuv__tls_trim(c.t), 0);
+    size_t got = 0;
+    assert_int_equal(engine_read_all(&c, buf, sizeof(buf), sizeof(buf), &got),
+                     (long)sizeof(pong) - 1);
+    assert_memory_equal(buf, pong, sizeof(pong) - 1);
+  }
+  /* after the stream's end the fresh read BIO still reports it */
+  assert_int_equal(smtpuv__tls_trim(c.t), 1);
+  x_eof(c.t);
+  assert_int_equal(smtpuv__tls_trim(c.t), 1);
+  assert_int_equal(x_read(c.t, buf, sizeof(buf)), SMTPUV_ECONNLOST);
+  conn_close(&c);
+}
+
 static const resume_case r13 = {TLS1_3_VERSION, 0},
                          r12 = {TLS1_2_VERSION, 0},
                          r12id = {TLS1_2_VERSION, 1};
@@ -1758,6 +1800,7 @@ int main(void) {
       cmocka_unit_test_prestate(test_resumption_key, (void *)&r13),
       cmocka_unit_test_prestate(test_resumption_key, (void *)&r12id),
       cmocka_unit_test(test_resumption_cache_bounded),
+      BOTH(test_trim),
   };
   return cmocka_run_group_tests(tests, make_fixtures, free_fixtures);
 }
