@@ -17,6 +17,7 @@ PACKAGES=(
   postfix dovecot-core                  # real MTA + SASL for integration tests, smtp-sink
   swaks libnet-ssleay-perl              # reference SMTP client (its STARTTLS needs Net::SSLeay)
   openssl curl libcurl4-openssl-dev     # certificates, TLS probes, curl as a peer in benchmarks
+  stunnel4                              # TLS front-end of smtp-sink in bench/compare_tls.sh
 )
 
 missing=()
