@@ -133,7 +133,7 @@ int main(int argc, char **argv) {
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
   }
   unsigned long sent = 0, connects = 0;
-  char first_err[CURL_ERROR_SIZE] = "";
+  char first_err[CURL_ERROR_SIZE + 128] = "";
   char errbuf[CURL_ERROR_SIZE];
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
   double c0 = cpu_s(), t0 = now_s();

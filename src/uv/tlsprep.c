@@ -17,6 +17,8 @@
  */
 #include <string.h>
 
+#include "conv/conv_int.h" /* the conversation's protocol session */
+#include "protocol/idle.h"
 #include "uv/client_int.h"
 
 static void build_work(uv_work_t *w) {
@@ -86,7 +88,10 @@ void smtpuv__conn_trim_idle(smtpuv__conn *cn) {
   if (cn->state != SMTPUV__C_OPEN || smtpuv__conv_inflight(cn->conv) != 0 ||
       c->queue != NULL)
     return;
-  /* idle: the engine's BIO buffers too (a trim costs four small
-     allocations, so not between the messages of a busy connection) */
+  /* idle: the engine's BIO buffers and the protocol session's spare
+     output block and input buffer too (this costs a few small
+     allocations at the next message, so not between the messages of a
+     busy connection) */
   smtpuv__tls_trim(cn->tls);
+  smtpuv__proto_release_idle(cn->conv->proto);
 }
