@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # smtpuv-bench against Postfix's smtp-source, A B A B ..., on the same
 # workload against one smtp-sink on a free loopback port.
 #
@@ -6,7 +7,9 @@
 #
 # Workloads (default: all):
 #   W1  10,000 messages of 2 KiB (-l 2048) over one connection (-d -s 1)
-#   W2  20,000 messages of 2 KiB over 8 and over 64 connections (-d -s N)
+#   W2  20,000 messages of 2 KiB over 8 and over 64 connections: N clients
+#       (-d -s N), and one client with a pool of N (-d -s 1 --connections=N),
+#       each beside smtp-source -d -s N
 #   W3  one 50 MiB message streamed from a file: 76-character lines, every
 #       7th starting with '.' (smtp-source -F FILE, smtpuv-bench -F FILE)
 #   W4  1,000 concurrent connections on one loop (smtpuv-bench only:
@@ -163,17 +166,25 @@ timed() {
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {print "nan"; exit} if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
 # pairs NAME MSGS TARGET_RATIO "common smtp-source/smtpuv-bench options..."
+# (with A_OPTS set: smtpuv-bench gets those options instead)
+A_OPTS=()
 pairs() {
   local name=$1 msgs=$2 target=$3; shift 3
   local opts=("$@")
+  local aopts=("$@")
+  ((${#A_OPTS[@]})) && aopts=("${A_OPTS[@]}")
   local ratios=() cpus=() rss=()
   echo
-  echo "== $name: ${opts[*]}  ($msgs messages, $PAIRS pairs)"
+  if ((${#A_OPTS[@]})); then
+    echo "== $name: smtpuv-bench ${aopts[*]} / smtp-source ${opts[*]}  ($msgs messages, $PAIRS pairs)"
+  else
+    echo "== $name: ${opts[*]}  ($msgs messages, $PAIRS pairs)"
+  fi
   printf '%-4s | %9s %10s %9s %9s | %9s %10s %9s %9s | %7s\n' pair \
     "smtpuv s" "msg/s" "cpu us/m" "rss KiB" "source s" "msg/s" "cpu us/m" "rss KiB" ratio
   for ((p = 1; p <= PAIRS; p++)); do
     local a b
-    read -r -a a < <(timed "$TMP/$name.a.$p" "$BENCH" -q "${opts[@]}" "$TARGET")
+    read -r -a a < <(timed "$TMP/$name.a.$p" "$BENCH" -q "${aopts[@]}" "$TARGET")
     read -r -a b < <(timed "$TMP/$name.b.$p" "$SOURCE" "${opts[@]}" "$TARGET")
     if [[ ${a[4]} != 0 ]]; then
       echo "   smtpuv-bench failed (exit ${a[4]}):"; sed 's/^/     /' "$TMP/$name.a.$p"; FAILED=1
@@ -211,8 +222,14 @@ for w in "${WORKLOADS[@]}"; do
     W4) use_sink wide ;;&
     W1) pairs "W1-1conn" "$N1" 3.3 -d -s 1 -m "$N1" -l 2048 ;;
     W2)
-      pairs "W2-8conn" "$N2" 2.3 -d -s 8 -m "$N2" -l 2048
-      pairs "W2-64conn" "$N2" 2.3 -d -s 64 -m "$N2" -l 2048
+      # N separate clients (as smtp-source's N sessions), then ONE client
+      # with a pool of N connections, each beside smtp-source -s N
+      for n in 8 64; do
+        pairs "W2-${n}conn" "$N2" 2.3 -d -s "$n" -m "$N2" -l 2048
+        A_OPTS=(-d -s 1 --connections="$n" -m "$N2" -l 2048)
+        pairs "W2-${n}pool" "$N2" 2.5 -d -s "$n" -m "$N2" -l 2048
+        A_OPTS=()
+      done
       ;;
     W3)
       f="$TMP/w3.eml"

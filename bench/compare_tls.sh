@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # TLS benchmarks, compared in one run: smtpuv-bench beside libcurl smtps://
 # through one TLS front-end (Debian stunnel4) in front of Postfix's
 # smtp-sink, both on free loopback ports and stopped by their PIDs.

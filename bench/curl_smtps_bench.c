@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* curl-smtps-bench: the libcurl side of bench/compare_tls.sh's W5.
  *
  *   curl-smtps-bench -m N -l LENGTH [--ca FILE] [--insecure] URL

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # shellcheck shell=bash
 # Sourced by bench/compare.sh and bench/smoke.sh: start and stop Postfix's
 # smtp-sink on a free loopback port. Loopback only; the sink is stopped by

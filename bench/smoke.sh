@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Smoke run of smtpuv-bench against smtp-sink (ctest: bench_smoke, label
 # integration). Correctness only: every message must be reported sent.
 # No timing is asserted.

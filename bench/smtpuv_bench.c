@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* smtpuv-bench: an SMTP load generator on the public client API, with
  * smtp-source's options where they exist, so that the two can be run on the
  * same workload against Postfix's smtp-sink (see bench/compare.sh).
@@ -6,6 +7,9 @@
  *
  * Model (matching smtp-source):
  *   -s N   sessions: N smtpuv_client objects on ONE uv loop (one thread).
+ *   --connections=N  ONE client with a pool of up to N connections
+ *          (smtpuv_options_set_max_connections), the way a service uses it;
+ *          --depth=N sets the pipeline depth per connection.
  *   -m N   messages in total, taken from one shared counter by whichever
  *          session has room (like smtp-source's sessions).
  *   -d     reuse connections: each session is one client that keeps its
@@ -89,6 +93,9 @@ struct bench {
   const char *host;
   unsigned port;
   unsigned sessions;
+  unsigned connections; /* --connections: one client's pool size */
+  unsigned depth;       /* --depth: pipeline depth (0: the default) */
+  int window_set;       /* -w given */
   unsigned long messages;
   long length;          /* -1: smtp-source's default one-line body */
   const char *file;
@@ -180,6 +187,9 @@ static void die_usage(const char *msg) {
   fprintf(stderr,
 "usage: smtpuv-bench [options] host[:port]\n"
 "  -s N        sessions: clients on one loop (default 1)\n"
+"  --connections=N  each client keeps up to N connections (its pool;\n"
+"              needs -d; the default window grows N times)\n"
+"  --depth=N   messages on the wire per connection (pipeline depth)\n"
 "  -m N        messages in total (default 1)\n"
 "  -l N        payload length in bytes (smtp-source's -l)\n"
 "  -F FILE     stream FILE as the message (headers and body)\n"
@@ -718,6 +728,10 @@ static void make_options(bench *b) {
     rc = smtpuv_options_set_ehlo_name(b->opts, b->myhost);
   if (rc == 0 && b->ca_file != NULL)
     rc = smtpuv_options_set_ca(b->opts, b->ca_file, NULL);
+  if (rc == 0 && b->connections > 1)
+    rc = smtpuv_options_set_max_connections(b->opts, b->connections);
+  if (rc == 0 && b->depth > 0)
+    rc = smtpuv_options_set_pipeline_depth(b->opts, b->depth);
   if (rc == 0 && b->tls_name != NULL)
     rc = smtpuv_options_set_tls_server_name(b->opts, b->tls_name);
   if (rc == 0 && b->insecure)
@@ -814,6 +828,10 @@ static int long_opt(bench *b, const char *a) {
     b->reconnect = 1;
   } else if (IS("--no-resume") && !v) {
     b->no_resume = 1;
+  } else if (IS("--connections") && v) {
+    b->connections = (unsigned)parse_ulong(v, "--connections");
+  } else if (IS("--depth") && v) {
+    b->depth = (unsigned)parse_ulong(v, "--depth");
   } else if (IS("--timeout") && v) {
     b->timeout_s = (unsigned)parse_ulong(v, "--timeout");
   } else if (IS("--help") && !v) {
@@ -859,7 +877,10 @@ static void parse_args(bench *b, int argc, char **argv) {
       case 'm': b->messages = parse_ulong(val, "-m"); break;
       case 'l': b->length = (long)parse_ulong(val, "-l"); break;
       case 'F': b->file = val; break;
-      case 'w': b->window = (unsigned)parse_ulong(val, "-w"); break;
+      case 'w':
+        b->window = (unsigned)parse_ulong(val, "-w");
+        b->window_set = 1;
+        break;
       case 'f': b->from = val; break;
       case 't': b->to = val; break;
       case 'r': b->nrcpt = (unsigned)parse_ulong(val, "-r"); break;
@@ -893,6 +914,15 @@ static void parse_args(bench *b, int argc, char **argv) {
     die_usage("--hold needs at least one message per session (-m >= -s)");
   if (b->file != NULL && b->length >= 0)
     die_usage("-l and -F exclude each other");
+  if (b->connections > 1000)
+    die_usage("--connections must be 1..1000");
+  if (b->connections > 1 && !b->reuse)
+    die_usage("--connections needs -d");
+  if (b->depth > 64)
+    die_usage("--depth must be 1..64");
+  /* one client's window feeds all of its connections */
+  if (b->connections > 1 && !b->window_set)
+    b->window *= b->connections;
 }
 
 static char *xstrdup(const char *s) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * core_conversation — drive smtpuv's sans-io protocol core through one full
  * ESMTP conversation against a scripted in-memory server, and print the

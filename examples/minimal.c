@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The shortest complete program: one message over STARTTLS with AUTH.
  * usage: minimal HOST PORT USER PASSWORD FROM TO [CA-FILE]        */
 #include <stdio.h>

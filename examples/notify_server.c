@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* An asynchronous HTTP endpoint that turns each request into an email, on
  * one libuv loop with one shared smtpuv client.
  *
@@ -19,6 +20,9 @@
  *   - graceful shutdown on SIGINT/SIGTERM: stop accepting, let the messages
  *     already queued finish and answer their requests, then
  *     smtpuv_client_close() (QUIT) and let the loop run dry;
+ *   - composing: smtpuv/compose.h makes the message (Date, Message-ID, a
+ *     UTF-8 subject as encoded words, the body as 7bit or quoted-printable)
+ *     and streams it into the client's body, its envelope from the headers;
  *   - a request whose HTTP client went away still gets its email sent: the
  *     request record lives until both the socket is closed and the send
  *     callback has run.
@@ -34,6 +38,7 @@
 #include <arpa/inet.h>
 
 #include <smtpuv/client.h>
+#include <smtpuv/compose.h>
 
 #define MAX_REQUEST 65536
 #define MAX_RCPTS 50
@@ -48,9 +53,8 @@ struct request {
   int handled;          /* a request was read and answered or queued */
   char *in;
   size_t inlen;
-  char *mail;           /* the email (kept until the send callback) */
+  smtpuv_compose *mail; /* the email (kept until the send callback) */
   char *rcpt_buf;
-  const char *rcpts[MAX_RCPTS];
   size_t nrcpts;
   uv_write_t wr;
   char *out;
@@ -73,7 +77,7 @@ static void request_unref(request *r) {
   if (--r->refs > 0)
     return;
   free(r->in);
-  free(r->mail);
+  smtpuv_compose_free(r->mail);
   free(r->rcpt_buf);
   free(r->out);
   free(r);
@@ -317,28 +321,32 @@ static void handle(request *r, char *head, const char *body, size_t blen) {
     respond_error(r, 503, "out of memory");
     return;
   }
-  for (char *a = strtok(r->rcpt_buf, ","); a && r->nrcpts < MAX_RCPTS;
+  /* the message: smtpuv/compose.h writes Date, Message-ID, MIME headers,
+     encodes a UTF-8 subject and body, and checks every address */
+  int rc = smtpuv_compose_new(NULL, SMTPUV_COMPOSE_REPLACE_INVALID, &r->mail);
+  if (rc == 0)
+    rc = smtpuv_compose_address(r->mail, SMTPUV_COMPOSE_FROM, NULL, S.from);
+  for (char *a = strtok(r->rcpt_buf, ","); rc == 0 && a && r->nrcpts < MAX_RCPTS;
        a = strtok(NULL, ","))
-    if (*a)
-      r->rcpts[r->nrcpts++] = a;
-  size_t cap = strlen(S.from) + strlen(to) + strlen(subject) + blen + 256;
-  r->mail = malloc(cap);
-  if (r->mail == NULL || r->nrcpts == 0) {
-    respond_error(r, r->mail ? 400 : 503, r->mail ? "no recipient" : "out of memory");
+    if (*a) {
+      rc = smtpuv_compose_address(r->mail, SMTPUV_COMPOSE_TO, NULL, a);
+      r->nrcpts++;
+    }
+  if (rc == 0)
+    rc = smtpuv_compose_subject(r->mail, subject);
+  if (rc == 0)
+    rc = smtpuv_compose_text(r->mail, body, blen);
+  if (rc == 0)
+    rc = smtpuv_compose_finish(r->mail);
+  if (rc != 0) {
+    char why[256];
+    snprintf(why, sizeof why, "%s: %s", smtpuv_err_name(rc), smtpuv_strerror(rc));
+    respond_error(r, rc == SMTPUV_ENOMEM ? 503 : 400, why);
     return;
   }
-  int n = snprintf(r->mail, cap,
-                   "From: %s\r\nTo: %s\r\nSubject: %s\r\nMIME-Version: 1.0\r\n"
-                   "Content-Type: text/plain; charset=utf-8\r\n\r\n",
-                   S.from, to, subject);
-  memcpy(r->mail + n, body, blen);
-  smtpuv_envelope env = SMTPUV_ENVELOPE_INIT;
-  env.sender = S.from;
-  env.recipients = r->rcpts;
-  env.nrecipients = r->nrcpts;
-  smtpuv_body b;
-  smtpuv_body_init_buffer(&b, r->mail, (size_t)n + blen);
-  int rc = smtpuv_client_send(S.client, &env, &b, on_sent, r);
+  /* envelope from its headers, body streamed from it; r->mail lives
+     until on_sent */
+  rc = smtpuv_client_send_composed(S.client, r->mail, on_sent, r);
   if (rc != 0) {
     char why[256];
     snprintf(why, sizeof why, "%s: %s", smtpuv_err_name(rc),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* XOAUTH2 with a bearer token fetched asynchronously, and fetched again when
  * the server rejects it (an expired token).
  *

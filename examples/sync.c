@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The blocking convenience: no event loop in sight.
  *
  *   sync HOST PORT CA-FILE USER PASSWORD < message.eml

@@ -1,4 +1,6 @@
-/*
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file
  * smtpuv — an asynchronous ESMTP client library.
  *
  * This umbrella header carries what every layer shares: version macros and
@@ -28,8 +30,23 @@
 extern "C" {
 #endif
 
-#if defined(_WIN32)
+/**
+ * Marks every exported function. On ELF platforms the library is compiled
+ * with hidden visibility and this makes a symbol visible. On Windows (as
+ * libuv's UV_EXTERN) it is `__declspec(dllexport)` while the DLL itself is
+ * compiled (SMTPUV_BUILDING, set by the build), nothing when the static
+ * library is built or used (SMTPUV_STATIC: the CMake targets and the .pc files
+ * of a static build define it for their users), and `__declspec(dllimport)`
+ * for users of the DLL (the default).
+ */
+#if defined(_WIN32) || defined(__CYGWIN__)
+#if defined(SMTPUV_STATIC)
+#define SMTPUV_EXTERN
+#elif defined(SMTPUV_BUILDING)
 #define SMTPUV_EXTERN __declspec(dllexport)
+#else
+#define SMTPUV_EXTERN __declspec(dllimport)
+#endif
 #elif defined(__GNUC__) || defined(__clang__)
 #define SMTPUV_EXTERN __attribute__((visibility("default")))
 #else
@@ -40,8 +57,9 @@ extern "C" {
 /* Errors                                                                    */
 /* ------------------------------------------------------------------------ */
 
-/*
- * XX(NAME, value, message). Ranges:
+/**
+ * Every error code as XX(NAME, value, message), the one list the enum, the
+ * names and the messages are generated from. Ranges:
  *   -1 .. -99     misuse and local refusals: nothing was written to the wire;
  *   -100 .. -199  the server's answer or behaviour (protocol, AUTH, replies);
  *   -200 .. -299  transport: resolution, connection, timeouts, TLS.
@@ -65,6 +83,7 @@ extern "C" {
   XX(ELIMIT, -15, "a built-in limit was exceeded")                             \
   XX(EBINARY, -16,                                                             \
      "NUL bytes or lines over 998 octets need BINARYMIME and CHUNKING")        \
+  XX(EFULL, -17, "the client's queue is at its high-water mark")               \
   XX(EPROTO, -100, "the server violated the SMTP protocol")                    \
   XX(EINJECT, -101,                                                            \
      "the server sent data after STARTTLS's 220 (response injection)")         \
@@ -87,12 +106,16 @@ extern "C" {
   XX(ECERT, -211, "the server's certificate could not be verified")           \
   XX(ENOTLS, -212, "TLS is required but the server does not offer STARTTLS")
 
+/** The error codes: SMTPUV_OK and one SMTPUV_<NAME> per SMTPUV_ERRNO_MAP()
+    entry (SMTPUV_EINVAL, SMTPUV_EPROTO, ...). */
 typedef enum smtpuv_errno {
-  SMTPUV_OK = 0,
+  SMTPUV_OK = 0, /**< success */
+/** @cond INTERNAL */
 #define SMTPUV_ERRNO_ENUM_(name, val, msg) SMTPUV_##name = (val),
   SMTPUV_ERRNO_MAP(SMTPUV_ERRNO_ENUM_)
 #undef SMTPUV_ERRNO_ENUM_
-  SMTPUV_ERRNO_MAX_ = -1000
+/** @endcond */
+  SMTPUV_ERRNO_MAX_ = -1000 /**< below every code (keeps the enum signed) */
 } smtpuv_errno;
 
 /** A static English message for an error code ("unknown error" otherwise). */
@@ -105,6 +128,7 @@ SMTPUV_EXTERN const char *smtpuv_err_name(int err);
 /* Version                                                                   */
 /* ------------------------------------------------------------------------ */
 
+/** What smtpuv_version() returns: the linked library's version. */
 typedef struct smtpuv_info {
   int age;                 /**< 1 for this layout; grows when fields append */
   unsigned version_num;    /**< SMTPUV_VERSION_NUM of the linked library */
@@ -130,10 +154,10 @@ SMTPUV_EXTERN const smtpuv_info *smtpuv_version(unsigned least_version);
  */
 typedef struct smtpuv_mem {
   void *user; /**< passed back as the last argument of every function */
-  void *(*malloc)(size_t size, void *user);
-  void (*free)(void *ptr, void *user);
-  void *(*calloc)(size_t nmemb, size_t size, void *user);
-  void *(*realloc)(void *ptr, size_t size, void *user);
+  void *(*malloc)(size_t size, void *user); /**< as malloc(3) */
+  void (*free)(void *ptr, void *user);      /**< as free(3); NULL happens */
+  void *(*calloc)(size_t nmemb, size_t size, void *user); /**< as calloc(3) */
+  void *(*realloc)(void *ptr, size_t size, void *user);   /**< as realloc(3) */
 } smtpuv_mem;
 
 /** The default allocator (malloc, free, calloc, realloc). */

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # README command 1: install what is missing, build, and show smtpuv working.
 #
 #   scripts/demo.sh

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Install the Debian 12 packages smtpuv needs to build, test and demo.
 # Idempotent: when every package is already installed it does no apt work at
 # all (one dpkg-query), so calling it at the start of every script is cheap.
@@ -18,7 +19,40 @@ PACKAGES=(
   swaks libnet-ssleay-perl              # reference SMTP client (its STARTTLS needs Net::SSLeay)
   openssl curl libcurl4-openssl-dev     # certificates, TLS probes, curl as a peer in benchmarks
   stunnel4                              # TLS front-end of smtp-sink in bench/compare_tls.sh
+  doxygen                               # API reference, ctest doxygen (undocumented symbols fail)
+  abigail-tools                         # abidw/abidiff: ABI baseline check (scripts/abi-check.sh)
+  libgnutls-dane0 libidn12              # runtime libraries of the unpacked Exim (below)
 )
+
+# Exim 4.96 for the integration tests (tests/servers/exim_instance.sh): its
+# .deb is unpacked into /opt/exim-x, not installed, because installing
+# exim4-daemon-light removes postfix (both provide mail-transport-agent).
+# Deliveries run as the Debian-exim system user, created here.
+EXIM_DIR=/opt/exim-x
+exim_ready() { [[ -x $EXIM_DIR/usr/sbin/exim4 ]] && getent passwd Debian-exim >/dev/null; }
+install_exim() {
+  exim_ready && return 0
+  if [[ ${1:-} == --check ]]; then
+    echo "install-deps: missing: Exim unpacked in $EXIM_DIR" >&2
+    return 1
+  fi
+  local sudo=()
+  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+  local tmp
+  tmp=$(mktemp -d)
+  chmod 755 "$tmp"
+  if ! (cd "$tmp" && apt-get download exim4-daemon-light >/dev/null 2>&1); then
+    "${sudo[@]}" apt-get update -q
+    (cd "$tmp" && apt-get download exim4-daemon-light)
+  fi
+  "${sudo[@]}" mkdir -p "$EXIM_DIR"
+  "${sudo[@]}" dpkg -x "$tmp"/exim4-daemon-light_*.deb "$EXIM_DIR"
+  rm -rf "$tmp"
+  getent group Debian-exim >/dev/null || "${sudo[@]}" groupadd --system Debian-exim
+  getent passwd Debian-exim >/dev/null ||
+    "${sudo[@]}" useradd --system -g Debian-exim -d /nonexistent -s /usr/sbin/nologin Debian-exim
+  echo "install-deps: Exim unpacked in $EXIM_DIR"
+}
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -28,7 +62,8 @@ done
 
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "install-deps: all ${#PACKAGES[@]} packages present"
-  exit 0
+  install_exim "${1:-}"
+  exit $?
 fi
 if [[ ${1:-} == --check ]]; then
   echo "install-deps: missing: ${missing[*]}" >&2
@@ -62,4 +97,5 @@ trap cleanup EXIT
 "${SUDO[@]}" apt-get update -q
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
   -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
+install_exim
 echo "install-deps: done"

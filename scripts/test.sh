@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The whole test suite (README command 2; .ci/run calls exactly this).
 #
 #   scripts/test.sh
@@ -11,9 +12,12 @@
 #   servers   tests/servers/selftest.sh: every test server against independent clients
 #   demo      scripts/demo.sh (README command 1)
 #   install   cmake --install of build/ (static) and of build-shared/ (BUILD_SHARED_LIBS=ON)
-#             into temporary prefixes; each: bin/smtpuv-send --version, consumer
+#             into temporary prefixes; each: the installed files (headers, libraries,
+#             .pc, CMake package, LICENSE), bin/smtpuv-send --version, consumer
 #             programs built with pkg-config and with find_package(smtpuv); shared:
-#             only smtpuv_ symbols exported, consumers load the installed .so
+#             only smtpuv_ symbols exported, in the version node SMTPUV_0.MINOR,
+#             consumers load the installed .so, ABI against abi/ (scripts/abi-check.sh);
+#             then a consumer with add_subdirectory() (no tests, no cmocka)
 #   asan      clang + ASan/UBSan build in build-asan/, ctest
 #   valgrind  every unit test of build/ and the client integration programs
 #             test_client_faults, test_client_aiosmtpd under valgrind --leak-check=full
@@ -161,7 +165,7 @@ run_ctest() { # run_ctest BUILD_DIR
 s_deps() { "$ROOT/scripts/install-deps.sh"; }
 
 s_build() {
-  cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSMTPUV_WERROR=ON
   cmake --build "$ROOT/build" -j"$JOBS"
 }
 
@@ -179,7 +183,7 @@ install_check() {
   [[ $kind == shared ]] && lib=so
   cmake --install "$build" --prefix "$prefix"
   echo "--- $kind install in $prefix:"
-  (cd "$prefix" && find . -path ./include -prune -o \( -type f -o -type l \) -print | sort)
+  (cd "$prefix" && find . \( -path ./include -o -path ./share/doc/smtpuv/html \) -prune -o \( -type f -o -type l \) -print | sort)
   [[ -f $prefix/lib/libsmtpuv_core.$lib ]] || { echo "libsmtpuv_core.$lib not installed"; return 1; }
   [[ -f $prefix/lib/libsmtpuv.$lib ]] && has_client=1
   if [[ $kind == shared ]]; then
@@ -187,13 +191,14 @@ install_check() {
     # each library stands alone: no undefined smtpuv symbol.
     local so bad
     for so in "$prefix"/lib/libsmtpuv*.so; do
-      bad=$(nm -D --defined-only "$so" | awk '{print $3}' | grep -v -E '^smtpuv_[a-z0-9]' || true)
+      bad=$(nm -D --defined-only "$so" | awk '$2 != "A" {print $3}' | grep -v -E '^smtpuv_[a-z0-9]' || true)
       [[ -z $bad ]] || { echo "$so exports non-API symbols:"; echo "$bad"; return 1; }
       bad=$(nm -D --undefined-only "$so" | grep -i smtpuv || true)
       [[ -z $bad ]] || { echo "$so leaves smtpuv symbols undefined:"; echo "$bad"; return 1; }
       echo "$(basename "$so"): $(nm -D --defined-only "$so" | wc -l) symbols exported, all smtpuv_*"
     done
   fi
+  installed_files_check "$prefix" "$kind" "$has_client"
   if [[ $has_client == 1 ]]; then
     [[ -x $prefix/bin/smtpuv-send ]] || { echo "bin/smtpuv-send not installed"; return 1; }
     "$prefix/bin/smtpuv-send" --version
@@ -274,18 +279,85 @@ EOF
   fi
 }
 
+# installed_files_check PREFIX static|shared HAS_CLIENT (issue 15): every public
+# header of include/, both libraries (shared: the soname libX.so.0.MINOR and
+# every smtpuv_ symbol in the version node SMTPUV_0.MINOR), the pkg-config
+# and CMake package files, the licence and changelog in share/doc/smtpuv.
+installed_files_check() {
+  local prefix=$1 kind=$2 has_client=$3 f h sover node so bad
+  local -a missing=() want=(lib/pkgconfig/smtpuv.pc lib/pkgconfig/smtpuv-core.pc
+    lib/cmake/smtpuv/smtpuvConfig.cmake lib/cmake/smtpuv/smtpuvConfigVersion.cmake
+    lib/cmake/smtpuv/smtpuvTargets.cmake share/doc/smtpuv/LICENSE share/doc/smtpuv/CHANGELOG.md)
+  while IFS= read -r h; do want+=("include/$h"); done < <(cd "$ROOT/include" && find . -name '*.h' | sed 's|^\./||' | sort)
+  sover=$(sed -nE 's/^#define SMTPUV_VERSION_(MAJOR|MINOR) ([0-9]+).*/\2/p' "$ROOT/include/smtpuv/version.h" | paste -sd.)
+  [[ $sover == 0.* ]] || sover=${sover%%.*}
+  for f in libsmtpuv_core libsmtpuv; do
+    [[ $f == libsmtpuv && $has_client == 0 ]] && continue
+    if [[ $kind == shared ]]; then want+=("lib/$f.so" "lib/$f.so.$sover"); else want+=("lib/$f.a"); fi
+  done
+  for f in "${want[@]}"; do [[ -e $prefix/$f ]] || missing+=("$f"); done
+  if [[ ${#missing[@]} -gt 0 ]]; then echo "not installed: ${missing[*]}"; return 1; fi
+  cmp -s "$ROOT/LICENSE" "$prefix/share/doc/smtpuv/LICENSE" || { echo "share/doc/smtpuv/LICENSE differs from LICENSE"; return 1; }
+  if [[ $kind == shared ]]; then
+    node=SMTPUV_$sover
+    for so in "$prefix"/lib/libsmtpuv*.so; do
+      [[ $(readelf -d "$so" | sed -nE 's/.*\(SONAME\).*\[(.*)\].*/\1/p') == "$(basename "$so").$sover" ]] ||
+        { echo "$so: soname is not $(basename "$so").$sover"; readelf -d "$so" | grep SONAME; return 1; }
+      bad=$(nm -D --defined-only "$so" | awk '$2 != "A" {print $3}' | grep -v -E "^smtpuv_[a-z0-9_]*@@$node\$" || true)
+      [[ -z $bad ]] || { echo "$so: symbols outside the version node $node:"; echo "$bad"; return 1; }
+    done
+    echo "shared: soname .so.$sover, every smtpuv_ symbol in version node $node"
+  fi
+  echo "installed: ${#want[@]} expected files present (headers, libraries, .pc, CMake package, LICENSE, CHANGELOG.md)"
+}
+
+# subproject_check (issue 15): a consumer that add_subdirectory()s the source
+# tree builds and links both libraries, and configures no test (no cmocka
+# looked for), no example, no benchmark.
+subproject_check() {
+  local c=$TMP/subproject t
+  mkdir -p "$c"
+  cp "$TMP/consumer-static/core.c" "$TMP/consumer-static/client.c" "$c/"
+  cat > "$c/CMakeLists.txt" <<EOF
+cmake_minimum_required(VERSION 3.16)
+project(subproject_consumer C)
+include(CTest)
+add_subdirectory("$ROOT" smtpuv)
+add_executable(core core.c)
+target_link_libraries(core smtpuv::smtpuv_core)
+if(TARGET smtpuv::smtpuv)
+  add_executable(client client.c)
+  target_link_libraries(client smtpuv::smtpuv)
+endif()
+EOF
+  cmake -S "$c" -B "$c/build" -DSMTPUV_WERROR=ON
+  if grep -q '^CMOCKA' "$c/build/CMakeCache.txt"; then echo "subproject: cmocka was looked for"; return 1; fi
+  cmake --build "$c/build" --target help > "$TMP/subproject.targets"
+  for t in test_proto_reply smtpuv-send bench_core core_conversation; do
+    if grep -qw -- "$t" "$TMP/subproject.targets"; then echo "subproject: target $t configured"; return 1; fi
+  done
+  cmake --build "$c/build" -j"$JOBS"
+  "$c/build/core"
+  if [[ -x $c/build/client ]]; then "$c/build/client"; fi
+  note "add_subdirectory: libraries only, no cmocka"
+}
+
 s_install() {
   install_check "$ROOT/build" "$TMP/prefix" static
   # The same sources as shared libraries, in build-shared/ (no tests, no bench).
   cmake -S "$ROOT" -B "$ROOT/build-shared" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DBUILD_SHARED_LIBS=ON -DSMTPUV_BUILD_TESTS=OFF -DSMTPUV_BUILD_BENCH=OFF
+    -DBUILD_SHARED_LIBS=ON -DSMTPUV_BUILD_TESTS=OFF -DSMTPUV_BUILD_BENCH=OFF -DSMTPUV_WERROR=ON
   cmake --build "$ROOT/build-shared" -j"$JOBS"
   install_check "$ROOT/build-shared" "$TMP/prefix-shared" shared
+  # the shared libraries against the ABI baseline abi/*.abi (scripts/abi-check.sh)
+  "$ROOT/scripts/abi-check.sh" "$ROOT/build-shared"
+  note "ABI: abidiff against abi/ ok"
+  subproject_check
 }
 
 s_asan() {
   cmake -S "$ROOT" -B "$ROOT/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DSMTPUV_SANITIZE=ON -DCMAKE_C_COMPILER=clang -DSMTPUV_BUILD_BENCH=OFF
+    -DSMTPUV_SANITIZE=ON -DCMAKE_C_COMPILER=clang -DSMTPUV_BUILD_BENCH=OFF -DSMTPUV_WERROR=ON
   cmake --build "$ROOT/build-asan" -j"$JOBS"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -363,7 +435,7 @@ EOF
 
 s_fuzz() {
   CC=clang cmake -S "$ROOT" -B "$ROOT/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_C_COMPILER=clang -DSMTPUV_FUZZ=ON
+    -DCMAKE_C_COMPILER=clang -DSMTPUV_FUZZ=ON -DSMTPUV_WERROR=ON
   cmake --build "$ROOT/build-fuzz" -j"$JOBS"
   local -a fuzzers=()
   local f

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* smtpuv-send command line: msmtp's option names and meanings, sendmail's
  * short flags (the ones msmtp accepts and ignores, too), GNU-style parsing:
  * "--opt=value" or "--opt value" for options that need a value, "--opt" or

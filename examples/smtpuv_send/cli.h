@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * smtpuv-send internals: a msmtp-compatible sendmail command on top of the
  * smtpuv client. Split so that the pure parts (argument parsing, exit-code

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* smtpuv outcome -> sysexits.h exit status.
  *
  * The table follows what a caller of sendmail can act on:
@@ -55,6 +56,7 @@ int cli_exit_for_error(int err, smtpuv_phase phase, int reply_code) {
     return c ? c : CLI_EX_UNAVAILABLE;
   }
   case SMTPUV_ECANCELED:
+  case SMTPUV_EFULL:
     return CLI_EX_TEMPFAIL;
   case SMTPUV_EBODY:
     return CLI_EX_IOERR;

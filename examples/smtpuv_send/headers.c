@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Header fields of the message on standard input, read with the library's
  * own pieces: smtpuv_header_next() finds the fields (the header block ends
  * at the first empty line, or at a line that is not a field, as mail

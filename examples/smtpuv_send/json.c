@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A growable byte buffer and the --json output (RFC 8259). Server texts are
  * arbitrary bytes: control characters are escaped and anything that is not
  * well-formed UTF-8 (overlongs, surrogates, > U+10FFFF, truncated

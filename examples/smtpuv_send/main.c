@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* smtpuv-send: a sendmail/msmtp-compatible command that sends the message
  * on standard input with the smtpuv client. See `smtpuv-send --help` and
  * cli.h for the pieces. */

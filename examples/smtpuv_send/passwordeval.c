@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* --passwordeval=CMD: run CMD with /bin/sh -c, stdin from /dev/null (the
  * message is on ours), stderr shared (gpg's prompts stay visible), and take
  * the first line of its standard output. Read with read(2) into our own

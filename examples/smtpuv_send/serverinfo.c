@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* --serverinfo output: what smtpuv_client_probe() learned, as text (close to
  * msmtp's layout) or as one JSON object. Server texts are printed with
  * control characters replaced, so a hostile server cannot drive the

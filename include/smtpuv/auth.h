@@ -1,4 +1,6 @@
-/*
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file
  * smtpuv/auth.h — SASL authenticators for SMTP AUTH (RFC 4954).
  *
  * Two levels:
@@ -79,8 +81,9 @@
 extern "C" {
 #endif
 
-/* Declared again (C11 allows it) because protocol.h, when included first,
-   pulls in smtpuv.h and so this header before its own declarations. */
+/** The protocol session (smtpuv/protocol.h). Declared again (C11 allows it)
+    because protocol.h, when included first, pulls in smtpuv.h and so this
+    header before its own declarations. */
 typedef struct smtpuv_proto smtpuv_proto;
 struct smtpuv_reply;
 
@@ -164,6 +167,8 @@ typedef struct smtpuv_auth_credentials {
   unsigned disabled;    /**< SMTPUV_AUTH_MECH_BIT()s auto never picks */
 } smtpuv_auth_credentials;
 
+/** Initialiser of a smtpuv_auth_credentials: struct_size set, the rest
+    empty: `smtpuv_auth_credentials c = SMTPUV_AUTH_CREDENTIALS_INIT;` */
 #define SMTPUV_AUTH_CREDENTIALS_INIT                                           \
   {sizeof(smtpuv_auth_credentials), NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0}
 
@@ -236,6 +241,7 @@ SMTPUV_EXTERN int smtpuv_auth_scram_sha1_new(const smtpuv_mem *mem,
                                              const char *username,
                                              const char *password,
                                              smtpuv_auth **out);
+/** SCRAM-SHA-256: as smtpuv_auth_scram_sha1_new(), with SHA-256. */
 SMTPUV_EXTERN int smtpuv_auth_scram_sha256_new(const smtpuv_mem *mem,
                                                const char *authzid,
                                                const char *username,
@@ -588,6 +594,7 @@ SMTPUV_EXTERN const char *smtpuv_auth_session_error_text(
 /** The last failure reply's code (0 if none) and text (lines joined with
     "\n"; "" if none). */
 SMTPUV_EXTERN int smtpuv_auth_session_reply_code(const smtpuv_auth_session *s);
+/** The last failure reply's text (see smtpuv_auth_session_reply_code()). */
 SMTPUV_EXTERN const char *smtpuv_auth_session_reply_text(
     const smtpuv_auth_session *s);
 

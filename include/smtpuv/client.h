@@ -1,9 +1,11 @@
-/*
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file
  * smtpuv/client.h — the libuv SMTP client.
  *
  * Sending a message (error handling shortened):
  *
- *   #include <smtpuv/client.h>
+ *   \#include <smtpuv/client.h>
  *
  *   static void on_sent(smtpuv_client *c, const smtpuv_send_result *r,
  *                       void *data) {
@@ -77,6 +79,8 @@
 
 #include "../smtpuv.h"
 #include "auth.h"
+#include "compose.h"
+#include "headers.h"
 #include "send.h"
 
 #ifdef __cplusplus
@@ -247,11 +251,113 @@ SMTPUV_EXTERN int smtpuv_options_set_require_all_recipients(smtpuv_options *o,
 SMTPUV_EXTERN int smtpuv_options_set_trace(smtpuv_options *o,
                                            smtpuv_trace_cb cb, void *data);
 
+/* ---- the pool: connections, limits, rates, retries ------------------------ */
+
+/**
+ * Up to `n` connections to the server (1..1000; default 1). Messages go to
+ * the first open connection that can take one; a new connection is opened
+ * only when more messages are queued than the connections being set up
+ * will absorb (`n` is a ceiling, not a target). One connection's failure
+ * touches only the messages on it. SMTPUV_EINVAL out of range.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_max_connections(smtpuv_options *o,
+                                                     unsigned n);
+
+/**
+ * Messages per connection: after `n` the connection QUITs once they are
+ * done and a new one is opened when needed (nodemailer's maxMessages).
+ * 0 (default): no limit.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_max_messages_per_connection(
+    smtpuv_options *o, unsigned n);
+
+/**
+ * Messages on the wire at once on one connection when the server
+ * pipelines (RFC 2920): the next message's MAIL follows the previous one's
+ * final "." without waiting (1..64; default 4). 1 waits for every reply
+ * to the final "." before the next MAIL.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_pipeline_depth(smtpuv_options *o,
+                                                    unsigned n);
+
+/**
+ * Rate limits for the whole client, as token buckets on the loop's clock
+ * (no busy loop: a timer waits for the next token): at most
+ * `messages_per_second` messages started per second with bursts of
+ * `burst` (0: the rate rounded up), and at most `connections_per_second`
+ * new connections. 0 turns a limit off (default).
+ */
+SMTPUV_EXTERN int smtpuv_options_set_rate_limit(smtpuv_options *o,
+                                               double messages_per_second,
+                                               unsigned burst,
+                                               double connections_per_second);
+
+/**
+ * Servers tried in order after the one of smtpuv_options_set_host() (a
+ * smarthost fallback): when a server is unreachable, times out or answers
+ * 421 before a connection is ready, the next is tried, and the failed one
+ * is skipped for `skip_ms` (default 30 000) while another works. `port` 0
+ * is the options' port. Up to 16 servers; SMTPUV_EINVAL for a bad host,
+ * SMTPUV_ELIMIT beyond that.
+ */
+SMTPUV_EXTERN int smtpuv_options_add_fallback_host(smtpuv_options *o,
+                                                   const char *host,
+                                                   unsigned port);
+
+/** How long a server that failed is skipped while another works, in ms
+    (default 30 000; 0: never skipped). */
+SMTPUV_EXTERN int smtpuv_options_set_host_skip_time(smtpuv_options *o,
+                                                    unsigned skip_ms);
+
+/**
+ * Automatic retries, off by default (`max_attempts` 0 or 1). A message
+ * whose outcome is temporary is sent again, up to `max_attempts` attempts
+ * in all and until `deadline_ms` after its first attempt (0: no deadline),
+ * after a delay of `base_ms` * 2^(attempt - 2), at most `max_ms`, with
+ * jitter (a uniform random part of the delay's second half). Temporary:
+ * SMTPUV_SEND_FAILED with a 4xx reply (SMTPUV_ETEMPFAIL, SMTPUV_ESHUTDOWN,
+ * or SMTPUV_ENORCPT when every refused recipient got a 4xx), or a
+ * connection that could not be made, broke or timed out before the final
+ * "." (SMTPUV_ECONNECT, SMTPUV_ERESOLVE, SMTPUV_ECONNLOST, SMTPUV_ETIMEDOUT,
+ * SMTPUV_EIO). Never retried: permanent refusals (5xx), local refusals,
+ * TLS and authentication failures, SMTPUV_SEND_UNKNOWN (the server may
+ * have the message: retrying risks a duplicate) and SENT messages with
+ * some recipients refused. A streamed body is retried only when it can be
+ * rewound. The result's `attempts` counts the attempts and `attempt_log`
+ * gives each earlier attempt's reason.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_retry(smtpuv_options *o,
+                                          unsigned max_attempts,
+                                          unsigned base_ms, unsigned max_ms,
+                                          unsigned deadline_ms);
+
+/**
+ * Back-pressure: smtpuv_client_send() (and the other submit functions)
+ * fail with SMTPUV_EFULL while `high` messages are pending (queued or in
+ * flight, callbacks not yet run); the drained callback
+ * (smtpuv_client_set_drained_cb()) runs once the pending count falls to
+ * `low` after the high-water mark was reached. 0 (default): no limit.
+ * SMTPUV_EINVAL when low >= high.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_queue_limits(smtpuv_options *o,
+                                                 size_t high, size_t low);
+
+/**
+ * 1 (default): send callbacks run in the order the messages were
+ * submitted (a message done early waits for those before it). 0: each
+ * runs as soon as its message is done, in completion order: with many
+ * connections a slow message no longer holds back the callbacks of the
+ * ones behind it, at the price of the order.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_ordered_callbacks(smtpuv_options *o,
+                                                      int ordered);
+
 /* ------------------------------------------------------------------------ */
 /* The client                                                                */
 /* ------------------------------------------------------------------------ */
 
-/** One client: a queue of messages and (at most) one connection. Opaque. */
+/** One client: a queue of messages and a pool of connections to its
+    server(s) (smtpuv_options_set_max_connections()). Opaque. */
 typedef struct smtpuv_client smtpuv_client;
 
 /** Send callback: runs exactly once per message, on the loop, never from
@@ -313,6 +419,34 @@ SMTPUV_EXTERN int smtpuv_client_send_message(smtpuv_client *client,
                                              const void *data, size_t len,
                                              smtpuv_send_cb cb, void *cbdata);
 
+/**
+ * Queue a finished composer's message (smtpuv/compose.h): the envelope from
+ * its headers (smtpuv_compose_sender(), smtpuv_compose_recipients(); Bcc
+ * never transmitted; BODY=8BITMIME when smtpuv_compose_8bit()), the body
+ * streamed from it (smtpuv_compose_read/rewind, its size for SIZE= when
+ * known). `m` must stay valid until `cb` runs; free it there.
+ * Returns smtpuv_client_send()'s codes and SMTPUV_ESTATE (not finished).
+ */
+static inline int smtpuv_client_send_composed(smtpuv_client *client,
+                                              smtpuv_compose *m,
+                                              smtpuv_send_cb cb, void *cbdata) {
+  smtpuv_envelope env = SMTPUV_ENVELOPE_INIT;
+  smtpuv_mail_params mp = SMTPUV_MAIL_PARAMS_INIT;
+  env.sender = smtpuv_compose_sender(m);
+  env.recipients = smtpuv_compose_recipients(m, &env.nrecipients);
+  if (env.sender == NULL)
+    return SMTPUV_ESTATE;
+  if (smtpuv_compose_8bit(m)) {
+    mp.body = SMTPUV_BODY_8BITMIME;
+    env.mail_params = &mp;
+  }
+  smtpuv_body body;
+  int64_t size = smtpuv_compose_size(m);
+  smtpuv_body_init_stream(&body, smtpuv_compose_read, smtpuv_compose_rewind,
+                          m, size > 0 ? (uint64_t)size : 0);
+  return smtpuv_client_send(client, &env, &body, cb, cbdata);
+}
+
 /** A streaming body that returned SMTPUV_EAGAIN has data again. Returns
     0 (also when no body is waiting) or SMTPUV_ECLOSED. */
 SMTPUV_EXTERN int smtpuv_client_body_ready(smtpuv_client *client);
@@ -351,8 +485,18 @@ SMTPUV_EXTERN int smtpuv_client_close(smtpuv_client *client,
 SMTPUV_EXTERN int smtpuv_client_abort(smtpuv_client *client,
                                       smtpuv_close_cb cb);
 
+/** Drained callback: the pending count fell to the low-water mark after
+    the high-water mark was reached (smtpuv_options_set_queue_limits()).
+    Runs on the loop, from the client's dispatch, never during close. */
+typedef void (*smtpuv_drained_cb)(smtpuv_client *client);
+
+/** Set (or clear, NULL) the drained callback. 0 or SMTPUV_EINVAL. */
+SMTPUV_EXTERN int smtpuv_client_set_drained_cb(smtpuv_client *client,
+                                               smtpuv_drained_cb cb);
+
 /** The caller's pointer for this client (NULL initially). */
 SMTPUV_EXTERN void smtpuv_client_set_data(smtpuv_client *client, void *data);
+/** The pointer last given to smtpuv_client_set_data() (NULL initially). */
 SMTPUV_EXTERN void *smtpuv_client_get_data(const smtpuv_client *client);
 
 /** The loop the client runs on. */
@@ -362,80 +506,8 @@ SMTPUV_EXTERN uv_loop_t *smtpuv_client_loop(const smtpuv_client *client);
 /* Envelope from headers                                                     */
 /* ------------------------------------------------------------------------ */
 
-/**
- * One header field of a message, as smtpuv_header_next() finds it. The
- * pointers are into the caller's message; nothing is NUL-terminated.
- */
-typedef struct smtpuv_header_field {
-  const char *name;   /**< field name ("To"), without the colon */
-  size_t name_len;
-  const char *value;  /**< field body: from after the colon to the end of
-                           the field, continuation lines (folds) included,
-                           without the final line ending */
-  size_t value_len;
-  size_t start, end;  /**< offsets of the whole field in the message, its
-                           last line ending included: [start, end) */
-} smtpuv_header_field;
-
-/**
- * Step through the header block at the start of `data`: set `*pos` to 0,
- * then call until it returns 0; each call fills `field` and moves `*pos`
- * past it. The block ends at an empty line (CRLF or LF), at the end of the
- * data, or at a line that is not a field (a name of printable ASCII
- * characters followed by a colon; blanks before the colon are tolerated).
- * A field runs through its continuation lines (lines starting with a space
- * or a tab). This is the scan smtpuv_message_new() makes.
- * Returns 1 (a field), 0 (end of the header block: `*pos` is where it
- * ended, at the empty line if there is one) or SMTPUV_EINVAL (`pos` or
- * `field` NULL, `data` NULL with a length).
- */
-SMTPUV_EXTERN int smtpuv_header_next(const void *data, size_t len,
-                                     size_t *pos,
-                                     smtpuv_header_field *field);
-
-/** 1 when the field's name is `name`, compared ASCII case-insensitively
-    ("BCC" is "Bcc"); else 0 (also for NULL arguments). */
-SMTPUV_EXTERN int smtpuv_header_field_is(const smtpuv_header_field *field,
-                                         const char *name);
-
-/**
- * The addresses of an RFC 5322 address list (smtpuv_address_list_parse()).
- * Read-only; free it with smtpuv_address_list_free().
- */
-typedef struct smtpuv_address_list {
-  size_t count;                 /**< number of addresses (0 for an empty
-                                     list or an empty group) */
-  const char *const *addresses; /**< `count` addr-specs ("local@domain"),
-                                     NUL-terminated, in the order of the
-                                     list, duplicates kept; a NULL follows
-                                     the last (never NULL itself) */
-} smtpuv_address_list;
-
-/**
- * Parse an address-list field body (To, Cc, Bcc, From, Reply-To...; RFC
- * 5322 3.4) into its addr-specs, as smtpuv_message_new() reads them:
- * display names and comments are dropped ("A, Person" <a@example.com>
- * (work) gives a@example.com), a quoted local part stays quoted
- * ("\"odd local\"@example.com"), groups give their members ("Team:
- * a@example.com, b@example.com;"; an empty group gives nothing), an
- * obsolete source route is dropped (<@relay:a@example.com>), and line
- * breaks count as folding white space. `value` (`len` bytes, no NUL needed)
- * is typically smtpuv_header_field.value. Every address must pass
- * smtpuv_check_address(address, 1) (UTF-8 allowed).
- * On success `*out` is a list for smtpuv_address_list_free() (allocated
- * through `mem`, NULL: malloc/free), possibly empty.
- * Returns 0, SMTPUV_EINVAL (`out` NULL, `value` NULL with a length),
- * SMTPUV_EHEADER (malformed: an unterminated angle address, quoted string
- * or comment; words without an address ("John Doe"); an address that fails
- * the check or is longer than SMTPUV_MAX_ADDRESS) or SMTPUV_ENOMEM; `*out`
- * is NULL after a failure.
- */
-SMTPUV_EXTERN int smtpuv_address_list_parse(const smtpuv_mem *mem,
-                                            const void *value, size_t len,
-                                            smtpuv_address_list **out);
-
-/** Free a list from smtpuv_address_list_parse(). NULL is accepted. */
-SMTPUV_EXTERN void smtpuv_address_list_free(smtpuv_address_list *list);
+/* The header field scanner and the address-list parser (smtpuv_header_next,
+   smtpuv_address_list_parse, ...) are declared in smtpuv/headers.h (core). */
 
 /**
  * A parsed message: the envelope its headers imply and a body source that

@@ -1,4 +1,6 @@
-/*
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file
  * smtpuv/protocol.h — the sans-io ESMTP client state machine.
  *
  * No sockets, no clock, no TLS: the caller moves bytes. The model is
@@ -119,12 +121,13 @@ typedef enum smtpuv_state {
                                     refused, or violation */
 } smtpuv_state;
 
+/** Name of a state ("READY", "DATA"...); "?" for a value outside the enum. */
 SMTPUV_EXTERN const char *smtpuv_state_name(smtpuv_state state);
 
 /** A borrowed byte string: not NUL-terminated. */
 typedef struct smtpuv_str {
-  const char *ptr;
-  size_t len;
+  const char *ptr; /**< first byte */
+  size_t len;      /**< number of bytes */
 } smtpuv_str;
 
 /** Reply flags. */
@@ -139,11 +142,18 @@ enum {
 };
 
 /**
- * A complete server reply. All pointers borrow the core's memory and stay
+ * A complete server reply, filled by smtpuv_proto_next_reply() into the
+ * caller's struct. All pointers borrow the core's memory and stay
  * valid until the next call of smtpuv_proto_feed(), smtpuv_proto_next_reply()
  * or smtpuv_proto_free() on the same object.
+ *
+ * Growth: fields are only ever appended. smtpuv_proto_next_reply() passes
+ * the size of the struct the caller was compiled with, the library writes
+ * no more than that and sets `struct_size` to the number of bytes it filled:
+ * a field at offset o of size n is valid when struct_size >= o + n.
  */
 typedef struct smtpuv_reply {
+  size_t struct_size;   /**< set by the library: bytes filled (output) */
   smtpuv_cmd command;   /**< the command this reply answers */
   unsigned rcpt_index;  /**< RCPT: 0-based index within its transaction */
   int last;             /**< BDAT: 1 when this answers the LAST chunk */
@@ -157,15 +167,17 @@ typedef struct smtpuv_reply {
   /** Enhanced status code (RFC 3463) of the first line when the server
       advertised ENHANCEDSTATUSCODES and the line starts with one whose class
       matches the code's first digit; all zero otherwise. */
-  int enh_class, enh_subject, enh_detail;
+  int enh_class;
+  int enh_subject;      /**< second number of the enhanced code (see enh_class) */
+  int enh_detail;       /**< third number of the enhanced code (see enh_class) */
   char enhanced[16];    /**< "5.1.1" or "" (NUL-terminated) */
   /** Text of every line, without the code, separator and line ending
       (each points into `text`). */
   const smtpuv_str *lines;
-  size_t nlines;
+  size_t nlines;        /**< number of `lines` (at least 1) */
   /** The whole text: the lines joined with "\n", NUL-terminated. */
   const char *text;
-  size_t text_len;
+  size_t text_len;      /**< length of `text` without its NUL */
 } smtpuv_reply;
 
 /* ------------------------------------------------------------------------ */
@@ -216,7 +228,11 @@ SMTPUV_EXTERN int smtpuv_proto_feed(smtpuv_proto *p, const void *data,
                                     size_t len);
 
 /**
- * Pop the next complete reply. Returns 1 and fills `*reply`, 0 when no
+ * Pop the next complete reply. A macro over
+ * smtpuv_proto_next_reply_sized() that passes `sizeof(smtpuv_reply)` as
+ * the caller's header defines it, so a later library with a longer
+ * smtpuv_reply never writes past the caller's struct.
+ * Returns 1 and fills `*reply`, 0 when no
  * complete reply is buffered, SMTPUV_EINVAL, SMTPUV_ENOMEM (the reply stays
  * queued: call again), or the sticky error code once the replies received
  * before the error are popped. Popping a reply updates the state and the
@@ -225,7 +241,19 @@ SMTPUV_EXTERN int smtpuv_proto_feed(smtpuv_proto *p, const void *data,
  * Once the session is FINISHED, replies are still delivered but change
  * nothing.
  */
-SMTPUV_EXTERN int smtpuv_proto_next_reply(smtpuv_proto *p, smtpuv_reply *reply);
+#define smtpuv_proto_next_reply(p, reply)                                      \
+  smtpuv_proto_next_reply_sized((p), (reply), sizeof(smtpuv_reply))
+
+/**
+ * smtpuv_proto_next_reply() with the size of the caller's smtpuv_reply
+ * spelled out (for bindings that cannot use the macro): at most
+ * `reply_size` bytes of `*reply` are written, and `reply->struct_size`
+ * says how many were. SMTPUV_EINVAL when `reply_size` is smaller than the
+ * smtpuv_reply of version 0.2 (every field up to `text_len`).
+ */
+SMTPUV_EXTERN int smtpuv_proto_next_reply_sized(smtpuv_proto *p,
+                                                smtpuv_reply *reply,
+                                                size_t reply_size);
 
 /**
  * The first contiguous run of bytes waiting to be written: `*len` is 0 when
@@ -240,8 +268,8 @@ SMTPUV_EXTERN void smtpuv_proto_outgoing(smtpuv_proto *p, const void **ptr,
 /** An iovec-compatible span (same layout as struct iovec / uv_buf_t on POSIX
     is NOT guaranteed: copy the two fields). */
 typedef struct smtpuv_iov {
-  const void *base;
-  size_t len;
+  const void *base; /**< first byte */
+  size_t len;       /**< number of bytes */
 } smtpuv_iov;
 
 /**
@@ -396,10 +424,11 @@ typedef enum smtpuv_body_type {
                                     CHUNKING: the body must go with BDAT) */
 } smtpuv_body_type;
 
+/** DSN RET= of MAIL (RFC 3461): what a delivery status notification returns. */
 typedef enum smtpuv_dsn_ret {
-  SMTPUV_DSN_RET_UNSPECIFIED = 0,
-  SMTPUV_DSN_RET_FULL,
-  SMTPUV_DSN_RET_HDRS
+  SMTPUV_DSN_RET_UNSPECIFIED = 0, /**< no RET= parameter */
+  SMTPUV_DSN_RET_FULL,            /**< RET=FULL: the whole message */
+  SMTPUV_DSN_RET_HDRS             /**< RET=HDRS: the headers only */
 } smtpuv_dsn_ret;
 
 /**
@@ -429,6 +458,7 @@ typedef struct smtpuv_mail_params {
                                SMTPUV_ENOEXT) */
 } smtpuv_mail_params;
 
+/** Initialiser of a smtpuv_mail_params: struct_size set, nothing declared. */
 #define SMTPUV_MAIL_PARAMS_INIT {sizeof(smtpuv_mail_params), 0, SMTPUV_BODY_UNSPECIFIED, 0, SMTPUV_DSN_RET_UNSPECIFIED, NULL, 0}
 
 /** DSN NOTIFY bits for RCPT. NEVER excludes the others. */
@@ -446,14 +476,15 @@ typedef struct smtpuv_rcpt_params {
                               with another bit or unknown bits:
                               SMTPUV_EINVAL */
   const char *dsn_orcpt; /**< original recipient: sent as
-                              ORCPT=rfc822;<xtext> (needs DSN); the address
+                              `ORCPT=rfc822;<xtext>` (needs DSN); the address
                               rules apply, non-ASCII allowed (xtext) */
 } smtpuv_rcpt_params;
 
+/** Initialiser of a smtpuv_rcpt_params: struct_size set, nothing declared. */
 #define SMTPUV_RCPT_PARAMS_INIT {sizeof(smtpuv_rcpt_params), 0, NULL}
 
 /**
- * MAIL FROM:<sender>. `sender` "" is the null reverse-path <>. The address
+ * `MAIL FROM:<sender>`. `sender` "" is the null reverse-path <>. The address
  * is refused with SMTPUV_EADDRESS as smtpuv_check_address() says (CR, LF,
  * other control characters, '<', '>', malformed UTF-8, longer than
  * SMTPUV_MAX_ADDRESS, NULL); non-ASCII needs SMTPUTF8 (SMTPUV_ENOEXT) and
@@ -464,7 +495,7 @@ typedef struct smtpuv_rcpt_params {
 SMTPUV_EXTERN int smtpuv_proto_mail(smtpuv_proto *p, const char *sender,
                                     const smtpuv_mail_params *params);
 
-/** RCPT TO:<recipient> (non-empty; same address rules, SMTPUV_EADDRESS). A
+/** `RCPT TO:<recipient>` (non-empty; same address rules, SMTPUV_EADDRESS). A
     non-ASCII recipient needs SMTPUTF8 declared by this transaction's MAIL
     (SMTPUV_ENOEXT). `params` may be NULL; written as " NOTIFY=... ORCPT=...".
     State: MAIL_TRANSACTION or RECIPIENT_SENT. */
@@ -498,9 +529,9 @@ SMTPUV_EXTERN int smtpuv_proto_data_write(smtpuv_proto *p, const void *buf,
 SMTPUV_EXTERN int smtpuv_proto_data_end(smtpuv_proto *p);
 
 /**
- * One BDAT chunk: "BDAT <n>[ LAST]\r\n" and the chunk. The chunk is
+ * One BDAT chunk: `"BDAT <n>[ LAST]\r\n"` and the chunk. The chunk is
  * normalised like DATA (lone CR/LF become CRLF, the state carries across
- * chunks) but not dot-stuffed, and <n> is the normalised size; with
+ * chunks) but not dot-stuffed, and `<n>` is the normalised size; with
  * BODY=BINARYMIME the bytes are sent as they are. The LAST chunk adds a final
  * CRLF when the body did not end with one (not for BINARYMIME) and may be
  * empty. Needs CHUNKING (SMTPUV_ENOEXT). 8-bit bytes need BODY=8BITMIME or
@@ -519,7 +550,7 @@ SMTPUV_EXTERN int smtpuv_proto_rset(smtpuv_proto *p);
 /** NOOP. State: GREETED or READY (ends a pipelining group). */
 SMTPUV_EXTERN int smtpuv_proto_noop(smtpuv_proto *p);
 
-/** VRFY <string> (non-empty, same character rules as addresses:
+/** `VRFY <string>` (non-empty, same character rules as addresses:
     SMTPUV_EADDRESS). Non-ASCII needs SMTPUTF8 (SMTPUV_ENOEXT) and adds the
     SMTPUTF8 parameter. State: READY (ends a pipelining group). */
 SMTPUV_EXTERN int smtpuv_proto_vrfy(smtpuv_proto *p, const char *string);

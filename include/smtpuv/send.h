@@ -1,4 +1,6 @@
-/*
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file
  * smtpuv/send.h — what a message send is made of, for every event loop.
  *
  * The envelope, the body (a buffer or a pull source), the result of a send
@@ -88,7 +90,7 @@ typedef struct smtpuv_envelope {
   size_t struct_size;            /**< sizeof(smtpuv_envelope) */
   const char *sender;            /**< MAIL FROM; "" is the null path <> */
   const char *const *recipients; /**< RCPT TO addresses (at least one) */
-  size_t nrecipients;
+  size_t nrecipients;            /**< number of `recipients` */
   /** NULL, or one RCPT parameter set (DSN) per recipient. */
   const smtpuv_rcpt_params *rcpt_params;
   /** NULL, or MAIL parameters. When `body` is SMTPUV_BODY_UNSPECIFIED the
@@ -116,6 +118,7 @@ typedef struct smtpuv_envelope {
   const smtpuv_mail_params *mail_params;
 } smtpuv_envelope;
 
+/** Initialiser of a smtpuv_envelope: struct_size set, the rest empty. */
 #define SMTPUV_ENVELOPE_INIT {sizeof(smtpuv_envelope), NULL, NULL, 0, NULL, NULL}
 
 /**
@@ -146,7 +149,7 @@ typedef int (*smtpuv_body_rewind_cb)(void *user);
 typedef struct smtpuv_body {
   size_t struct_size;          /**< sizeof(smtpuv_body) */
   const void *data;            /**< buffer body */
-  size_t len;
+  size_t len;                  /**< length of the buffer body in bytes */
   smtpuv_body_read_cb read;    /**< streaming body (then data is ignored) */
   smtpuv_body_rewind_cb rewind; /**< NULL: not rewindable */
   void *user;                  /**< passed to read/rewind */
@@ -193,6 +196,8 @@ typedef enum smtpuv_send_status {
   SMTPUV_SEND_CANCELED  /**< smtpuv_client_close() before it was sent */
 } smtpuv_send_status;
 
+/** Name of a status ("sent", "failed", "unknown outcome", "canceled"), for
+    logs; "?" for a value outside the enum. */
 SMTPUV_EXTERN const char *smtpuv_send_status_name(smtpuv_send_status s);
 
 /** Where in the session a message's outcome was decided. */
@@ -210,6 +215,8 @@ typedef enum smtpuv_phase {
   SMTPUV_PHASE_QUIT
 } smtpuv_phase;
 
+/** Name of a phase ("connect", "TLS", "RCPT"...), for logs; "?" for a
+    value outside the enum. */
 SMTPUV_EXTERN const char *smtpuv_phase_name(smtpuv_phase p);
 
 /** The server's verdict on one recipient. */
@@ -228,7 +235,7 @@ typedef struct smtpuv_rcpt_result {
  */
 typedef struct smtpuv_send_result {
   size_t struct_size;         /**< sizeof(smtpuv_send_result) */
-  smtpuv_send_status status;
+  smtpuv_send_status status;  /**< the message's fate */
   int error;                  /**< 0 when SENT with every recipient accepted;
                                    else an SMTPUV_E* code: ETEMPFAIL /
                                    EPERMFAIL / ESHUTDOWN for a refusing
@@ -246,15 +253,38 @@ typedef struct smtpuv_send_result {
                                    the final "." when sent), 0 when none */
   const char *reply_enhanced; /**< "2.0.0" or "" */
   const char *reply_text;     /**< its text, lines joined by "\n", or "" */
-  const smtpuv_rcpt_result *recipients; /**< one per envelope recipient */
-  size_t nrecipients;
+  const smtpuv_rcpt_result *recipients; /**< one per envelope recipient;
+                                     read them with
+                                     smtpuv_send_result_recipient(), which
+                                     steps by `recipient_size` */
+  size_t nrecipients;         /**< number of `recipients` */
   size_t naccepted;           /**< recipients accepted by RCPT */
-  unsigned attempts;          /**< connections tried for it (1, or 2 after
-                                   a retry) */
+  unsigned attempts;          /**< attempts made (1; more after a retry on
+                                   another connection or by the retry
+                                   policy, smtpuv_options_set_retry()) */
   const char *tls;            /**< TLS summary of the connection
                                    ("TLSv1.3 ...; subject CN=...") or NULL
                                    for plaintext / not connected */
+  size_t recipient_size;      /**< sizeof(smtpuv_rcpt_result) of the
+                                   library that filled `recipients`: the
+                                   distance between two elements. Fields of
+                                   smtpuv_rcpt_result are only appended; one
+                                   at offset o of size n is there when
+                                   recipient_size >= o + n (since 0.2) */
+  const char *attempt_log;    /**< the reasons of the earlier attempts, one
+                                   line each ("attempt 1: RCPT TO:<a@b>: 451
+                                   4.3.0 try later"), or NULL when the
+                                   message was tried once */
 } smtpuv_send_result;
+
+/**
+ * The `i`th recipient of a result (0-based, in envelope order), stepping by
+ * the library's `recipient_size`, so code compiled against an older or a
+ * newer header reads the array right. NULL when `r` is NULL or `i` is not
+ * below `r->nrecipients`. Valid as long as `r` is.
+ */
+SMTPUV_EXTERN const smtpuv_rcpt_result *
+smtpuv_send_result_recipient(const smtpuv_send_result *r, size_t i);
 
 /** Deep copy of a result (one allocation from `mem`, may be NULL).
     Returns 0, SMTPUV_EINVAL or SMTPUV_ENOMEM. */

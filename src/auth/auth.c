@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The authenticator object: ops, the response buffer, error text, OAuth
  * token source, and the mechanism-level API (begin/step/success). */
 #include <limits.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal parts of the authenticators: the smtpuv_auth object, secret
  * buffers, base64, and the table of built-in mechanisms. */
 #ifndef SMTPUV_SRC_AUTH_INT_H

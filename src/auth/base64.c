@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Base64 for AUTH: OpenSSL's EVP_EncodeBlock/EVP_DecodeBlock, with a strict
  * syntax check in front of the decoder (EVP_DecodeBlock skips surrounding
  * whitespace, counts padding as data and ignores non-zero pad bits). */

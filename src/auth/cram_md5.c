@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* CRAM-MD5 (RFC 2195): response = user SP lowercase-hex(HMAC-MD5(password,
  * challenge)). Last in auto's order: the server keeps a plaintext-equivalent
  * secret and the exchange can be attacked offline. */

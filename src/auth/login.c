@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* LOGIN (draft-murchison-sasl-login): no initial response; the first
  * challenge ("Username:") gets the username, the second ("Password:") the
  * password. The prompts are not checked: servers word them differently. */

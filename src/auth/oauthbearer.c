@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* OAUTHBEARER (RFC 7628): initial response
  *   gs2-header ^A ["host=" host ^A] ["port=" port ^A] "auth=Bearer " token ^A ^A
  * with gs2-header = "n," ["a=" saslname] ",". On failure the server sends a

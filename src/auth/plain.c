@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PLAIN (RFC 4616): message = [authzid] NUL authcid NUL passwd, sent as the
  * initial response. */
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SCRAM-SHA-1 and SCRAM-SHA-256 (RFC 5802, RFC 7677), without channel
  * binding.
  *

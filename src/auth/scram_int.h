@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SCRAM internals visible to the unit tests only. */
 #ifndef SMTPUV_SRC_AUTH_SCRAM_INT_H
 #define SMTPUV_SRC_AUTH_SCRAM_INT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Secret strings and buffers: every byte that held a password, token,
  * derived key or response is wiped (OPENSSL_cleanse) before it is freed. */
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Mechanism table, constructors, smtpuv_auth_select() and the `auto`
  * authenticator. The order and its reasons are documented in auth.h. */
 #include <stdio.h>

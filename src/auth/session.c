@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The AUTH driver: runs an authenticator against a smtpuv_proto. Sans-io:
  * it only calls the proto's command functions; the transport moves bytes.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* XOAUTH2 (Google, Microsoft): initial response
  *   "user=" user ^A "auth=Bearer " token ^A ^A
  * A rejected token gets a 334 whose decoded text is a JSON error; the client

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The conversation of one connection: life, events, actions, reply
  * routing, ending (QUIT, the server's 421, failures) and the timeout rule.
  *
@@ -452,6 +453,8 @@ int smtpuv__conv_can_take(const smtpuv__conv *cv) {
   if (cv->cfg.mode != SMTPUV__CONV_SEND || cv->state != SMTPUV__CV_READY ||
       cv->closing || cv->doomed)
     return 0;
+  if (cv->cfg.max_messages != 0 && cv->messages_issued >= cv->cfg.max_messages)
+    return 0;
   if (cv->ninflight >= cv->cfg.max_inflight)
     return 0;
   int pipelining =
@@ -550,6 +553,13 @@ static void advance(smtpuv__conv *cv) {
                         "the connection had to be abandoned");
       return;
     }
+  }
+  if (cv->cfg.max_messages != 0 && cv->state == SMTPUV__CV_READY &&
+      cv->messages_issued >= cv->cfg.max_messages && cv->ninflight == 0 &&
+      !cv->closing) {
+    smtpuv__trace_info(cv, "%u messages sent on this connection: closing it",
+                       cv->messages_issued);
+    cv->closing = 1;
   }
   if (cv->closing)
     close_step(cv);
@@ -663,6 +673,8 @@ int smtpuv__conv_take_failure(smtpuv__conv *cv, smtpuv__conv_failure *f) {
   f->tls = cv->tls_summary;
   return 1;
 }
+
+int smtpuv__conv_setup_failed(const smtpuv__conv *cv) { return cv->failed; }
 
 unsigned smtpuv__conv_inflight(const smtpuv__conv *cv) {
   return cv->ninflight;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: the conversation of ONE connection, sans-io.
  *
@@ -102,6 +103,8 @@ typedef struct smtpuv__conv_config {
   smtpuv_auth *auth;     /* NULL: no AUTH */
   unsigned timeouts[SMTPUV__NTIMEOUTS]; /* smtpuv_timeout, ms; 0: none */
   unsigned max_inflight; /* messages on the wire at once (0: 2) */
+  unsigned max_messages; /* messages on this connection, then QUIT once
+                            they are done (0: no limit) */
   smtpuv_trace_cb trace; /* may be NULL */
   void *trace_data;
   /* Called when the conversation has work outside of any event: only when
@@ -220,6 +223,9 @@ typedef struct smtpuv__conv_failure {
 /* 1 once after a setup failure, with `*f` pointing into the conversation
    (valid until it is freed); 0 otherwise. */
 int smtpuv__conv_take_failure(smtpuv__conv *cv, smtpuv__conv_failure *f);
+
+/* 1 when the conversation failed during its setup (taken or not). */
+int smtpuv__conv_setup_failed(const smtpuv__conv *cv);
 
 /* 1 when smtpuv__conv_submit() would start a message now. */
 int smtpuv__conv_can_take(const smtpuv__conv *cv);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Message records: the copied envelope, progress, and the result. */
 #include <stdarg.h>
 #include <stdio.h>
@@ -162,7 +163,23 @@ void smtpuv__msg_free(const smtpuv_mem *mem, smtpuv__msg *m) {
     return;
   if (!m->arena_inline)
     smtpuv__free(mem, m->arena);
+  smtpuv__free(mem, m->attempt_log);
   smtpuv__free(mem, m);
+}
+
+int smtpuv__msg_log_attempt(const smtpuv_mem *mem, smtpuv__msg *m) {
+  const char *why = m->message != 0 && m->arena != NULL
+                        ? m->arena + m->message
+                        : smtpuv_strerror(m->error);
+  size_t old = m->attempt_log != NULL ? strlen(m->attempt_log) : 0;
+  size_t add = strlen(why) + 32;
+  char *log = smtpuv__realloc(mem, m->attempt_log, old + add);
+  if (log == NULL)
+    return SMTPUV_ENOMEM;
+  snprintf(log + old, add, "%sattempt %u: %s", old > 0 ? "\n" : "",
+           m->attempts, why);
+  m->attempt_log = log;
+  return 0;
 }
 
 void smtpuv__msg_reset(smtpuv__msg *m) {
@@ -359,7 +376,24 @@ void smtpuv__msg_result(smtpuv__msg *m, smtpuv_send_result *r,
   r->naccepted = m->naccepted;
   r->attempts = m->attempts;
   r->tls = m->tls != 0 ? a + m->tls : NULL;
+  r->recipient_size = sizeof(smtpuv_rcpt_result);
+  r->attempt_log = m->attempt_log;
 #undef STR
+}
+
+const smtpuv_rcpt_result *
+smtpuv_send_result_recipient(const smtpuv_send_result *r, size_t i) {
+  if (r == NULL || i >= r->nrecipients || r->recipients == NULL)
+    return NULL;
+  /* a result from before 0.2 (no recipient_size) has the 0.1 stride, which
+     is this one's */
+  size_t stride = sizeof(smtpuv_rcpt_result);
+  if (r->struct_size >= offsetof(smtpuv_send_result, recipient_size) +
+                            sizeof(size_t) &&
+      r->recipient_size != 0)
+    stride = r->recipient_size;
+  return (const smtpuv_rcpt_result *)((const char *)r->recipients +
+                                      i * stride);
 }
 
 int smtpuv__msg_rewind(smtpuv__msg *m) {
@@ -386,11 +420,18 @@ int smtpuv_send_result_dup(const smtpuv_mem *mem, const smtpuv_send_result *r,
   *out = NULL;
   smtpuv_mem m;
   smtpuv__mem_init(&m, mem);
+  /* a result of an older layout has no attempt_log */
+  const char *log =
+      r->struct_size >= offsetof(smtpuv_send_result, attempt_log) +
+                            sizeof(const char *)
+          ? r->attempt_log
+          : NULL;
   size_t str = slen(r->message) + slen(r->reply_enhanced) +
-               slen(r->reply_text) + slen(r->tls);
-  for (size_t i = 0; i < r->nrecipients; i++)
-    str += slen(r->recipients[i].address) + slen(r->recipients[i].enhanced) +
-           slen(r->recipients[i].text);
+               slen(r->reply_text) + slen(r->tls) + slen(log);
+  for (size_t i = 0; i < r->nrecipients; i++) {
+    const smtpuv_rcpt_result *x = smtpuv_send_result_recipient(r, i);
+    str += slen(x->address) + slen(x->enhanced) + slen(x->text);
+  }
   size_t off_rr = align8(sizeof(result_copy));
   size_t off_str = off_rr + r->nrecipients * sizeof(smtpuv_rcpt_result);
   char *blk = smtpuv__calloc(&m, 1, off_str + str);
@@ -398,8 +439,10 @@ int smtpuv_send_result_dup(const smtpuv_mem *mem, const smtpuv_send_result *r,
     return SMTPUV_ENOMEM;
   result_copy *rc = (result_copy *)blk;
   rc->mem = m;
-  rc->r = *r;
+  memcpy(&rc->r, r, r->struct_size < sizeof rc->r ? r->struct_size
+                                                  : sizeof rc->r);
   rc->r.struct_size = sizeof rc->r;
+  rc->r.recipient_size = sizeof(smtpuv_rcpt_result);
   smtpuv_rcpt_result *rr = (smtpuv_rcpt_result *)(blk + off_rr);
   char *s = blk + off_str;
 #define DUP(dst, src)                                                          \
@@ -417,11 +460,13 @@ int smtpuv_send_result_dup(const smtpuv_mem *mem, const smtpuv_send_result *r,
   DUP(rc->r.reply_enhanced, r->reply_enhanced);
   DUP(rc->r.reply_text, r->reply_text);
   DUP(rc->r.tls, r->tls);
+  DUP(rc->r.attempt_log, log);
   for (size_t i = 0; i < r->nrecipients; i++) {
-    rr[i] = r->recipients[i];
-    DUP(rr[i].address, r->recipients[i].address);
-    DUP(rr[i].enhanced, r->recipients[i].enhanced);
-    DUP(rr[i].text, r->recipients[i].text);
+    const smtpuv_rcpt_result *x = smtpuv_send_result_recipient(r, i);
+    rr[i] = *x;
+    DUP(rr[i].address, x->address);
+    DUP(rr[i].enhanced, x->enhanced);
+    DUP(rr[i].text, x->text);
   }
 #undef DUP
   rc->r.recipients = r->nrecipients ? rr : NULL;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: message records. One record per smtpuv_client_send(): a copy of
  * the envelope in one allocation, the progress of the current attempt on a
@@ -86,6 +87,11 @@ struct smtpuv__msg {
   uint64_t dot_mark;  /* connection output offset just after the "." */
   size_t naccepted;
 
+  /* retries by the client's policy (kept across attempts) */
+  char *attempt_log;   /* heap: "attempt N: reason\n"..., or NULL */
+  uint64_t first_try;  /* the client's clock at the first attempt */
+  uint64_t not_before; /* a delayed retry goes out then */
+
   /* outcome */
   int retry;          /* failed before its "." on a connection that broke:
                          send again elsewhere (progress reset) */
@@ -146,5 +152,8 @@ void smtpuv__msg_result(smtpuv__msg *m, smtpuv_send_result *r,
                         smtpuv_rcpt_result *rr);
 /* 1 when the body can be sent again from its start (rewinds a stream). */
 int smtpuv__msg_rewind(smtpuv__msg *m);
+/* Append "attempt N: <its message>" for the outcome just decided to the
+   attempt log. 0 or SMTPUV_ENOMEM (the log is then left as it was). */
+int smtpuv__msg_log_attempt(const smtpuv_mem *mem, smtpuv__msg *m);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The body of the last message on the wire: a buffer or a streamed source
  * handed to the core (DATA or BDAT) in chunks until the unwritten output
  * reaches the high-water mark; the transport's writes bring it on again.

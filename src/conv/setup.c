@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Setting up a session: the greeting, EHLO (HELO when EHLO is refused and
  * TLS is not required), STARTTLS, the TLS-required guard before AUTH, and
  * AUTH, until the conversation is READY for messages (transaction.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Trace records. Output is traced when a command is issued (the new bytes
  * at the tail of the core's pending output), so AUTH lines can be replaced
  * by "<redacted>" before anyone sees them: the mechanism name stays, the

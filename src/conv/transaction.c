@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Mail transactions on a READY conversation: messages submitted by the
  * transport are sent in order (MAIL, RCPT, DATA or BDAT, the body),
  * pipelined where the server allows, with the replies routed back to the

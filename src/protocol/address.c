@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What may go on a command line: addresses, domains, SASL mechanism names,
  * base64, and the xtext encoding of DSN parameters. Every check runs before

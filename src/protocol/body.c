@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Message content: data_write/data_end after DATA's 354, and BDAT chunks.
  *

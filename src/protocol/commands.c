@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The command functions. Each one checks, in this order: the sticky error
  * and the state (SMTPUV_ESTATE), its arguments and the server's extensions,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Error names and messages, version, default allocator. */
 #include <stdlib.h>
 #include <string.h>

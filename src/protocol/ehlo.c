@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * EHLO reply parsing (RFC 5321 4.1.1.1) and the extension queries.
  *

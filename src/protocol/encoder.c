@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The DATA/BDAT body encoder (see encoder.h) and the 8-bit / BINARYMIME
  * content checks of protocol.h.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: the DATA/BDAT body encoder. Pure functions over caller buffers,
  * no allocation, state carried across chunks.

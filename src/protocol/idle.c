@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What an idle session can give back (see idle.h). */
 #include "protocol/idle.h"
 

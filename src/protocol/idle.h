@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: what an idle session can give back (idle.c). */
 #ifndef SMTPUV_SRC_PROTOCOL_IDLE_H
 #define SMTPUV_SRC_PROTOCOL_IDLE_H

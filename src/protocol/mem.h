@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal allocation helpers: every allocation of the library goes through
  * the object's smtpuv_mem. */
 #ifndef SMTPUV_SRC_MEM_H

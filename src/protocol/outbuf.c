@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The outgoing block chain (see outbuf.h). */
 #include "protocol/outbuf.h"
 

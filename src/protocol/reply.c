@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Server input: smtpuv_proto_feed() and smtpuv_proto_next_reply().
  *
@@ -299,9 +300,7 @@ static void trim(smtpuv_proto *p) {
     smtpuv__ring_trim(p);
 }
 
-int smtpuv_proto_next_reply(smtpuv_proto *p, smtpuv_reply *r) {
-  if (p == NULL || r == NULL)
-    return SMTPUV_EINVAL;
+static int next_reply(smtpuv_proto *p, smtpuv_reply *r) {
   trim(p);
   smtpuv__pending e;
   if (p->rd.matched > 0) {
@@ -348,4 +347,30 @@ int smtpuv_proto_next_reply(smtpuv_proto *p, smtpuv_reply *r) {
   }
   smtpuv__session_apply(p, &e, r, &a);
   return 1;
+}
+
+/* The smallest smtpuv_reply accepted: the layout of version 0.2 (every field
+   up to text_len). Later versions append fields; they stay readable by a
+   caller compiled against an older header. */
+#define REPLY_MIN_SIZE (offsetof(smtpuv_reply, text_len) + sizeof(size_t))
+
+int smtpuv_proto_next_reply_sized(smtpuv_proto *p, smtpuv_reply *reply,
+                                  size_t reply_size) {
+  if (p == NULL || reply == NULL || reply_size < REPLY_MIN_SIZE)
+    return SMTPUV_EINVAL;
+  if (reply_size >= sizeof(smtpuv_reply)) {
+    int rc = next_reply(p, reply);
+    if (rc == 1)
+      reply->struct_size = sizeof(smtpuv_reply);
+    return rc;
+  }
+  /* an older caller's shorter struct: fill a whole one, copy its prefix
+     (the pointers point into the core, never into the struct itself) */
+  smtpuv_reply full;
+  int rc = next_reply(p, &full);
+  if (rc == 1) {
+    full.struct_size = reply_size;
+    memcpy(reply, &full, reply_size);
+  }
+  return rc;
 }

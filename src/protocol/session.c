@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The session object: life cycle, the queue of commands awaiting replies,
  * what each popped reply does to the state, and the output accessors.

@@ -1,17 +1,35 @@
-/* The client API, the send queue and the deferred dispatch.
+/* SPDX-License-Identifier: MIT */
+/* The client API, the send queue, the pool of connections, the retry
+ * policy and the deferred dispatch.
  *
  * Every send callback runs from the idle handle's callback (`dispatch`),
  * never from inside smtpuv_client_send() or from the middle of reply
  * processing, so a callback may call send() or close() freely: both only
- * queue work. Callbacks run in the order the messages were queued: each
- * message gets a sequence number, the list of completed messages is kept
- * sorted by it, and only its head is delivered, when it is the next due
- * (a message refused locally waits for the outcome of earlier ones still
- * on the wire). The client is freed only from the idle handle's close
- * callback, after every connection is gone and every callback has run.
+ * queue work. By default callbacks run in the order the messages were
+ * queued: each message gets a sequence number, the list of completed
+ * messages is kept sorted by it, and only its head is delivered, when it is
+ * the next due (a message refused locally waits for the outcome of earlier
+ * ones still on the wire); smtpuv_options_set_ordered_callbacks(o, 0)
+ * delivers in completion order.
+ *
+ * The pool: the client's sending connections are in `conns`. Each takes
+ * messages from the one queue in its settle step (after every event of its
+ * conversation) while its conversation can take one and the message rate
+ * allows; dispatch opens a new connection when more messages are queued
+ * than the connections absorb (grow()). A failure during a connection's
+ * setup marks its server as failed for a while; the queue fails only when
+ * no other connection and no other server is left to carry it. Messages
+ * whose outcome is temporary wait in `delayed` for their next attempt when
+ * the retry policy is on. The client is freed only from the close callback
+ * of its last handle, after every connection is gone and every callback
+ * has run.
  */
+#include <math.h>
 #include <string.h>
 
+#include <openssl/rand.h>
+
+#include "conv/retry.h"
 #include "uv/client_int.h"
 
 int smtpuv__valid_ehlo(const char *s);
@@ -38,27 +56,62 @@ static void default_ehlo_name(smtpuv_client *c) {
     memcpy(c->ehlo_name, name, strlen(name) + 1);
 }
 
-static int make_auth(smtpuv_client *c) {
+/* An authenticator from the options' credentials (NULL when there are
+   none): 0, SMTPUV_EINVAL (credentials unfit) or SMTPUV_ENOMEM. */
+static int auth_from_credentials(smtpuv_client *c, smtpuv_auth **out) {
   const smtpuv_options *o = &c->opts;
-  if (o->authenticator != NULL) {
-    c->auth = o->authenticator;
-    c->auth_owned = 0;
-    return 0;
-  }
+  *out = NULL;
   if (!o->has_creds)
     return 0;
   int rc;
   if (o->mechanism == NULL) {
-    rc = smtpuv_auth_auto_new(&c->mem, &o->creds, &c->auth);
+    rc = smtpuv_auth_auto_new(&c->mem, &o->creds, out);
   } else {
     smtpuv_auth_mech mech = smtpuv_auth_mech_from_name(o->mechanism);
-    rc = smtpuv_auth_mech_new(&c->mem, mech, &o->creds, &c->auth);
+    rc = smtpuv_auth_mech_new(&c->mem, mech, &o->creds, out);
   }
-  if (rc == SMTPUV_ECREDENTIALS)
-    rc = SMTPUV_EINVAL;
-  c->auth_owned = rc == 0;
+  return rc == SMTPUV_ECREDENTIALS ? SMTPUV_EINVAL : rc;
+}
+
+/* One authenticator serves one AUTH exchange at a time: a client with one
+   connection keeps one (an OAuth token lives on across reconnects), a
+   pool gives each connection its own from the credentials. */
+static int make_auth(smtpuv_client *c) {
+  const smtpuv_options *o = &c->opts;
+  if (o->authenticator != NULL) {
+    if (o->max_connections > 1)
+      return SMTPUV_EINVAL;
+    c->auth = o->authenticator;
+    c->auth_owned = 0;
+    return 0;
+  }
+  if (o->max_connections > 1) {
+    smtpuv_auth *probe;
+    int rc = auth_from_credentials(c, &probe); /* fail now, not later */
+    smtpuv_auth_free(probe);
+    return rc;
+  }
+  int rc = auth_from_credentials(c, &c->auth);
+  c->auth_owned = c->auth != NULL;
   return rc;
 }
+
+int smtpuv__client_conn_auth(smtpuv_client *c, smtpuv_auth **auth,
+                             int *owned) {
+  *owned = 0;
+  if (c->opts.max_connections <= 1 || c->opts.authenticator != NULL) {
+    *auth = c->auth;
+    return 0;
+  }
+  int rc = auth_from_credentials(c, auth);
+  *owned = *auth != NULL;
+  return rc;
+}
+
+
+static uint64_t now_ms(const smtpuv_client *c) { return uv_now(c->loop); }
+
+static void on_timer(uv_timer_t *t);
 
 int smtpuv_client_new(uv_loop_t *loop, const smtpuv_options *options,
                       smtpuv_client **out) {
@@ -92,6 +145,12 @@ int smtpuv_client_new(uv_loop_t *loop, const smtpuv_options *options,
   uv_idle_init(loop, &c->idle);
   c->idle.data = c;
   smtpuv__client_tls_start(c); /* tlsprep.c: the SSL_CTX off the loop */
+  uv_timer_init(loop, &c->timer);
+  c->timer.data = c;
+  c->msg_tokens = c->opts.msg_burst ? c->opts.msg_burst
+                                    : ceil(c->opts.msg_rate > 1 ? c->opts.msg_rate : 1);
+  c->conn_tokens = ceil(c->opts.conn_rate > 1 ? c->opts.conn_rate : 1);
+  c->msg_tokens_at = c->conn_tokens_at = now_ms(c);
   *out = c;
   return 0;
 }
@@ -106,15 +165,39 @@ static void queue_push(smtpuv__msg **head, smtpuv__msg **tail,
   *tail = m;
 }
 
+static smtpuv__msg *queue_pop(smtpuv_client *c) {
+  smtpuv__msg *m = c->queue;
+  if (m == NULL)
+    return NULL;
+  c->queue = m->next;
+  if (c->queue == NULL)
+    c->queue_tail = NULL;
+  m->next = NULL;
+  c->queued--;
+  return m;
+}
+
+/* SMTPUV_ECLOSED, SMTPUV_EFULL or 0: may a message be submitted now? */
+static int may_submit(smtpuv_client *c) {
+  if (c->closing)
+    return SMTPUV_ECLOSED;
+  if (c->opts.queue_high != 0 && c->pending >= c->opts.queue_high) {
+    c->above_high = 1;
+    return SMTPUV_EFULL;
+  }
+  return 0;
+}
+
 int smtpuv_client_send(smtpuv_client *c, const smtpuv_envelope *env,
                        const smtpuv_body *body, smtpuv_send_cb cb,
                        void *data) {
   if (c == NULL)
     return SMTPUV_EINVAL;
-  if (c->closing)
-    return SMTPUV_ECLOSED;
+  int rc = may_submit(c);
+  if (rc != 0)
+    return rc;
   smtpuv__msg *m;
-  int rc = smtpuv__msg_new(&c->mem, env, body, &m);
+  rc = smtpuv__msg_new(&c->mem, env, body, &m);
   if (rc != 0)
     return rc;
   m->cb = cb;
@@ -125,8 +208,12 @@ int smtpuv_client_send(smtpuv_client *c, const smtpuv_envelope *env,
 
 void smtpuv__client_enqueue(smtpuv_client *c, smtpuv__msg *m) {
   m->seq = c->next_seq++;
+  m->first_try = now_ms(c);
   queue_push(&c->queue, &c->queue_tail, m);
+  c->queued++;
   c->pending++;
+  if (c->opts.queue_high != 0 && c->pending >= c->opts.queue_high)
+    c->above_high = 1;
   smtpuv__client_kick(c);
 }
 
@@ -134,10 +221,11 @@ int smtpuv_client_send_message(smtpuv_client *c, const void *data, size_t len,
                                smtpuv_send_cb cb, void *cbdata) {
   if (c == NULL || data == NULL)
     return SMTPUV_EINVAL;
-  if (c->closing)
-    return SMTPUV_ECLOSED;
+  int rc = may_submit(c);
+  if (rc != 0)
+    return rc;
   smtpuv_message *msg;
-  int rc = smtpuv_message_new(&c->mem, data, len, &msg);
+  rc = smtpuv_message_new(&c->mem, data, len, &msg);
   if (rc != 0)
     return rc;
   smtpuv_body body;
@@ -156,8 +244,8 @@ int smtpuv_client_body_ready(smtpuv_client *c) {
     return SMTPUV_EINVAL;
   if (c->close_done)
     return SMTPUV_ECLOSED;
-  if (c->conn != NULL && smtpuv__conv_body_blocked(c->conn->conv))
-    smtpuv__client_kick(c); /* dispatch hands it on, outside any event */
+  c->body_ready = 1; /* dispatch hands it on, outside any event */
+  smtpuv__client_kick(c);
   return 0;
 }
 
@@ -178,34 +266,134 @@ uv_loop_t *smtpuv_client_loop(const smtpuv_client *c) {
   return c != NULL ? c->loop : NULL;
 }
 
-static void client_complete(smtpuv_client *c, smtpuv__msg *m) {
-  m->stage = SMTPUV__M_DONE;
-  if (c->done_tail == NULL || c->done_tail->seq < m->seq) {
-    queue_push(&c->done, &c->done_tail, m); /* the usual case: in order */
-  } else {
-    smtpuv__msg *prev = NULL, *it = c->done;
-    while (it != NULL && it->seq < m->seq) {
-      prev = it;
-      it = it->next;
-    }
-    m->next = it;
-    if (prev != NULL)
-      prev->next = m;
-    else
-      c->done = m;
+int smtpuv_client_set_drained_cb(smtpuv_client *c, smtpuv_drained_cb cb) {
+  if (c == NULL)
+    return SMTPUV_EINVAL;
+  c->drained_cb = cb;
+  return 0;
+}
+
+/* ---- the timer: retries and rate limits ------------------------------------------ */
+
+/* Token bucket: 1 when a token was taken (or the limit is off), else 0
+   with the ms until the next one in *wait. */
+static int take_token(double rate, unsigned burst, double *tokens,
+                      uint64_t *at, uint64_t now, uint64_t *wait) {
+  if (rate <= 0)
+    return 1;
+  double cap = burst != 0 ? burst : ceil(rate > 1 ? rate : 1);
+  *tokens += (double)(now - *at) * rate / 1000.0;
+  if (*tokens > cap)
+    *tokens = cap;
+  *at = now;
+  if (*tokens >= 1) {
+    *tokens -= 1;
+    return 1;
   }
+  *wait = (uint64_t)ceil((1 - *tokens) * 1000.0 / rate);
+  if (*wait == 0)
+    *wait = 1;
+  return 0;
+}
+
+/* Wake dispatch in `ms` (the earliest of what waits wins). */
+static void wake_in(smtpuv_client *c, uint64_t ms) {
+  if (c->close_done)
+    return;
+  uint64_t at = now_ms(c) + ms;
+  if (uv_is_active((uv_handle_t *)&c->timer) && c->timer_at <= at)
+    return;
+  c->timer_at = at;
+  uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+static void on_timer(uv_timer_t *t) {
+  smtpuv_client *c = t->data;
+  smtpuv__client_kick(c);
+}
+
+/* Due retries go back to the queue, ahead of the messages never tried. */
+static void release_delayed(smtpuv_client *c);
+
+static int msg_token(smtpuv_client *c) {
+  uint64_t wait;
+  if (take_token(c->opts.msg_rate, c->opts.msg_burst, &c->msg_tokens,
+                 &c->msg_tokens_at, now_ms(c), &wait))
+    return 1;
+  wake_in(c, wait);
+  return 0;
+}
+
+static int conn_token(smtpuv_client *c) {
+  uint64_t wait;
+  if (take_token(c->opts.conn_rate, 0, &c->conn_tokens, &c->conn_tokens_at,
+                 now_ms(c), &wait))
+    return 1;
+  wake_in(c, wait);
+  return 0;
+}
+
+/* ---- completed messages ------------------------------------------------------------ */
+
+static void insert_done(smtpuv_client *c, smtpuv__msg *m) {
+  m->stage = SMTPUV__M_DONE;
+  if (!c->opts.ordered || c->done_tail == NULL || c->done_tail->seq < m->seq) {
+    queue_push(&c->done, &c->done_tail, m); /* the usual case: in order */
+    return;
+  }
+  smtpuv__msg *prev = NULL, *it = c->done;
+  while (it != NULL && it->seq < m->seq) {
+    prev = it;
+    it = it->next;
+  }
+  m->next = it;
+  if (prev != NULL)
+    prev->next = m;
+  else
+    c->done = m;
+}
+
+/* The retry policy: 1 when `m` waits in `delayed` for another attempt. */
+static int retry_later(smtpuv_client *c, smtpuv__msg *m) {
+  smtpuv__retry_policy p = {c->opts.retry_max, c->opts.retry_base,
+                            c->opts.retry_cap, c->opts.retry_deadline};
+  uint16_t jitter = 0;
+  uint64_t at, now = now_ms(c);
+  if (c->closing || p.max_attempts < 2)
+    return 0;
+  if (RAND_bytes((unsigned char *)&jitter, sizeof jitter) != 1)
+    jitter = (uint16_t)uv_hrtime();
+  if (!smtpuv__retry_when(&p, m, now, jitter, &at) ||
+      smtpuv__msg_log_attempt(&c->mem, m) != 0 || !smtpuv__msg_rewind(m))
+    return 0;
+  smtpuv__msg_reset(m);
+  m->not_before = at;
+  /* sorted by time */
+  smtpuv__msg **pp = &c->delayed;
+  while (*pp != NULL && (*pp)->not_before <= at)
+    pp = &(*pp)->next;
+  m->next = *pp;
+  *pp = m;
+  wake_in(c, at - now);
+  return 1;
+}
+
+static void client_complete(smtpuv_client *c, smtpuv__msg *m) {
+  m->next = NULL;
+  if (m->status == SMTPUV_SEND_FAILED && retry_later(c, m))
+    return;
+  insert_done(c, m);
   smtpuv__client_kick(c);
 }
 
 /* The head of the completed list is the next callback due. */
 static int deliverable(const smtpuv_client *c) {
-  return c->done != NULL && c->done->seq == c->deliver_seq;
+  return c->done != NULL &&
+         (!c->opts.ordered || c->done->seq == c->deliver_seq);
 }
 
+/* Back at the head of the queue, after the other retried messages. */
 static void client_requeue(smtpuv_client *c, smtpuv__msg *m) {
-  /* retried messages keep their order ahead of the never-started ones: they
-     are requeued oldest first, each after the previous (the conversation
-     has reset their progress) */
   m->retry = 0;
   smtpuv__msg *prev = NULL, *it = c->queue;
   while (it != NULL && it->attempts > 0) {
@@ -219,11 +407,24 @@ static void client_requeue(smtpuv_client *c, smtpuv__msg *m) {
     c->queue = m;
   if (it == NULL)
     c->queue_tail = m;
+  c->queued++;
   smtpuv__client_kick(c);
 }
 
-/* Fail every queued message (the connection could not be set up, or the
-   client was closed): `f` may be NULL. */
+static void release_delayed(smtpuv_client *c) {
+  uint64_t now = now_ms(c);
+  while (c->delayed != NULL && c->delayed->not_before <= now) {
+    smtpuv__msg *m = c->delayed;
+    c->delayed = m->next;
+    client_requeue(c, m);
+  }
+  if (c->delayed != NULL)
+    wake_in(c, c->delayed->not_before - now);
+}
+
+/* Every queued message (and, when closing, every delayed one) ends with
+   `st`/`err`: the connections could not be set up, or the client closed.
+   `f` may be NULL. Each failure counts as an attempt. */
 static void fail_queue(smtpuv_client *c, smtpuv_send_status st, int err,
                        smtpuv_phase phase, const smtpuv__conv_failure *f,
                        const char *text) {
@@ -238,10 +439,19 @@ static void fail_queue(smtpuv_client *c, smtpuv_send_status st, int err,
   }
   smtpuv__msg *m = c->queue;
   c->queue = c->queue_tail = NULL;
+  c->queued = 0;
+  if (c->closing) {
+    /* the retries waiting for their time end too */
+    smtpuv__msg **pp = &m;
+    while (*pp != NULL)
+      pp = &(*pp)->next;
+    *pp = c->delayed;
+    c->delayed = NULL;
+  }
   while (m != NULL) {
     smtpuv__msg *next = m->next;
-    if (m->attempts == 0)
-      m->attempts = 1;
+    if (st != SMTPUV_SEND_CANCELED)
+      m->attempts++;
     smtpuv__msg_decide(&c->mem, m, st, err, phase, r.code != 0 ? &r : NULL,
                        "%s", text);
     if (f != NULL && f->tls != NULL)
@@ -251,15 +461,63 @@ static void fail_queue(smtpuv_client *c, smtpuv_send_status st, int err,
   }
 }
 
+/* ---- the pool ------------------------------------------------------------------------ */
+
+static unsigned nservers(const smtpuv_client *c) {
+  return 1 + c->opts.nfallback;
+}
+
+/* The first server not marked failed, else the one whose mark ends
+   first. */
+static unsigned pick_server(const smtpuv_client *c) {
+  uint64_t now = now_ms(c);
+  unsigned best = 0;
+  for (unsigned i = 0; i < nservers(c); i++) {
+    if (c->server_failed_until[i] <= now)
+      return i;
+    if (c->server_failed_until[i] < c->server_failed_until[best])
+      best = i;
+  }
+  return best;
+}
+
+static int server_available(const smtpuv_client *c) {
+  uint64_t now = now_ms(c);
+  for (unsigned i = 0; i < nservers(c); i++)
+    if (c->server_failed_until[i] <= now)
+      return 1;
+  return 0;
+}
+
+/* A connection's setup failed: its server is skipped for a while; the
+   queue fails only when no other connection and no other server is left
+   to carry it. */
+static void setup_failed(smtpuv__conn *cn, const smtpuv__conv_failure *f) {
+  smtpuv_client *c = cn->client;
+  if (f->error != SMTPUV_ENOMEM && c->opts.host_skip_ms != 0)
+    c->server_failed_until[cn->host_index] =
+        now_ms(c) + c->opts.host_skip_ms;
+  for (smtpuv__conn *o = c->conns; o != NULL; o = o->next)
+    if (o != cn && smtpuv__conv_end(o->conv, NULL) == SMTPUV__CONV_RUN &&
+        !smtpuv__conv_setup_failed(o->conv))
+      return; /* another connection carries the queue */
+  if (nservers(c) > 1 && server_available(c)) {
+    smtpuv__conv_trace_info(cn->conv, "trying the next server");
+    smtpuv__client_kick(c);
+    return;
+  }
+  fail_queue(c, SMTPUV_SEND_FAILED, f->error, f->phase, f, f->message);
+}
+
 /* The sending connection's settle step (conn.c, after every event): what
-   the conversation finished goes to the callbacks, a setup failure fails
-   the queue, queued messages go to the conversation while it takes them. */
+   the conversation finished goes to the callbacks, a setup failure is
+   handled, queued messages go to the conversation while it takes them. */
 static void settle(smtpuv__conn *cn) {
   smtpuv_client *c = cn->client;
   smtpuv__conv *cv = cn->conv;
   smtpuv__conv_failure f;
   if (smtpuv__conv_take_failure(cv, &f))
-    fail_queue(c, SMTPUV_SEND_FAILED, f.error, f.phase, &f, f.message);
+    setup_failed(cn, &f);
   for (int guard = 0; guard < 1024; guard++) {
     smtpuv__msg *m;
     while ((m = smtpuv__conv_pop_finished(cv)) != NULL) {
@@ -268,26 +526,71 @@ static void settle(smtpuv__conn *cn) {
       else
         client_complete(c, m);
     }
-    if (c->closing || c->queue == NULL || c->conn != cn ||
-        !smtpuv__conv_can_take(cv))
+    if (c->closing || c->queue == NULL || !cn->attached ||
+        !smtpuv__conv_can_take(cv) || !msg_token(c))
       break;
-    m = c->queue;
-    c->queue = m->next;
-    if (c->queue == NULL)
-      c->queue_tail = NULL;
-    m->next = NULL;
-    smtpuv__conv_submit(cv, m);
+    smtpuv__conv_submit(cv, queue_pop(c));
   }
 }
 
 static const smtpuv__conn_ops send_ops = {settle, NULL};
 
-int smtpuv__conn_start(smtpuv_client *c) {
+static int open_connection(smtpuv_client *c, unsigned server) {
   smtpuv__conn *cn;
-  int rc = smtpuv__conn_open(c, SMTPUV__CONV_SEND, &send_ops, NULL, &cn);
-  if (rc == 0 && cn->state != SMTPUV__C_DEAD)
-    c->conn = cn;
-  return rc;
+  int rc = smtpuv__conn_open(c, server, SMTPUV__CONV_SEND, &send_ops, NULL,
+                             &cn);
+  if (rc != 0)
+    return rc;
+  if (cn->state != SMTPUV__C_DEAD) {
+    cn->attached = 1;
+    cn->next = c->conns;
+    c->conns = cn;
+  }
+  return 0;
+}
+
+void smtpuv__client_detach(smtpuv_client *c, smtpuv__conn *cn) {
+  if (!cn->attached)
+    return;
+  cn->attached = 0;
+  for (smtpuv__conn **pp = &c->conns; *pp != NULL; pp = &(*pp)->next)
+    if (*pp == cn) {
+      *pp = cn->next;
+      break;
+    }
+  cn->next = NULL;
+  smtpuv__client_kick(c);
+}
+
+/* Open connections while more messages are queued than the open ones
+   absorb (a connection being set up absorbs a pipeline's depth, a ready
+   one what its pipeline still has room for). */
+static void grow(smtpuv_client *c) {
+  for (unsigned guard = 0; guard < c->opts.max_connections; guard++) {
+    if (c->closing || c->queue == NULL)
+      return;
+    unsigned open = 0;
+    size_t absorb = 0;
+    for (smtpuv__conn *cn = c->conns; cn != NULL; cn = cn->next) {
+      open++;
+      unsigned busy = smtpuv__conv_in_setup(cn->conv)
+                          ? 0
+                          : smtpuv__conv_inflight(cn->conv);
+      if (busy < c->opts.pipeline_depth &&
+          smtpuv__conv_end(cn->conv, NULL) == SMTPUV__CONV_RUN)
+        absorb += c->opts.pipeline_depth - busy;
+    }
+    if (open >= c->opts.max_connections ||
+        (open > 0 && c->queued <= absorb) || !conn_token(c))
+      return;
+    int rc = open_connection(c, pick_server(c));
+    if (rc != 0) {
+      if (open == 0)
+        fail_queue(c, SMTPUV_SEND_FAILED, rc, SMTPUV_PHASE_CONNECT, NULL,
+                   smtpuv_strerror(rc));
+      return;
+    }
+  }
 }
 
 int smtpuv__client_ssl_ctx(smtpuv_client *c, SSL_CTX **ctx, char *err,
@@ -318,8 +621,10 @@ static void client_free(smtpuv_client *c) {
   smtpuv__free(&m, c);
 }
 
-static void on_idle_closed(uv_handle_t *h) {
+static void on_handle_closed(uv_handle_t *h) {
   smtpuv_client *c = h->data;
+  if (--c->handles_closing > 0)
+    return;
   if (c->close_cb != NULL)
     c->close_cb(c);
   client_free(c);
@@ -350,10 +655,15 @@ int smtpuv_client_abort(smtpuv_client *c, smtpuv_close_cb cb) {
   }
   fail_queue(c, SMTPUV_SEND_CANCELED, SMTPUV_ECANCELED, SMTPUV_PHASE_NONE,
              NULL, "canceled: the client was aborted");
-  if (c->conn != NULL && !c->conn->in_drive) {
-    /* now: no byte is written after this returns */
-    smtpuv__conv_abort(c->conn->conv);
-    smtpuv__conn_drive(c->conn);
+  /* now, unless a connection is in the middle of an event (then from
+     dispatch): no byte is written after this returns */
+  smtpuv__conn *next;
+  for (smtpuv__conn *cn = c->conns; cn != NULL; cn = next) {
+    next = cn->next;
+    if (cn->in_drive)
+      continue;
+    smtpuv__conv_abort(cn->conv);
+    smtpuv__conn_drive(cn);
   }
   smtpuv__client_kick(c);
   return 0;
@@ -401,45 +711,53 @@ static void deliver(smtpuv_client *c, smtpuv__msg *m) {
 static void dispatch(uv_idle_t *h) {
   smtpuv_client *c = h->data;
   c->in_dispatch++;
-  /* 1. callbacks, in queue order (a callback may queue more: the loop
-     takes them too) */
+  /* 1. callbacks (a callback may queue more: the loop takes them too) */
   while (deliverable(c)) {
     smtpuv__msg *m = c->done;
     c->done = m->next;
     if (c->done == NULL)
       c->done_tail = NULL;
     c->pending--;
-    c->deliver_seq++;
+    if (m->seq == c->deliver_seq)
+      c->deliver_seq++;
     deliver(c, m);
     smtpuv_message_free(m->owned);
     smtpuv__msg_free(&c->mem, m);
   }
-  /* 2. the connection (what it asks for meanwhile needs another pass) */
+  if (c->above_high && c->pending <= c->opts.queue_low) {
+    c->above_high = 0;
+    if (c->drained_cb != NULL && !c->closing)
+      c->drained_cb(c);
+  }
+  /* 2. the connections (what they ask for meanwhile needs another pass) */
   c->kicked = 0;
-  if (c->conn != NULL) {
-    smtpuv__conv *cv = c->conn->conv;
+  release_delayed(c);
+  int body_ready = c->body_ready;
+  c->body_ready = 0;
+  smtpuv__conn *next;
+  for (smtpuv__conn *cn = c->conns; cn != NULL; cn = next) {
+    next = cn->next;
+    smtpuv__conv *cv = cn->conv;
     if (c->aborting)
       smtpuv__conv_abort(cv);
     else if (c->closing)
       smtpuv__conv_close(cv);
-    else if (smtpuv__conv_body_blocked(cv))
+    else if (body_ready && smtpuv__conv_body_blocked(cv))
       smtpuv__conv_body_ready(cv);
-    smtpuv__conn_drive(c->conn);
-  } else if (c->queue != NULL && !c->closing) {
-    int rc = smtpuv__conn_start(c);
-    if (rc != 0)
-      fail_queue(c, SMTPUV_SEND_FAILED, rc, SMTPUV_PHASE_CONNECT, NULL,
-                 smtpuv_strerror(rc));
+    smtpuv__conn_drive(cn);
   }
+  grow(c);
   c->in_dispatch--;
   if (deliverable(c) || c->kicked)
     return; /* stay active: more callbacks, or more work asked for */
   uv_idle_stop(&c->idle);
   c->idle_active = 0;
-  if (c->closing && c->conn == NULL && c->nconns == 0 && c->queue == NULL &&
-      c->done == NULL && !c->close_done &&
+  if (c->closing && c->conns == NULL && c->nconns == 0 && c->queue == NULL &&
+      c->delayed == NULL && c->done == NULL && !c->close_done &&
       !c->tls.work_pending /* tlsprep.c */) {
     c->close_done = 1;
-    uv_close((uv_handle_t *)&c->idle, on_idle_closed);
+    c->handles_closing = 2;
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->idle, on_handle_closed);
   }
 }

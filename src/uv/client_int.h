@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: the libuv adapter's objects. Every SMTP decision is the
  * conversation's (src/conv); this layer moves bytes, runs timers, pumps TLS
@@ -38,7 +39,9 @@
 
 #define SMTPUV__READ_BUF 16384    /* network read buffer (per client) */
 #define SMTPUV__MAX_IOV 32
-#define SMTPUV__MAX_INFLIGHT 2    /* messages on the wire at once */
+#define SMTPUV__MAX_FALLBACK 15   /* servers after the first */
+#define SMTPUV__DEFAULT_DEPTH 4   /* messages on the wire per connection
+                                     (bench/compare.sh W1, see README) */
 
 /* ---- options -------------------------------------------------------------- */
 
@@ -86,6 +89,19 @@ struct smtpuv_options {
   smtpuv_trace_cb trace;
   void *trace_data;
   int tls_no_resume; /* smtpuv_options_set_tls_resumption(o, 0) */
+  /* the pool */
+  unsigned max_connections, max_messages, pipeline_depth;
+  double msg_rate, conn_rate;
+  unsigned msg_burst;
+  struct {
+    char *host;
+    unsigned port;
+  } fallback[SMTPUV__MAX_FALLBACK];
+  unsigned nfallback;
+  unsigned host_skip_ms;
+  unsigned retry_max, retry_base, retry_cap, retry_deadline;
+  size_t queue_high, queue_low;
+  int ordered;
 };
 
 /* Deep copy `src` into `dst` (dst uninitialised). 0 or SMTPUV_ENOMEM. The
@@ -127,6 +143,11 @@ typedef struct smtpuv__conn_ops {
 
 struct smtpuv__conn {
   smtpuv_client *client;
+  smtpuv__conn *next;  /* the client's list of sending connections */
+  int attached;        /* in that list (taking messages) */
+  unsigned host_index; /* 0: the options' host, else fallback[i - 1] */
+  const char *host;    /* inside the client's options */
+  unsigned port;
   const smtpuv__conn_ops *ops;
   void *owner;       /* the ops' object (probe) or NULL */
   smtpuv__conv *conv;
@@ -147,6 +168,9 @@ struct smtpuv__conn {
   int last_connect_err;
   char peer[64];
 
+  smtpuv_auth *auth; /* when owned: this connection's authenticator */
+  int auth_owned;
+
   /* TLS */
   smtpuv_tls *tls;
   int tls_up;        /* handshake complete */
@@ -163,13 +187,12 @@ struct smtpuv__conn {
   uv_buf_t bufs[SMTPUV__MAX_IOV];
 };
 
-/* Start the client's sending connection (client->conn). 0 or ENOMEM. */
-int smtpuv__conn_start(smtpuv_client *c);
-/* Start a connection whose conversation runs in `mode` for `ops`/`owner`
-   (the client's sending connection: smtpuv__conn_start()). It counts in
-   client->nconns until freed. A failure may be reported (and the
-   connection end) before this returns. 0 or ENOMEM (nothing started). */
-int smtpuv__conn_open(smtpuv_client *c, smtpuv__conv_mode mode,
+/* Start a connection to server `host` (0: the options' host, i: the i-th
+   fallback) whose conversation runs in `mode` for `ops`/`owner`. It counts
+   in client->nconns until freed. A failure may be reported (and the
+   connection end) before this returns. 0, SMTPUV_EINVAL or SMTPUV_ENOMEM
+   (nothing started). */
+int smtpuv__conn_open(smtpuv_client *c, unsigned host, smtpuv__conv_mode mode,
                       const smtpuv__conn_ops *ops, void *owner,
                       smtpuv__conn **out);
 /* Let the conversation act: settle with the owner, start TLS, write what
@@ -199,15 +222,32 @@ struct smtpuv_client {
   smtpuv_rcpt_result *rr;          /* recipients of a result (> 8), reused */
   size_t rr_cap;
 
-  smtpuv__conn *conn;              /* current connection or NULL */
-  unsigned nconns;                 /* connections not yet freed */
+  size_t queued;                   /* messages in `queue` */
+  smtpuv__msg *delayed;            /* retries waiting, by not_before */
+
+  smtpuv__conn *conns;             /* sending connections taking messages */
+  unsigned nconns;                 /* connections not yet freed (any) */
+  uint64_t server_failed_until[1 + SMTPUV__MAX_FALLBACK];
+
+  /* rate limits (token buckets) and the timer that waits for them and
+     for retries */
+  uv_timer_t timer;
+  uint64_t timer_at;
+  double msg_tokens, conn_tokens;
+  uint64_t msg_tokens_at, conn_tokens_at;
+
+  /* back-pressure */
+  smtpuv_drained_cb drained_cb;
+  int above_high;
 
   uv_idle_t idle;
   int idle_active;
   int kicked;                      /* kick() since dispatch's step 2 */
+  int body_ready;                  /* smtpuv_client_body_ready() */
   int closing;
   int aborting;                    /* smtpuv_client_abort() */
-  int close_done;                  /* idle handle closing */
+  int close_done;                  /* handles closing */
+  int handles_closing;
   smtpuv_close_cb close_cb;
   int in_dispatch;
 
@@ -228,6 +268,14 @@ void smtpuv__client_kick(smtpuv_client *c);
 /* Queue a message record (its callback set) as smtpuv_client_send() does:
    it gets the next sequence number. Loop thread only. */
 void smtpuv__client_enqueue(smtpuv_client *c, smtpuv__msg *m);
+/* A sending connection stops taking messages (it is ending): out of the
+   client's list, so that another may start. Idempotent. */
+void smtpuv__client_detach(smtpuv_client *c, smtpuv__conn *cn);
+/* The authenticator of a new connection: the client's own (one
+   connection), or a new one from the credentials (a pool; *owned 1: the
+   connection frees it). 0 or an error. */
+int smtpuv__client_conn_auth(smtpuv_client *c, smtpuv_auth **auth,
+                             int *owned);
 /* A connection freed itself. */
 void smtpuv__client_conn_gone(smtpuv_client *c, smtpuv__conn *cn);
 /* The SSL_CTX for a TLS connection (built on first use). 0 or an error

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One connection: resolution, connect (every address in turn), reads,
  * writes, the timer, and the TLS engine between the socket and the
  * conversation (src/conv), which decides everything SMTP.
@@ -63,6 +64,8 @@ static void conn_maybe_free(smtpuv__conn *cn) {
   if (cn->ai_list != NULL)
     uv_freeaddrinfo(cn->ai_list);
   smtpuv__conv_free(cn->conv);
+  if (cn->auth_owned)
+    smtpuv_auth_free(cn->auth);
   smtpuv__tls_free(cn->tls);
   if (cn->write_buf != NULL)
     smtpuv__free(mem, cn->write_buf);
@@ -93,8 +96,7 @@ static void terminate(smtpuv__conn *cn) {
   if (cn->state == SMTPUV__C_DEAD)
     return;
   cn->state = SMTPUV__C_DEAD;
-  if (c->conn == cn)
-    c->conn = NULL;
+  smtpuv__client_detach(c, cn);
   if (cn->gai_active)
     uv_cancel((uv_req_t *)&cn->gai);
   close_handle(cn, (uv_handle_t *)&cn->timer, &cn->timer_open);
@@ -285,8 +287,7 @@ static void on_write(uv_write_t *req, int status) {
    ms). */
 static void shutdown_after_write(smtpuv__conn *cn, unsigned wait) {
   smtpuv_client *c = cn->client;
-  if (c->conn == cn)
-    c->conn = NULL; /* a new connection may start meanwhile */
+  smtpuv__client_detach(c, cn); /* a new connection may start meanwhile */
   smtpuv__client_kick(c);
   cn->state = SMTPUV__C_SHUTDOWN;
   if (uv_is_active((uv_handle_t *)&cn->tcp))
@@ -326,7 +327,6 @@ static void conn_finish(smtpuv__conn *cn) {
 
 static void on_timer(uv_timer_t *t) {
   smtpuv__conn *cn = t->data;
-  smtpuv_client *c = cn->client;
   switch (cn->state) {
   case SMTPUV__C_DEAD:
     return;
@@ -334,7 +334,7 @@ static void on_timer(uv_timer_t *t) {
     terminate(cn);
     return;
   case SMTPUV__C_RESOLVING:
-    conn_fail(cn, SMTPUV_ETIMEDOUT, "resolve %s: timed out", c->opts.host);
+    conn_fail(cn, SMTPUV_ETIMEDOUT, "resolve %s: timed out", cn->host);
     return;
   case SMTPUV__C_CONNECTING:
     if (cn->ai_next != NULL && now_of(cn) < cn->connect_deadline) {
@@ -348,7 +348,7 @@ static void on_timer(uv_timer_t *t) {
       return;
     }
     conn_fail(cn, SMTPUV_ETIMEDOUT, "connect %s:%u: timed out",
-              cn->peer[0] ? cn->peer : c->opts.host, c->opts.port);
+              cn->peer[0] ? cn->peer : cn->host, cn->port);
     return;
   default:
     break;
@@ -497,7 +497,9 @@ static int start_tls(smtpuv__conn *cn) {
     smtpuv_tls_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.ctx = ctx;
-    cfg.host = c->opts.server_name != NULL ? c->opts.server_name : c->opts.host;
+    cfg.host = c->opts.server_name != NULL && cn->host_index == 0
+                   ? c->opts.server_name
+                   : cn->host;
     cfg.verify = c->opts.verify;
     cfg.err = err;
     cfg.errlen = sizeof err;
@@ -591,9 +593,8 @@ static void on_connect(uv_connect_t *req, int status) {
     }
     return;
   }
-  smtpuv_client *c = cn->client;
   smtpuv__conv_trace_info(cn->conv, "connected to %s:%u", cn->peer,
-                          c->opts.port);
+                          cn->port);
   int rc = uv_read_start((uv_stream_t *)&cn->tcp, on_alloc, on_read);
   if (rc != 0) {
     conn_fail(cn, SMTPUV_ECONNECT, "read start: %s", uv_strerror(rc));
@@ -626,10 +627,10 @@ static void try_next_address(smtpuv__conn *cn) {
       int e = cn->last_connect_err;
       if (e == UV_ETIMEDOUT)
         conn_fail(cn, SMTPUV_ETIMEDOUT, "connect %s:%u: timed out",
-                  cn->peer[0] ? cn->peer : c->opts.host, c->opts.port);
+                  cn->peer[0] ? cn->peer : cn->host, cn->port);
       else
         conn_fail(cn, SMTPUV_ECONNECT, "connect %s:%u: %s",
-                  cn->peer[0] ? cn->peer : c->opts.host, c->opts.port,
+                  cn->peer[0] ? cn->peer : cn->host, cn->port,
                   e ? uv_strerror(e) : "no usable address");
       return;
     }
@@ -640,7 +641,7 @@ static void try_next_address(smtpuv__conn *cn) {
       continue;
     addr_text(ai->ai_addr, cn->peer, sizeof cn->peer);
     smtpuv__conv_trace_info(cn->conv, "connecting to %s:%u", cn->peer,
-                            c->opts.port);
+                            cn->port);
     int rc = uv_tcp_init(c->loop, &cn->tcp);
     if (rc != 0) {
       cn->last_connect_err = rc;
@@ -682,7 +683,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
     return;
   }
   if (status < 0) {
-    conn_fail(cn, SMTPUV_ERESOLVE, "resolve %s: %s", cn->client->opts.host,
+    conn_fail(cn, SMTPUV_ERESOLVE, "resolve %s: %s", cn->host,
               uv_strerror(status));
     return;
   }
@@ -709,23 +710,39 @@ static int conv_for(smtpuv__conn *cn, smtpuv__conv_mode mode) {
   cfg.chunking = o->chunking;
   cfg.require_all = o->require_all;
   cfg.ehlo_name = c->ehlo_name;
-  cfg.auth = c->auth;
+  int rc = smtpuv__client_conn_auth(c, &cn->auth, &cn->auth_owned);
+  if (rc != 0)
+    return rc;
+  cfg.auth = cn->auth;
   memcpy(cfg.timeouts, o->timeouts, sizeof cfg.timeouts);
-  cfg.max_inflight = SMTPUV__MAX_INFLIGHT;
+  cfg.max_inflight = o->pipeline_depth;
+  cfg.max_messages = o->max_messages;
   cfg.trace = o->trace;
   cfg.trace_data = o->trace_data;
   cfg.wake = on_wake;
   cfg.wake_data = cn;
-  return smtpuv__conv_new(&c->mem, &cfg, &cn->conv);
+  rc = smtpuv__conv_new(&c->mem, &cfg, &cn->conv);
+  if (rc != 0 && cn->auth_owned) {
+    smtpuv_auth_free(cn->auth);
+    cn->auth_owned = 0;
+  }
+  return rc;
 }
 
-int smtpuv__conn_open(smtpuv_client *c, smtpuv__conv_mode mode,
+int smtpuv__conn_open(smtpuv_client *c, unsigned host, smtpuv__conv_mode mode,
                       const smtpuv__conn_ops *ops, void *owner,
                       smtpuv__conn **out) {
+  if (host > c->opts.nfallback)
+    return SMTPUV_EINVAL;
   smtpuv__conn *cn = smtpuv__calloc(&c->mem, 1, sizeof *cn);
   if (cn == NULL)
     return SMTPUV_ENOMEM;
   cn->client = c;
+  cn->host_index = host;
+  cn->host = host == 0 ? c->opts.host : c->opts.fallback[host - 1].host;
+  cn->port = host == 0 || c->opts.fallback[host - 1].port == 0
+                 ? c->opts.port
+                 : c->opts.fallback[host - 1].port;
   cn->ops = ops;
   cn->owner = owner;
   int rc = conv_for(cn, mode);
@@ -745,7 +762,7 @@ int smtpuv__conn_open(smtpuv_client *c, smtpuv__conv_mode mode,
     set_timer(cn, total);
 
   char port[16];
-  snprintf(port, sizeof port, "%u", c->opts.port);
+  snprintf(port, sizeof port, "%u", cn->port);
   struct addrinfo hints;
   memset(&hints, 0, sizeof hints);
   hints.ai_family = AF_UNSPEC;
@@ -754,11 +771,11 @@ int smtpuv__conn_open(smtpuv_client *c, smtpuv__conv_mode mode,
   hints.ai_flags = AI_NUMERICSERV;
   cn->gai.data = cn;
   cn->gai_active = 1;
-  rc = uv_getaddrinfo(c->loop, &cn->gai, on_resolved, c->opts.host, port,
+  rc = uv_getaddrinfo(c->loop, &cn->gai, on_resolved, cn->host, port,
                       &hints);
   if (rc != 0) {
     cn->gai_active = 0;
-    conn_fail(cn, SMTPUV_ERESOLVE, "resolve %s: %s", c->opts.host,
+    conn_fail(cn, SMTPUV_ERESOLVE, "resolve %s: %s", cn->host,
               uv_strerror(rc));
   }
   return 0;

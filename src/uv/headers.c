@@ -1,26 +1,18 @@
+/* SPDX-License-Identifier: MIT */
 /* The envelope from a message's own headers (Python's smtplib
- * send_message() rules), a body source that leaves out Bcc and Resent-Bcc,
- * and the two pieces they are made of, public on their own: the header
- * field scanner (smtpuv_header_next) and the RFC 5322 address-list parser
- * (smtpuv_address_list_parse). The message buffer is the caller's; nothing
- * of it is copied but the addresses. */
+ * send_message() rules) and a body source that leaves out Bcc and
+ * Resent-Bcc, built on the header field scanner and the RFC 5322
+ * address-list parser of the core (src/protocol/headers.c). The message
+ * buffer is the caller's; nothing of it is copied but the addresses. */
 #include <stdio.h>
 #include <string.h>
 
+#include "protocol/headers_int.h"
 #include "uv/client_int.h"
 
 typedef struct span {
   size_t start, end; /* byte offsets; [start, end) */
 } span;
-
-/* A growing array of checked addresses, NULL-terminated; `pub` is what the
-   caller of smtpuv_address_list_parse() sees. */
-typedef struct addr_list {
-  smtpuv_address_list pub;
-  smtpuv_mem mem;
-  char **v;
-  size_t cap;
-} addr_list;
 
 struct smtpuv_message {
   smtpuv_mem mem;
@@ -33,339 +25,29 @@ struct smtpuv_message {
   size_t skipped; /* total bytes left out */
   /* derived envelope */
   int has_envelope;
-  addr_list sender; /* one address at most */
-  addr_list rcpts;
+  smtpuv__addr_list sender; /* one address at most */
+  smtpuv__addr_list rcpts;
   smtpuv_mail_params mp;
   smtpuv_envelope env;
   /* body source position */
   size_t pos;
 };
 
-/* ---- header block ------------------------------------------------------------- */
-
-int smtpuv_header_next(const void *data, size_t len, size_t *pos,
-                       smtpuv_header_field *f) {
-  if (pos == NULL || f == NULL || (data == NULL && len > 0))
-    return SMTPUV_EINVAL;
-  const char *d = data;
-  size_t p = *pos;
-  if (p >= len)
-    return 0;
-  if (d[p] == '\n' || (d[p] == '\r' && p + 1 < len && d[p + 1] == '\n'))
-    return 0; /* the empty line */
-  /* field name: printable ASCII except ':' (RFC 5322 2.2) */
-  size_t q = p;
-  while (q < len && d[q] != ':' && (unsigned char)d[q] > 0x20 &&
-         (unsigned char)d[q] < 0x7f)
-    q++;
-  /* tolerate blanks before the colon (obsolete syntax) */
-  size_t name_end = q;
-  while (q < len && (d[q] == ' ' || d[q] == '\t'))
-    q++;
-  if (q >= len || d[q] != ':' || name_end == p)
-    return 0;
-  /* to the end of the line, then continuation lines */
-  size_t e = q + 1;
-  for (;;) {
-    const char *nl = memchr(d + e, '\n', len - e);
-    if (nl == NULL) {
-      e = len;
-      break;
-    }
-    e = (size_t)(nl - d) + 1;
-    if (e < len && (d[e] == ' ' || d[e] == '\t'))
-      continue;
-    break;
-  }
-  size_t v = q + 1, ve = e;
-  if (ve > v && d[ve - 1] == '\n')
-    ve--;
-  if (ve > v && d[ve - 1] == '\r')
-    ve--;
-  f->name = d + p;
-  f->name_len = name_end - p;
-  f->value = d + v;
-  f->value_len = ve - v;
-  f->start = p;
-  f->end = e;
-  *pos = e;
-  return 1;
-}
-
-int smtpuv_header_field_is(const smtpuv_header_field *f, const char *name) {
-  if (f == NULL || name == NULL || strlen(name) != f->name_len)
-    return 0;
-  for (size_t i = 0; i < f->name_len; i++) {
-    char a = f->name[i], b = name[i];
-    if (a >= 'A' && a <= 'Z')
-      a = (char)(a + 32);
-    if (b >= 'A' && b <= 'Z')
-      b = (char)(b + 32);
-    if (a != b)
-      return 0;
-  }
-  return 1;
-}
-
-/* ---- address lists -------------------------------------------------------------- */
-
-static const char *const no_addresses[1] = {NULL};
-
-static void list_init(addr_list *l, const smtpuv_mem *mem) {
-  memset(l, 0, sizeof *l);
-  l->mem = *mem;
-  l->pub.addresses = no_addresses;
-}
-
-static void list_clear(addr_list *l) {
-  for (size_t i = 0; i < l->pub.count; i++)
-    smtpuv__free(&l->mem, l->v[i]);
-  smtpuv__free(&l->mem, l->v);
-  l->v = NULL;
-  l->cap = l->pub.count = 0;
-  l->pub.addresses = no_addresses;
-}
-
-/* Append to the list `ctx` a copy of the addr-spec [a, a+n) after checking
-   it: 0, SMTPUV_EHEADER or SMTPUV_ENOMEM. An addr_fn. */
-static int list_add(void *ctx, const char *a, size_t n) {
-  addr_list *l = ctx;
-  if (l->pub.count + 2 > l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 8;
-    char **v = smtpuv__realloc(&l->mem, l->v, cap * sizeof *v);
-    if (v == NULL)
-      return SMTPUV_ENOMEM;
-    l->v = v;
-    l->cap = cap;
-  }
-  char *s = smtpuv__strndup(&l->mem, a, n);
-  if (s == NULL)
-    return SMTPUV_ENOMEM;
-  if (smtpuv_check_address(s, 1) != 0) {
-    smtpuv__free(&l->mem, s);
-    return SMTPUV_EHEADER;
-  }
-  l->v[l->pub.count++] = s;
-  l->v[l->pub.count] = NULL;
-  l->pub.addresses = (const char *const *)l->v;
-  return 0;
-}
-
-typedef struct addrbuf {
-  char buf[SMTPUV_MAX_ADDRESS + 1];
-  size_t len;
-  int overflow;
-} addrbuf;
-
-static void ab_add(addrbuf *b, char c) {
-  if (b->len < SMTPUV_MAX_ADDRESS)
-    b->buf[b->len++] = c;
-  else
-    b->overflow = 1;
-}
-
-#define UNTERMINATED ((size_t)-1)
-
-/* The index after the comment at `i`, or UNTERMINATED. */
-static size_t skip_comment(const char *d, size_t i, size_t end) {
-  int depth = 0;
-  for (; i < end; i++) {
-    if (d[i] == '\\') {
-      i++;
-      continue;
-    }
-    if (d[i] == '(')
-      depth++;
-    else if (d[i] == ')' && --depth == 0)
-      return i + 1;
-  }
-  return UNTERMINATED;
-}
-
-/* Copy a quoted string (with its quotes) into `b`; returns the index after
-   it, or UNTERMINATED. */
-static size_t copy_quoted(const char *d, size_t i, size_t end, addrbuf *b) {
-  ab_add(b, '"');
-  for (i++; i < end; i++) {
-    char c = d[i];
-    if (c == '\\' && i + 1 < end) {
-      ab_add(b, c);
-      ab_add(b, d[++i]);
-      continue;
-    }
-    if (c == '\r' || c == '\n')
-      continue; /* folding */
-    ab_add(b, c);
-    if (c == '"')
-      return i + 1;
-  }
-  return UNTERMINATED;
-}
-
-/* Where each address of a list goes: 0 or an error that stops the parse. */
-typedef int (*addr_fn)(void *ctx, const char *a, size_t n);
-
-/* Finish one mailbox: the angle address when there is one, else the bare
-   addr-spec. */
-static int finish_mailbox(void *ctx, addrbuf *plain, int words, int at_seen,
-                          addrbuf *angle, int has_angle, addr_fn fn) {
-  int rc = 0;
-  if (has_angle ? angle->overflow : plain->overflow)
-    return SMTPUV_EHEADER;
-  if (has_angle) {
-    /* drop an obsolete source route "@a,@b:" */
-    const char *a = angle->buf;
-    size_t n = angle->len;
-    if (n > 0 && a[0] == '@') {
-      const char *colon = memchr(a, ':', n);
-      if (colon != NULL) {
-        n -= (size_t)(colon + 1 - a);
-        a = colon + 1;
-      }
-    }
-    if (n > 0)
-      rc = fn(ctx, a, n);
-  } else if (plain->len > 0) {
-    if (words > 1 && !at_seen)
-      return SMTPUV_EHEADER; /* a phrase without an address */
-    rc = fn(ctx, plain->buf, plain->len);
-  }
-  plain->len = angle->len = 0;
-  plain->overflow = angle->overflow = 0;
-  return rc;
-}
-
-/* Parse an address-list field value [i, end), calling `fn` for each
-   address. */
-static int parse_addresses(void *ctx, const char *d, size_t i, size_t end,
-                           addr_fn fn) {
-  addrbuf plain, angle;
-  plain.len = angle.len = 0;
-  plain.overflow = angle.overflow = 0;
-  int has_angle = 0, words = 0, in_word = 0, at_seen = 0;
-  int rc;
-  while (i < end) {
-    char c = d[i];
-    switch (c) {
-    case '(':
-      i = skip_comment(d, i, end);
-      if (i == UNTERMINATED)
-        return SMTPUV_EHEADER;
-      in_word = 0;
-      continue;
-    case '"':
-      if (!in_word)
-        words++;
-      in_word = 1;
-      i = copy_quoted(d, i, end, &plain);
-      if (i == UNTERMINATED)
-        return SMTPUV_EHEADER;
-      continue;
-    case '<': {
-      /* angle-addr: quoted strings and comments inside are kept/skipped */
-      has_angle = 1;
-      angle.len = 0;
-      i++;
-      while (i < end && d[i] != '>') {
-        if (d[i] == '"')
-          i = copy_quoted(d, i, end, &angle);
-        else if (d[i] == '(')
-          i = skip_comment(d, i, end);
-        else if (d[i] != ' ' && d[i] != '\t' && d[i] != '\r' && d[i] != '\n')
-          ab_add(&angle, d[i++]);
-        else
-          i++;
-      }
-      if (i >= end)
-        return SMTPUV_EHEADER; /* unterminated (UNTERMINATED too) */
-      i++;
-      in_word = 0;
-      continue;
-    }
-    case ':':
-      /* group: what came before was its display name */
-      plain.len = 0;
-      words = 0;
-      at_seen = 0;
-      has_angle = 0;
-      in_word = 0;
-      i++;
-      continue;
-    case ',':
-    case ';':
-      rc = finish_mailbox(ctx, &plain, words, at_seen, &angle, has_angle, fn);
-      if (rc != 0)
-        return rc;
-      has_angle = words = in_word = at_seen = 0;
-      i++;
-      continue;
-    case ' ':
-    case '\t':
-    case '\r':
-    case '\n':
-      in_word = 0;
-      i++;
-      continue;
-    default:
-      if (!in_word)
-        words++;
-      in_word = 1;
-      if (c == '@')
-        at_seen = 1;
-      ab_add(&plain, c);
-      i++;
-      continue;
-    }
-  }
-  return finish_mailbox(ctx, &plain, words, at_seen, &angle, has_angle, fn);
-}
-
-int smtpuv_address_list_parse(const smtpuv_mem *mem, const void *value,
-                              size_t len, smtpuv_address_list **out) {
-  if (out == NULL)
-    return SMTPUV_EINVAL;
-  *out = NULL;
-  if (value == NULL && len > 0)
-    return SMTPUV_EINVAL;
-  smtpuv_mem mm;
-  smtpuv__mem_init(&mm, mem);
-  addr_list *l = smtpuv__malloc(&mm, sizeof *l);
-  if (l == NULL)
-    return SMTPUV_ENOMEM;
-  list_init(l, &mm);
-  int rc = parse_addresses(l, value != NULL ? value : "", 0, len, list_add);
-  if (rc != 0) {
-    smtpuv_address_list_free(&l->pub);
-    return rc;
-  }
-  *out = &l->pub;
-  return 0;
-}
-
-void smtpuv_address_list_free(smtpuv_address_list *list) {
-  if (list == NULL)
-    return;
-  addr_list *l = (addr_list *)list; /* pub is its first member */
-  smtpuv_mem mm = l->mem;
-  list_clear(l);
-  smtpuv__free(&mm, l);
-}
-
 /* ---- the envelope ---------------------------------------------------------------- */
 
 /* A recipient: each address once. */
 static int add_rcpt(void *ctx, const char *a, size_t n) {
-  addr_list *l = &((smtpuv_message *)ctx)->rcpts;
+  smtpuv__addr_list *l = &((smtpuv_message *)ctx)->rcpts;
   for (size_t i = 0; i < l->pub.count; i++)
     if (strlen(l->v[i]) == n && memcmp(l->v[i], a, n) == 0)
       return 0; /* duplicate */
-  return list_add(l, a, n);
+  return smtpuv__addr_list_add(l, a, n);
 }
 
 /* The sender: the first address of the field. */
 static int set_sender(void *ctx, const char *a, size_t n) {
-  addr_list *l = &((smtpuv_message *)ctx)->sender;
-  return l->pub.count > 0 ? 0 : list_add(l, a, n);
+  smtpuv__addr_list *l = &((smtpuv_message *)ctx)->sender;
+  return l->pub.count > 0 ? 0 : smtpuv__addr_list_add(l, a, n);
 }
 
 static int add_skip(smtpuv_message *m, size_t start, size_t end) {
@@ -415,7 +97,7 @@ static int find_bcc(smtpuv_message *m, size_t *fields, unsigned *resent) {
 /* Hand the addresses of every field named `name` to `fn` (of the first one
    only when `first`); `*found` (may be NULL) tells whether there was one. */
 static int each_field(smtpuv_message *m, const char *name, int first,
-                      addr_fn fn, int *found) {
+                      smtpuv__addr_fn fn, int *found) {
   size_t pos = 0;
   smtpuv_header_field f;
   while (smtpuv_header_next(m->data, m->len, &pos, &f) == 1) {
@@ -423,7 +105,7 @@ static int each_field(smtpuv_message *m, const char *name, int first,
       continue;
     if (found != NULL)
       *found = 1;
-    int rc = parse_addresses(m, f.value, 0, f.value_len, fn);
+    int rc = smtpuv__parse_addresses(m, f.value, 0, f.value_len, fn);
     if (rc != 0 || first)
       return rc;
   }
@@ -461,7 +143,7 @@ static int derive(smtpuv_message *m, unsigned resent_dates) {
   for (int k = 0; k < 3; k++)
     if ((rc = each_field(m, names[k], 0, add_rcpt, NULL)) != 0)
       return rc;
-  const addr_list *r = &m->rcpts;
+  const smtpuv__addr_list *r = &m->rcpts;
   if (r->pub.count == 0)
     return SMTPUV_EHEADER;
   int intl = !is_ascii_str(m->sender.v[0]);
@@ -495,8 +177,8 @@ static int message_open(const smtpuv_mem *mem, const void *data, size_t len,
   m->len = len;
   m->skips = m->skip;
   m->skip_cap = sizeof m->skip / sizeof m->skip[0];
-  list_init(&m->sender, &mm);
-  list_init(&m->rcpts, &mm);
+  smtpuv__addr_list_init(&m->sender, &mm);
+  smtpuv__addr_list_init(&m->rcpts, &mm);
   size_t fields;
   unsigned resent_dates;
   int rc = find_bcc(m, &fields, &resent_dates);
@@ -586,8 +268,8 @@ void smtpuv_message_body(smtpuv_message *m, smtpuv_body *body) {
 void smtpuv_message_free(smtpuv_message *m) {
   if (m == NULL)
     return;
-  list_clear(&m->sender);
-  list_clear(&m->rcpts);
+  smtpuv__addr_list_clear(&m->sender);
+  smtpuv__addr_list_clear(&m->rcpts);
   if (m->skips != m->skip)
     smtpuv__free(&m->mem, m->skips);
   smtpuv_mem mm = m->mem;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The options builder. */
 #include <string.h>
 
@@ -97,6 +98,10 @@ int smtpuv_options_new(const smtpuv_mem *mem, smtpuv_options **out) {
   memcpy(o->timeouts, default_timeouts, sizeof o->timeouts);
   o->pipelining = 1;
   o->chunking = 1;
+  o->max_connections = 1;
+  o->pipeline_depth = SMTPUV__DEFAULT_DEPTH;
+  o->host_skip_ms = 30000;
+  o->ordered = 1;
   smtpuv_auth_credentials z = SMTPUV_AUTH_CREDENTIALS_INIT;
   o->creds = z;
   *out = o;
@@ -112,6 +117,11 @@ void smtpuv__options_clear(smtpuv_options *o) {
   smtpuv__free(m, o->ehlo);
   smtpuv__free(m, o->mechanism);
   creds_clear(m, &o->creds);
+  for (unsigned i = 0; i < o->nfallback; i++) {
+    smtpuv__free(m, o->fallback[i].host);
+    o->fallback[i].host = NULL;
+  }
+  o->nfallback = 0;
   if (o->ssl_ctx != NULL)
     SSL_CTX_free(o->ssl_ctx);
   smtpuv__ssl_share_unref(o->ssl_share);
@@ -138,6 +148,16 @@ int smtpuv__options_copy(smtpuv_options *dst, const smtpuv_options *src) {
   dst->ssl_share = NULL;
   smtpuv_auth_credentials z = SMTPUV_AUTH_CREDENTIALS_INIT;
   dst->creds = z;
+  for (unsigned i = 0; i < src->nfallback; i++)
+    dst->fallback[i].host = NULL;
+  dst->nfallback = 0;
+  for (unsigned i = 0; i < src->nfallback; i++) {
+    if (set_str(m, &dst->fallback[i].host, src->fallback[i].host, 0)) {
+      smtpuv__options_clear(dst);
+      return SMTPUV_ENOMEM;
+    }
+    dst->nfallback = i + 1;
+  }
   if (set_str(m, &dst->host, src->host, 0) ||
       set_str(m, &dst->ca_file, src->ca_file, 0) ||
       set_str(m, &dst->ca_dir, src->ca_dir, 0) ||
@@ -369,6 +389,94 @@ int smtpuv_options_set_trace(smtpuv_options *o, smtpuv_trace_cb cb,
     return SMTPUV_EINVAL;
   o->trace = cb;
   o->trace_data = cb != NULL ? data : NULL;
+  return 0;
+}
+
+/* ---- the pool ------------------------------------------------------------------ */
+
+int smtpuv_options_set_max_connections(smtpuv_options *o, unsigned n) {
+  if (o == NULL || n < 1 || n > 1000)
+    return SMTPUV_EINVAL;
+  o->max_connections = n;
+  return 0;
+}
+
+int smtpuv_options_set_max_messages_per_connection(smtpuv_options *o,
+                                                   unsigned n) {
+  if (o == NULL)
+    return SMTPUV_EINVAL;
+  o->max_messages = n;
+  return 0;
+}
+
+int smtpuv_options_set_pipeline_depth(smtpuv_options *o, unsigned n) {
+  if (o == NULL || n < 1 || n > 64)
+    return SMTPUV_EINVAL;
+  o->pipeline_depth = n;
+  return 0;
+}
+
+int smtpuv_options_set_rate_limit(smtpuv_options *o,
+                                  double messages_per_second, unsigned burst,
+                                  double connections_per_second) {
+  if (o == NULL || !(messages_per_second >= 0) ||
+      !(connections_per_second >= 0) || messages_per_second > 1e9 ||
+      connections_per_second > 1e9)
+    return SMTPUV_EINVAL;
+  o->msg_rate = messages_per_second;
+  o->msg_burst = burst;
+  o->conn_rate = connections_per_second;
+  return 0;
+}
+
+int smtpuv_options_add_fallback_host(smtpuv_options *o, const char *host,
+                                     unsigned port) {
+  if (o == NULL || !valid_host(host) || port > 65535)
+    return SMTPUV_EINVAL;
+  if (o->nfallback >= SMTPUV__MAX_FALLBACK)
+    return SMTPUV_ELIMIT;
+  char *copy = NULL;
+  if (set_str(&o->mem, &copy, host, 0) != 0)
+    return SMTPUV_ENOMEM;
+  o->fallback[o->nfallback].host = copy;
+  o->fallback[o->nfallback].port = port;
+  o->nfallback++;
+  return 0;
+}
+
+int smtpuv_options_set_host_skip_time(smtpuv_options *o, unsigned skip_ms) {
+  if (o == NULL)
+    return SMTPUV_EINVAL;
+  o->host_skip_ms = skip_ms;
+  return 0;
+}
+
+int smtpuv_options_set_retry(smtpuv_options *o, unsigned max_attempts,
+                             unsigned base_ms, unsigned max_ms,
+                             unsigned deadline_ms) {
+  if (o == NULL || max_attempts > 100 || (max_attempts > 1 && base_ms == 0) ||
+      (max_ms != 0 && max_ms < base_ms))
+    return SMTPUV_EINVAL;
+  o->retry_max = max_attempts;
+  o->retry_base = base_ms;
+  o->retry_cap = max_ms != 0 ? max_ms : base_ms;
+  o->retry_deadline = deadline_ms;
+  return 0;
+}
+
+int smtpuv_options_set_queue_limits(smtpuv_options *o, size_t high,
+                                    size_t low) {
+  if (o == NULL || (high != 0 && low >= high))
+    return SMTPUV_EINVAL;
+  o->queue_high = high;
+  o->queue_low = high != 0 ? low : 0;
+  return 0;
+}
+
+int smtpuv_options_set_ordered_callbacks(smtpuv_options *o, int ordered) {
+  if (o == NULL)
+    return SMTPUV_EINVAL;
+  o->ordered = ordered != 0;
   return 0;
 }
 

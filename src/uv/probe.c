@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* smtpuv_client_probe() and smtpuv_client_verify(): a private client's one
  * connection whose conversation runs in probe mode (src/conv: greeting,
  * EHLO, STARTTLS and EHLO again when the TLS mode asks, AUTH for verify,
@@ -145,7 +146,7 @@ static int start(uv_loop_t *loop, const smtpuv_options *options,
   }
   smtpuv_client_set_data(c, p);
   smtpuv__conn *cn;
-  rc = smtpuv__conn_open(c, mode, &probe_ops, p, &cn);
+  rc = smtpuv__conn_open(c, 0, mode, &probe_ops, p, &cn);
   if (rc != 0) {
     /* the client's handle closes on the loop: report from there */
     p->error = rc;

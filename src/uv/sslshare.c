@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The SSL_CTX the library builds, shared.
  *
  * Building a client context loads the trust store (the system's: a few

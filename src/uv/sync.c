@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* smtpuv_send_sync(): one message on a private loop. */
 #include <errno.h>
 #include <signal.h>

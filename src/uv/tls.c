@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The TLS engine: one client SSL object over two growable memory BIOs.
  *

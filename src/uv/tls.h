@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: the TLS engine. One OpenSSL SSL object over two memory BIOs,
  * sans-io: ciphertext in through smtpuv__tls_feed(), ciphertext out through

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* TLS at scale, the client's side: the options' SSL_CTX built off the loop
  * thread, and the client's session cache.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A client's TLS session cache: the last resumable session the server sent,
  * per (host name, port, verification), so that the next connection of the
  * same client to the same server offers it (SSL_set_session) and gets an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: SCRAM-SHA-1/-256 against hostile server messages.
  *
  * Input: one flags byte, then "server-first \n server-final" (the first

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target: whole sessions. The input is a program: each letter is
  * a client command (arguments taken from the following bytes, strings from

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Write the seed corpora of fuzz_reply (tests/fuzz/reply/) and fuzz_session
 (tests/fuzz/session/): realistic server replies and whole sessions, in the
 input formats described at the top of fuzz_reply.c and fuzz_session.c.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers for the integration tests: start the servers of tests/servers/ on
  * free loopback ports (each stopped by its PID), read back what they
  * received, and run the client. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The client against python3-aiosmtpd (tests/servers/aiosmtpd_server.py):
  * STARTTLS and implicit TLS, every AUTH mechanism, DATA and BDAT, and the
  * exact bytes and envelope the server stored for each message. */

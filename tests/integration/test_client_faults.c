@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The fault matrix: a scripted, misbehaving server (tests/servers/
  * fault_server.py) per scenario; each send must end in exactly one
  * callback with the right status, error and phase, timeouts must fire

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The client against a real MTA: a private Postfix 3.7 instance with
  * Dovecot SASL (tests/servers/postfix_instance.sh). CHUNKING (BDAT) and
  * DATA, STARTTLS and implicit TLS, AUTH, SMTPUTF8, many pipelined

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Throughput and accounting against Postfix's smtp-sink: many messages on
  * one client (pipelined), many clients on one loop, messages read back
  * from the sink's dump files. */

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Capturing ESMTP server for smtpuv's integration tests (Debian's python3-aiosmtpd 1.4).
 
 Run it with /usr/bin/python3: a pyenv/venv python3 first on PATH cannot import aiosmtpd.

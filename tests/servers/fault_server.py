@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """A scripted, misbehaving SMTP server for the client's fault matrix (loopback only).
 
   /usr/bin/python3 fault_server.py --port P --scenario NAME [--pki DIR | --cert C --key K]

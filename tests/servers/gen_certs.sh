@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # usage: gen_certs.sh DIR
 # Throwaway test PKI (valid 2 days, EC P-256; KEYTYPE=rsa gives RSA-2048 leaf keys):
 #   DIR/ca.crt ca.key                  the CA clients must trust ("smtpuv-test-CA")

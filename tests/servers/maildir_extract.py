@@ -1,6 +1,8 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Recover the envelope and the message bytes from a Maildir file written by the private
-Postfix instance (postfix_instance.sh).
+Postfix instance (postfix_instance.sh) or Exim (exim_instance.sh: Return-path,
+Envelope-to).
 
 usage: maildir_extract.py FILE [--raw-out PATH]     prints the envelope as JSON
 The MTA puts a trace block first (Return-Path, X-Original-To, Delivered-To, Envelope-To,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # A private, throwaway Postfix 3.7 instance with Dovecot as its SASL server, for the
 # integration tests that need a real MTA (CHUNKING/BDAT, SMTPUTF8, DSN, STARTTLS, SMTPS,
 # AUTH). Everything lives in DIR: it never reads or changes /etc/postfix/main.cf, the

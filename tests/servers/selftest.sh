@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Smoke test of the integration-test servers in this directory (~10 s, needs root for
 # smtp-sink and Postfix). Every server is started on 127.0.0.1, checked with an
 # independent client (swaks, openssl, smtp_check.py) and stopped by its PID.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Check every fault_server.py scenario with a raw socket client.
 
 usage: selftest_faults.py PKI_DIR WORK_DIR

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """A small independent SMTP client (stdlib only) to check the test servers: STARTTLS or
 implicit TLS with verification, AUTH PLAIN / LOGIN / CRAM-MD5 / XOAUTH2 / OAUTHBEARER /
 SCRAM-SHA-1 / SCRAM-SHA-256 (client side written from RFC 5802/7677 and checked against

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Postfix's smtp-sink as a throwaway capture/fault-injection server (loopback only).
 #
 # usage: smtp_sink.sh start DIR PORT [extra smtp-sink options...]

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # usage: wait_port.sh PORT [TIMEOUT_SECONDS=10] [HOST=127.0.0.1]
 # Waits until HOST:PORT accepts TCP and sends an SMTP "220" greeting.
 # Exit 0 when ready, 1 on timeout. Uses bash's /dev/tcp (no nc needed).

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # usage: wait_tls_port.sh PORT [TIMEOUT_SECONDS=10]
 # Like wait_port.sh for implicit-TLS listeners: waits for a 220 through openssl s_client.
 PORT=${1:?usage: wait_tls_port.sh PORT [TIMEOUT]}; T=${2:-10}

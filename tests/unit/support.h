@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared helpers for the unit tests. */
 #ifndef SMTPUV_TEST_SUPPORT_H
 #define SMTPUV_TEST_SUPPORT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The authenticators at the mechanism level (raw bytes, no SMTP):
  * known-answer tests from RFC 4616 (PLAIN), RFC 2195 (CRAM-MD5), RFC 5802
  * (SCRAM-SHA-1), RFC 7677 (SCRAM-SHA-256), RFC 7628 (OAUTHBEARER) and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* smtpuv_auth_select(): which mechanism `auto` picks for each combination
  * of credentials and server offer, and the "nothing fits" texts. */
 #include <setjmp.h>

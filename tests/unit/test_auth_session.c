@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The AUTH driver (smtpuv_auth_session) end to end against the real
  * protocol core: server bytes are fed (whole and one byte at a time), the
  * client's bytes are compared exactly. Covers every built-in mechanism,

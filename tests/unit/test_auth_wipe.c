@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Secrets are wiped before their memory goes back: the authenticators and
  * the AUTH session run on a "sniffing" allocator that, whenever a block is
  * freed (or given up by realloc), scans it for the password, the token, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The body rules that hold for every body (smtpuv/send.h, mail_params):
  * binary content (NUL, lines over 998 octets) only as BINARYMIME, 8-bit
  * content only as 8BITMIME; a buffer refused before MAIL, a stream stopped

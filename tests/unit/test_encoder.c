@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The DATA/BDAT body encoder (src/protocol/encoder.c) and the content
  * checks smtpuv_is_8bit / smtpuv_needs_binarymime.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * EHLO replies as real servers send them, and the extension queries.
  */

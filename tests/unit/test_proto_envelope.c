@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Command arguments: MAIL/RCPT parameters (SIZE, BODY, SMTPUTF8, DSN,
  * REQUIRETLS) with their exact wire format, and every way a caller string

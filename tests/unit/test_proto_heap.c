@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What the session leaves in memory: secrets are wiped before their memory
  * is freed or reused, an idle session holds a few KiB whatever it sent or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fail the Nth allocation, for every N, across a whole conversation that
  * reaches every allocating path (session, input buffer, queue growth, reply

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Output: blocks that never move, iovec views, consumption, the spare
  * block, and large bodies through DATA and BDAT compared with a plain

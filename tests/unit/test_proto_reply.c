@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The reply reader: syntax, limits (checked as bytes arrive, memory
  * bounded), sticky errors with their position, unsolicited replies,

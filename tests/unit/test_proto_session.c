@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Whole conversations against the sans-io core, client bytes checked
  * exactly. Every conversation runs with each server flight fed whole, one

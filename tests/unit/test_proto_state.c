@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The state machine: every command in every state, pipelining (FIFO
  * matching, group-ending commands, SMTPUV_EBUSY), and the transaction

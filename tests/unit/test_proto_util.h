@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Helpers shared by the test_proto_*.c suites: a driver that feeds server
  * bytes with a chosen chunking, pops replies and checks the exact client

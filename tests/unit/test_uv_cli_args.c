@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* smtpuv-send's command line (examples/smtpuv_send/args.c): msmtp option
  * forms (--opt=value, --opt value, optional values), sendmail short flags
  * (clusters, attached and separate values, ignored flags), operands

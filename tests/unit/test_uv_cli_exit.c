@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* smtpuv-send's exit statuses (examples/smtpuv_send/exitcode.c): every
  * SMTPUV_E* code has a sysexits.h status, the reply class decides where the
  * code alone cannot, refused recipients give their class, an unknown

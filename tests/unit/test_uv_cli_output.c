@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* smtpuv-send's output and input helpers: JSON escaping (always valid JSON
  * and UTF-8, whatever bytes a server sends), the --json objects, header
  * scanning (Bcc removal byte for byte, -t recipients, --read-envelope-from),

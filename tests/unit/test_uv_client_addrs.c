@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Every address of the host is tried in turn (DESIGN: "Resolution with
  * uv_getaddrinfo, every address tried in turn"): a refused or silent first
  * address is not the end of the connection.

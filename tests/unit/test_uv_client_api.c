@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The client API without a network: options, argument checks, the
  * envelope-from-headers helper and its Bcc-less body, result copies. */
 #include <setjmp.h>

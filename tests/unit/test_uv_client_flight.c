@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One round trip per message (issue 6): the client, given several queued
  * messages and a server that offers PIPELINING, writes the end of one
  * message and the whole envelope of the next (MAIL, RCPTs, DATA; or with

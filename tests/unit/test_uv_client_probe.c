@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* smtpuv_client_probe() (smtpuv-send --serverinfo) against a scripted
  * in-process server on 127.0.0.1: what it reports, what it writes (EHLO and
  * QUIT, nothing else), how each failure is reported (phase, code), the

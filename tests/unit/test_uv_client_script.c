@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The libuv client against a scripted in-process server on 127.0.0.1:
  * command order and pipelining, RSET after refusals, require-all, HELO
  * fallback, re-opening a connection the server closed while idle, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The SSL_CTX the client builds: once per options object, shared by every
  * client made from them (and by copies made in other threads), with
  * SSL_MODE_RELEASE_BUFFERS; a caller's context is used as given; new trust
@@ -129,8 +130,11 @@ static void test_caller_context(void **state) {
   SSL_CTX_up_ref(mine); /* kept, so a new context cannot take its address */
   SSL_CTX_free(mine); /* the options hold their own reference */
   assert_ptr_equal(ctx_of(o), got);
+  /* keep it alive, so that a new context cannot reuse its address */
+  assert_int_equal(SSL_CTX_up_ref(got), 1);
   assert_int_equal(smtpuv_options_set_ssl_ctx(o, NULL), 0);
   assert_ptr_not_equal(ctx_of(o), got);
+  SSL_CTX_free(got);
   smtpuv_options_free(o);
   SSL_CTX_free(mine);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The TLS engine (src/uv/tls.c) against an in-process OpenSSL server.
  *
  * No sockets: the server is a second SSL object over its own pair of memory

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Header-only (include it once per test program). A tiny scripted SMTP server on 127.0.0.1 running on the test's own libuv
  * loop, for the client's unit tests. Default behaviour: greeting, EHLO with
  * the configured extensions, 250 to MAIL/RCPT/RSET/NOOP, 354 to DATA, 250

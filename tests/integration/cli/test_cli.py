@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """smtpuv-send and the client examples against real local servers.
 
   /usr/bin/python3 tests/integration/cli/test_cli.py [-v] [-k PATTERN]
@@ -812,6 +813,14 @@ class Examples(Base):
             msgs = self.new_messages(before, 6)
             self.assertEqual(sorted(m["rcpt_tos"][0] for m in msgs),
                              sorted(["ops%d@example.org" % i for i in range(5)] + ["ok@example.org"]))
+            # composed (smtpuv/compose.h): Date, Message-ID, MIME, the body
+            import email.parser, email.policy
+            for m in msgs:
+                e = email.parser.BytesParser(policy=email.policy.strict).parsebytes(m["eml"])
+                self.assertIsNotNone(e["Date"].datetime)
+                self.assertTrue(str(e["Message-ID"]).endswith("@example.com>"))
+                self.assertEqual(str(e["Subject"]), "alert")
+                self.assertRegex(e.get_content(), r"^event \d\r?\n$")
             # header injection through the subject is refused
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             c.request("POST", "/send?to=a@example.org&subject=x%0D%0ABcc:%20evil@example.net", body=b"x")

@@ -1,0 +1,52 @@
+# SPDX-License-Identifier: MIT
+# ctest `version`: the version agrees everywhere.
+#   - CMake's project version (read from version.h at configure: -DPROJECT_VERSION)
+#   - include/smtpuv/version.h: MAJOR/MINOR/PATCH and the SMTPUV_VERSION string
+#   - CHANGELOG.md: its newest numbered section "## [X.Y.Z] - YYYY-MM-DD"
+#     ([Unreleased] may come before it)
+#
+#   cmake -DROOT=<repo> -DPROJECT_VERSION=X.Y.Z -P cmake/check_version.cmake
+if(NOT ROOT OR NOT PROJECT_VERSION)
+  message(FATAL_ERROR "check_version: pass -DROOT=<repository> -DPROJECT_VERSION=X.Y.Z")
+endif()
+set(errors "")
+file(READ "${ROOT}/include/smtpuv/version.h" h)
+foreach(part MAJOR MINOR PATCH)
+  if(NOT h MATCHES "#define SMTPUV_VERSION_${part} ([0-9]+)")
+    message(FATAL_ERROR "check_version: no SMTPUV_VERSION_${part} in version.h")
+  endif()
+  set(${part} ${CMAKE_MATCH_1})
+endforeach()
+set(numbers "${MAJOR}.${MINOR}.${PATCH}")
+if(NOT h MATCHES "#define SMTPUV_VERSION \"([^\"]*)\"")
+  message(FATAL_ERROR "check_version: no SMTPUV_VERSION string in version.h")
+endif()
+set(string "${CMAKE_MATCH_1}")
+
+file(STRINGS "${ROOT}/CHANGELOG.md" headings REGEX "^## \\[")
+set(changelog "")
+foreach(line ${headings})
+  if(line MATCHES "^## \\[([0-9]+\\.[0-9]+\\.[0-9]+)\\] - [0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]$")
+    set(changelog "${CMAKE_MATCH_1}")
+    break()
+  elseif(NOT line MATCHES "^## \\[Unreleased\\]$")
+    string(APPEND errors "  CHANGELOG.md: heading not \"## [Unreleased]\" nor \"## [X.Y.Z] - YYYY-MM-DD\": ${line}\n")
+  endif()
+endforeach()
+if(changelog STREQUAL "")
+  string(APPEND errors "  CHANGELOG.md: no released version (\"## [X.Y.Z] - YYYY-MM-DD\")\n")
+endif()
+
+foreach(pair "version.h SMTPUV_VERSION|${string}" "CMake project version|${PROJECT_VERSION}"
+             "CHANGELOG.md newest release|${changelog}")
+  string(REPLACE "|" ";" pair "${pair}")
+  list(GET pair 0 what)
+  list(GET pair 1 value)
+  if(NOT value STREQUAL numbers)
+    string(APPEND errors "  ${what} is \"${value}\", version.h's numbers say ${numbers}\n")
+  endif()
+endforeach()
+if(errors)
+  message(FATAL_ERROR "version mismatch:\n${errors}")
+endif()
+message(STATUS "version: ${numbers} in version.h, CMake and CHANGELOG.md")
