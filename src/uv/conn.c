@@ -504,7 +504,7 @@ static int start_tls(smtpuv__conn *cn) {
     cfg.err = err;
     cfg.errlen = sizeof err;
     cfg.cache = c->opts.tls_no_resume ? NULL : smtpuv__client_tls_cache(c);
-    cfg.port = c->opts.port;
+    cfg.port = cn->port; /* the cache key: this connection's server */
     rc = smtpuv__tls_new(&c->mem, &cfg, &cn->tls);
   }
   if (rc != 0) {
