@@ -176,6 +176,8 @@ struct smtpuv__conn {
   int tls_up;        /* handshake complete */
   int tls_wait;      /* TLS asked for, the context still being built */
   int read_paused;   /* ... and reading stopped meanwhile */
+  smtpuv__conn *tls_wait_next; /* client->tls.waiters list (tlsprep.c) */
+  int tls_listed;    /* ... is on it */
 
   /* output: at most one uv_write in flight */
   int writing;
@@ -260,6 +262,8 @@ struct smtpuv_client {
     int work_pending;              /* ... until its after-work callback */
     SSL_CTX *built;                /* the worker's reference */
     char err[256];                 /* the worker's failure (retried later) */
+    smtpuv__conn *waiters;         /* connections holding their handshake
+                                      (probes too: not in the pool's list) */
   } tls;
 };
 
@@ -296,6 +300,11 @@ int smtpuv__client_tls_waiting(const smtpuv_client *c);
 /* The client's session cache (created at first use; NULL without memory:
    connections then do full handshakes). */
 smtpuv__tls_cache *smtpuv__client_tls_cache(smtpuv_client *c);
+/* A connection holds its handshake until the context is built: it is
+   driven again from the after-work callback. */
+void smtpuv__client_tls_wait(smtpuv_client *c, smtpuv__conn *cn);
+/* The connection is being freed: off the waiting list. */
+void smtpuv__client_tls_forget(smtpuv_client *c, smtpuv__conn *cn);
 /* At client_free(): the sessions and anything the worker left. */
 void smtpuv__client_tls_clear(smtpuv_client *c);
 /* After a read: the client's read buffers are given back (they come back

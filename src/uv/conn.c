@@ -61,6 +61,7 @@ static void conn_maybe_free(smtpuv__conn *cn) {
   const smtpuv_mem *mem = &c->mem;
   if (cn->ops->gone != NULL)
     cn->ops->gone(cn);
+  smtpuv__client_tls_forget(c, cn); /* tlsprep.c */
   if (cn->ai_list != NULL)
     uv_freeaddrinfo(cn->ai_list);
   smtpuv__conv_free(cn->conv);
@@ -490,8 +491,10 @@ static int start_tls(smtpuv__conn *cn) {
     }
     cn->read_paused = cn->tls_wait;
   }
-  if (cn->tls_wait)
+  if (cn->tls_wait) {
+    smtpuv__client_tls_wait(c, cn);
     return 0;
+  }
   int rc = smtpuv__client_ssl_ctx(c, &ctx, err, sizeof err);
   if (rc == 0) {
     smtpuv_tls_config cfg;

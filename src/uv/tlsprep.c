@@ -42,7 +42,38 @@ static void build_done(uv_work_t *w, int status) {
       SSL_CTX_free(c->tls.built);
     c->tls.built = NULL;
   }
-  smtpuv__client_kick(c); /* waiting connections, or a pending close */
+  /* every connection that holds its handshake (the pool's and probes),
+     then the dispatch (queued messages, or a pending close) */
+  smtpuv__conn *cn = c->tls.waiters;
+  c->tls.waiters = NULL;
+  while (cn != NULL) {
+    smtpuv__conn *next = cn->tls_wait_next;
+    cn->tls_wait_next = NULL;
+    cn->tls_listed = 0;
+    smtpuv__conn_drive(cn); /* frees nothing now: handles close later */
+    cn = next;
+  }
+  smtpuv__client_kick(c);
+}
+
+void smtpuv__client_tls_wait(smtpuv_client *c, smtpuv__conn *cn) {
+  if (cn->tls_listed)
+    return;
+  cn->tls_listed = 1;
+  cn->tls_wait_next = c->tls.waiters;
+  c->tls.waiters = cn;
+}
+
+void smtpuv__client_tls_forget(smtpuv_client *c, smtpuv__conn *cn) {
+  if (!cn->tls_listed)
+    return;
+  for (smtpuv__conn **pp = &c->tls.waiters; *pp != NULL;
+       pp = &(*pp)->tls_wait_next)
+    if (*pp == cn) {
+      *pp = cn->tls_wait_next;
+      break;
+    }
+  cn->tls_listed = 0;
 }
 
 void smtpuv__client_tls_start(smtpuv_client *c) {
