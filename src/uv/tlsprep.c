@@ -18,6 +18,8 @@
  */
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "conv/conv_int.h" /* the conversation's protocol session */
 #include "protocol/idle.h"
 #include "uv/client_int.h"
@@ -29,6 +31,11 @@ static void build_work(uv_work_t *w) {
   if (smtpuv__options_ssl_ctx(&c->opts, &ctx, c->tls.err, sizeof c->tls.err) ==
       0)
     c->tls.built = ctx;
+  /* The build left OpenSSL per-thread state (error queue, DRBGs) on this
+     pool thread, which lives until the process ends and is not freed by
+     OpenSSL's exit handler (valgrind: definitely lost). Give it back now;
+     OpenSSL recreates it if later work on this thread needs it. */
+  OPENSSL_thread_stop();
 }
 
 static void build_done(uv_work_t *w, int status) {
