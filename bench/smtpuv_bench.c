@@ -38,6 +38,12 @@
  * when every send callback reported SMTPUV_SEND_SENT; otherwise 1 and the
  * first failure's message is printed. 2 for usage errors.
  *
+ * --threads T (needs -d, -s 1, no -F, no --hold): ONE client on the loop
+ *          thread, fed by T submitter threads through
+ *          smtpuv_client_send_threadsafe(); each thread submits its share of
+ *          -m with at most -w of its messages outstanding (-w 0: no limit).
+ *          CPU figures cover every thread of the process.
+ *
  * --hold (needs -d): every session first sends one message and keeps its
  * connection; once all sessions have completed that first message (all
  * connected, EHLO done, idle) the resident set size is sampled, then the
@@ -111,6 +117,7 @@ struct bench {
   const char *ca_file, *tls_name, *user, *password;
   int insecure, chunking, pipelining;
   unsigned timeout_s;
+  unsigned threads;     /* --threads: submitter threads (0: none) */
 
   /* run */
   uv_loop_t *loop;
@@ -214,7 +221,9 @@ static void die_usage(const char *msg) {
 "  --reconnect (with -d -s 1) every message on a new connection of the one\n"
 "              client (idle timeout 1 ms, next message after the 221)\n"
 "  --no-resume smtpuv_options_set_tls_resumption(0): full handshakes\n"
-"  --timeout=S give up after S seconds (default 600)\n");
+
+"  --timeout=S give up after S seconds (default 600)\n"
+"  --threads=T (with -d -s 1) T threads submit to the one client\n");
   exit(2);
 }
 
@@ -598,14 +607,140 @@ static void on_closed(smtpuv_client *c) {
     start_single(s);
 }
 
+static uv_async_t T_keep; /* --threads (below) */
+static void thr_closed(smtpuv_client *c);
+
 static void on_watchdog(uv_timer_t *t) {
   bench *b = t->data;
   b->timed_out = 1;
   record_failure(b, 0, "timed out after %u s with %lu of %lu messages done",
                  b->timeout_s, b->done, b->messages);
-  for (unsigned i = 0; i < b->sessions; i++)
+  if (b->threads > 0 && b->sess[0].c != NULL && !b->sess[0].closing) {
+    b->sess[0].closing = 1; /* canceled callbacks free the threads' slots */
+    uv_close((uv_handle_t *)&T_keep, NULL);
+    smtpuv_client_close(b->sess[0].c, thr_closed);
+  }
+  for (unsigned i = 0; i < b->sessions && b->threads == 0; i++)
     finish_session(&b->sess[i]);
   stop_watchdog(b);
+}
+
+/* ------------------------------------------------------------------------ */
+/* --threads: T threads submit to one client                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct submitter {
+  bench *b;
+  uv_thread_t th;
+  unsigned long share;  /* messages this thread submits */
+  unsigned long first;  /* index of its first message (body variant) */
+  uv_sem_t window;      /* free slots (-w), posted by the callbacks */
+  unsigned long refused;
+  int rc;               /* first submission error */
+} submitter;
+
+static submitter *T_sub;
+/* T_keep (declared above) holds the loop while the threads submit */
+
+static void thr_closed(smtpuv_client *c) {
+  (void)c;
+  bench *b = &B;
+  for (unsigned i = 0; i < b->threads; i++)
+    uv_thread_join(&T_sub[i].th);
+  b->clients_alive--;
+}
+
+static void thr_done(bench *b) {
+  maybe_done(b);
+  if (b->done == b->messages && b->sess[0].c != NULL &&
+      !b->sess[0].closing) {
+    b->sess[0].closing = 1;
+    uv_close((uv_handle_t *)&T_keep, NULL);
+    smtpuv_client_close(b->sess[0].c, thr_closed);
+  }
+}
+
+static void thr_sent(smtpuv_client *c, const smtpuv_send_result *r,
+                     void *data) {
+  (void)c;
+  submitter *t = data;
+  bench *b = t->b;
+  b->done++;
+  if (r->status == SMTPUV_SEND_SENT)
+    b->sent++;
+  else
+    record_failure(b, 1, "%s in %s: %s", smtpuv_send_status_name(r->status),
+                   smtpuv_phase_name(r->phase), r->message);
+  if (b->window != 0)
+    uv_sem_post(&t->window);
+  thr_done(b);
+}
+
+static void thr_submit(void *arg) {
+  submitter *t = arg;
+  bench *b = t->b;
+  smtpuv_client *c = b->sess[0].c;
+  smtpuv_envelope env = SMTPUV_ENVELOPE_INIT;
+  env.sender = b->from;
+  env.recipients = b->rcpts;
+  env.nrecipients = b->nrcpt;
+  for (unsigned long i = 0; i < t->share; i++) {
+    if (b->window != 0)
+      uv_sem_wait(&t->window);
+    unsigned v = (unsigned)((t->first + i) % NVARIANTS);
+    smtpuv_body body;
+    smtpuv_body_init_buffer(&body, b->bodies[v], b->body_len[v]);
+    int rc = smtpuv_client_send_threadsafe(c, &env, &body, thr_sent, t);
+    if (rc != 0) {
+      /* no callback: counted by the loop thread after the join */
+      if (t->rc == 0)
+        t->rc = rc;
+      t->refused = t->share - i;
+      return; /* ECLOSED (the watchdog closed it) or the same again */
+    }
+  }
+}
+
+/* Refusals are counted once every thread is joined (thr_closed). */
+static void thr_account(bench *b) {
+  for (unsigned i = 0; i < b->threads; i++) {
+    submitter *t = &T_sub[i];
+    if (t->refused > 0) {
+      b->send_errors += t->refused;
+      b->done += t->refused;
+      record_failure(b, (int)t->refused, "smtpuv_client_send_threadsafe: %s",
+                     smtpuv_strerror(t->rc));
+    }
+    if (b->window != 0)
+      uv_sem_destroy(&t->window);
+  }
+  free(T_sub);
+}
+
+static void thr_start(bench *b) {
+  b->sess[0].b = b;
+  new_client(&b->sess[0]);
+  T_sub = calloc(b->threads, sizeof *T_sub);
+  if (T_sub == NULL)
+    exit(1);
+  uv_async_init(b->loop, &T_keep, NULL);
+  unsigned long first = 0;
+  for (unsigned i = 0; i < b->threads; i++) {
+    submitter *t = &T_sub[i];
+    t->b = b;
+    t->share = b->messages / b->threads + (i < b->messages % b->threads);
+    t->first = first;
+    first += t->share;
+    if (b->window != 0 && uv_sem_init(&t->window, b->window) != 0)
+      exit(1);
+  }
+  for (unsigned i = 0; i < b->threads; i++)
+    if (uv_thread_create(&T_sub[i].th, thr_submit, &T_sub[i]) != 0) {
+      fprintf(stderr, "smtpuv-bench: cannot create a thread\n");
+      exit(1);
+    }
+  if (b->messages == 0)
+    thr_done(b);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -832,6 +967,8 @@ static int long_opt(bench *b, const char *a) {
     b->connections = (unsigned)parse_ulong(v, "--connections");
   } else if (IS("--depth") && v) {
     b->depth = (unsigned)parse_ulong(v, "--depth");
+  } else if (IS("--threads") && v) {
+    b->threads = (unsigned)parse_ulong(v, "--threads");
   } else if (IS("--timeout") && v) {
     b->timeout_s = (unsigned)parse_ulong(v, "--timeout");
   } else if (IS("--help") && !v) {
@@ -923,6 +1060,11 @@ static void parse_args(bench *b, int argc, char **argv) {
   /* one client's window feeds all of its connections */
   if (b->connections > 1 && !b->window_set)
     b->window *= b->connections;
+  if (b->threads > 1024)
+    die_usage("--threads must be 1..1024");
+  if (b->threads > 0 && (!b->reuse || b->sessions != 1 || b->hold ||
+                         b->file != NULL))
+    die_usage("--threads needs -d and -s 1, and excludes --hold and -F");
 }
 
 static char *xstrdup(const char *s) {
@@ -1019,7 +1161,9 @@ int main(int argc, char **argv) {
   getrusage(RUSAGE_SELF, &b->ru_start);
   b->t_start = now_s();
   b->hold_phase = b->hold;
-  for (unsigned i = 0; i < b->sessions; i++) {
+  if (b->threads > 0)
+    thr_start(b);
+  for (unsigned i = 0; i < b->sessions && b->threads == 0; i++) {
     session *s = &b->sess[i];
     s->b = b;
     s->idx = i;
@@ -1041,6 +1185,8 @@ int main(int argc, char **argv) {
   }
   stop_watchdog(b);
   uv_run(b->loop, UV_RUN_DEFAULT);
+  if (b->threads > 0)
+    thr_account(b);
 
   /* Every message must be accounted for. */
   if (b->done != b->messages && b->first_failure[0] == '\0')
@@ -1064,6 +1210,8 @@ int main(int argc, char **argv) {
            b->reuse ? "connections reused (-d)" : "one connection per message",
            b->window, tls_name(b->tls), b->pipelining ? "" : ", no pipelining",
            b->chunking ? "" : ", no BDAT");
+    if (b->threads > 0)
+      printf("  submitted from %u threads to one client\n", b->threads);
     printf("  sent %lu, failed %lu, missing %lu\n", b->sent, b->failed,
            missing);
     printf("  wall %.3f s, %.1f msgs/s\n", wall, rate);
@@ -1098,6 +1246,8 @@ int main(int argc, char **argv) {
          "cpu_us_per_msg=%.2f cpu_s_per_1000=%.4f maxrss_kib=%ld",
          b->messages, b->sent, b->failed, missing, msg_size, b->sessions,
          b->reuse, wall, rate, cpu, cpu / n * 1e6, cpu / n * 1000.0, maxrss);
+  if (b->threads > 0)
+    printf(" threads=%u", b->threads);
   if (b->hold)
     printf(" rss_base_kib=%ld rss_connected_kib=%ld rss_per_conn_kib=%.2f",
            b->rss_baseline_kib, b->rss_connected_kib,

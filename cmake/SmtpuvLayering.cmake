@@ -12,6 +12,7 @@
 #       conv:     uv.h, uv/*.h and every openssl/*.h (the conversation of one
 #                 connection is sans-io; src/uv drives it)
 #       compose:  the same as auth
+#       proxy:    like protocol (src/proxy, the sans-io SOCKS5 handshake)
 #  2. as the ctest `layering` (cmake/check_layering.cmake): a textual scan of
 #     the sources, which also catches an include hidden behind an #if the
 #     build does not take.
@@ -67,7 +68,12 @@ foreach(h ${_uv_headers})
 endforeach()
 _smtpuv_poison(compose openssl/ssl.h "the composer uses libcrypto only")
 
-# smtpuv_poison_includes(TARGET protocol|auth|conv|compose)
+# src/proxy (the SOCKS5 handshake) is sans-io and libc-only like src/protocol
+foreach(h ${_uv_headers} ${_ossl_headers})
+  _smtpuv_poison(proxy ${h} "the SOCKS5 handshake is sans-io and depends on libc only")
+endforeach()
+
+# smtpuv_poison_includes(TARGET protocol|auth|conv|compose|proxy)
 function(smtpuv_poison_includes target layer)
   target_include_directories(${target} BEFORE PRIVATE ${SMTPUV_POISON_DIR}/${layer})
 endfunction()

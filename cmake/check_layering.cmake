@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
-# ctest `layering`: fails when a file of src/protocol includes uv.h or an
-# OpenSSL header, or a file of src/auth includes uv.h or openssl/ssl.h
-# (docs/ARCHITECTURE.md, "Layers"); src/compose has the rules of src/auth. A textual scan, so it also sees includes under
+# ctest `layering`: fails when a file of src/protocol or src/proxy includes
+# uv.h or an OpenSSL header, or a file of src/auth or src/compose includes
+# uv.h or openssl/ssl.h (docs/ARCHITECTURE.md, "Layers"). A textual scan, so it also sees includes under
 # #if branches that the build does not take.
 #
 #   cmake -DSRC=<repo>/src -P cmake/check_layering.cmake
@@ -19,7 +19,9 @@ set(forbidden_auth "^(uv\\.h|uv/.*|openssl/ssl\\.h)$")
 set(forbidden_conv "^(uv\\.h|uv/.*|openssl/.*)$")
 # the composer: the rules of src/auth (libcrypto, never libuv nor libssl)
 set(forbidden_compose "${forbidden_auth}")
-foreach(layer protocol auth conv compose)
+# the SOCKS5 handshake (src/proxy): libc only, like src/protocol
+set(forbidden_proxy "${forbidden_protocol}")
+foreach(layer protocol auth conv compose proxy)
   set(forbidden "${forbidden_${layer}}")
   file(GLOB_RECURSE files "${SRC}/${layer}/*.c" "${SRC}/${layer}/*.h")
   foreach(f ${files})
@@ -41,6 +43,6 @@ if(nfiles EQUAL 0)
   message(FATAL_ERROR "check_layering: no sources under ${SRC}")
 endif()
 if(violations)
-  message(FATAL_ERROR "layering violations (docs/ARCHITECTURE.md: src/protocol uses libc only; src/auth and src/compose never libuv nor libssl; src/conv neither libuv, OpenSSL nor src/uv):\n${violations}")
+  message(FATAL_ERROR "layering violations (docs/ARCHITECTURE.md: src/protocol and src/proxy use libc only; src/auth and src/compose never libuv nor libssl; src/conv neither libuv, OpenSSL nor src/uv):\n${violations}")
 endif()
-message(STATUS "layering: ${nfiles} files of src/protocol, src/auth, src/conv and src/compose checked, no forbidden include")
+message(STATUS "layering: ${nfiles} files of src/protocol, src/auth, src/conv, src/compose and src/proxy checked, no forbidden include")

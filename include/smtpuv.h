@@ -10,6 +10,7 @@
  * Layers (each has its own header, all included from here):
  *   smtpuv/protocol.h  sans-io ESMTP state machine (smtpuv_proto_*), libc only
  *   smtpuv/auth.h      SASL authenticators (smtpuv_auth_*), OpenSSL libcrypto
+ *   smtpuv/socks5.h    sans-io SOCKS5 proxy handshake (smtpuv_socks5_*), libc
  *   smtpuv/client.h    libuv client (smtpuv_client_*), libuv + OpenSSL libssl
  *
  * Conventions used by every function of the library:
@@ -104,7 +105,22 @@ extern "C" {
   XX(EIO, -204, "I/O error")                                                   \
   XX(ETLS, -210, "TLS handshake or record error")                              \
   XX(ECERT, -211, "the server's certificate could not be verified")           \
-  XX(ENOTLS, -212, "TLS is required but the server does not offer STARTTLS")
+  XX(ENOTLS, -212, "TLS is required but the server does not offer STARTTLS") \
+  XX(EPROXY, -220, "the SOCKS5 proxy violated the protocol (RFC 1928)")        \
+  XX(EPROXYMETHOD, -221,                                                       \
+     "the SOCKS5 proxy accepts none of the offered authentication methods")   \
+  XX(EPROXYAUTH, -222,                                                         \
+     "the SOCKS5 proxy refused the username/password (RFC 1929)")              \
+  XX(EPROXYFAIL, -223, "SOCKS5 proxy reply 1: general SOCKS server failure")   \
+  XX(EPROXYRULES, -224,                                                        \
+     "SOCKS5 proxy reply 2: connection not allowed by the proxy's ruleset")    \
+  XX(EPROXYNETUNREACH, -225, "SOCKS5 proxy reply 3: network unreachable")      \
+  XX(EPROXYHOSTUNREACH, -226, "SOCKS5 proxy reply 4: host unreachable")        \
+  XX(EPROXYREFUSED, -227,                                                      \
+     "SOCKS5 proxy reply 5: connection refused by the destination host")      \
+  XX(EPROXYTTL, -228, "SOCKS5 proxy reply 6: TTL expired")                     \
+  XX(EPROXYCMD, -229, "SOCKS5 proxy reply 7: command not supported")           \
+  XX(EPROXYATYP, -230, "SOCKS5 proxy reply 8: address type not supported")
 
 /** The error codes: SMTPUV_OK and one SMTPUV_<NAME> per SMTPUV_ERRNO_MAP()
     entry (SMTPUV_EINVAL, SMTPUV_EPROTO, ...). */
@@ -169,5 +185,6 @@ SMTPUV_EXTERN const smtpuv_mem *smtpuv_mem_default(void);
 
 #include "smtpuv/protocol.h"
 #include "smtpuv/auth.h"
+#include "smtpuv/socks5.h"
 
 #endif /* SMTPUV_H */

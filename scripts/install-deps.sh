@@ -19,9 +19,14 @@ PACKAGES=(
   swaks libnet-ssleay-perl              # reference SMTP client (its STARTTLS needs Net::SSLeay)
   openssl curl libcurl4-openssl-dev     # certificates, TLS probes, curl as a peer in benchmarks
   stunnel4                              # TLS front-end of smtp-sink in bench/compare_tls.sh
+  dovecot-lmtpd                         # LMTP server for the LMTP tests (tests/servers/dovecot_lmtp.sh)
+  dante-server                          # SOCKS5 proxy for the proxy tests (tests/servers/dante_socks.sh)
+  msmtp                                 # smtpuv-send is compared with it (tests, bench/cli_stream.sh)
+  time bc man-db                        # bench/cli_stream.sh (peak RSS, ratios); man page render check
   doxygen                               # API reference, ctest doxygen (undocumented symbols fail)
   abigail-tools                         # abidw/abidiff: ABI baseline check (scripts/abi-check.sh)
   libgnutls-dane0 libidn12              # runtime libraries of the unpacked Exim (below)
+  nodejs                                # Node binding (bindings/node): node 20, npm, /usr/include/node
 )
 
 # Exim 4.96 for the integration tests (tests/servers/exim_instance.sh): its

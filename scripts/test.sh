@@ -19,6 +19,8 @@
 #             consumers load the installed .so, ABI against abi/ (scripts/abi-check.sh);
 #             then a consumer with add_subdirectory() (no tests, no cmocka)
 #   asan      clang + ASan/UBSan build in build-asan/, ctest
+#   tsan      clang + ThreadSanitizer build in build-tsan/ (the threaded tests only),
+#             ctest -L threads with SMTPUV_THREADS_MESSAGES=500
 #   valgrind  every unit test of build/ and the client integration programs
 #             test_client_faults, test_client_aiosmtpd under valgrind --leak-check=full
 #             (SMTPUV_TEST_TIME_SCALE=10), $SMTPUV_JOBS at a time
@@ -43,7 +45,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 JOBS=${SMTPUV_JOBS:-2}
 FUZZ_SECONDS=${SMTPUV_FUZZ_SECONDS:-30}
-ALL_STAGES="deps build ctest servers demo install asan valgrind fuzz bench"
+ALL_STAGES="deps build ctest servers demo install asan tsan valgrind fuzz bench"
 STAGES=${SMTPUV_STAGES:-$ALL_STAGES}
 LOGS=$ROOT/build/logs
 mkdir -p "$LOGS"
@@ -131,9 +133,9 @@ skipped_tests() {
     sed -nE 's/^[[:space:]]+[0-9]+ - (.+) \((Skipped|Disabled)\)$/\1/p'
 }
 
-run_ctest() { # run_ctest BUILD_DIR
+run_ctest() { # run_ctest BUILD_DIR [CTEST_ARGS...]
   local rc=0 t
-  ctest --test-dir "$1" --output-on-failure -j"$JOBS" --timeout 900 2>&1 | tee "$TMP/ctest.out" || rc=$?
+  ctest --test-dir "$1" --output-on-failure -j"$JOBS" --timeout 900 "${@:2}" 2>&1 | tee "$TMP/ctest.out" || rc=$?
   ctest_counts "$TMP/ctest.out"
   if grep -q 'No tests were found' "$TMP/ctest.out"; then echo "no tests found"; return 1; fi
   if [[ -s $TMP/skipped.$CURRENT ]]; then
@@ -202,6 +204,19 @@ install_check() {
   if [[ $has_client == 1 ]]; then
     [[ -x $prefix/bin/smtpuv-send ]] || { echo "bin/smtpuv-send not installed"; return 1; }
     "$prefix/bin/smtpuv-send" --version
+    # the man page, and the sendmail link when the build asked for it
+    [[ -f $prefix/share/man/man1/smtpuv-send.1 ]] || { echo "share/man/man1/smtpuv-send.1 not installed"; return 1; }
+    if command -v man >/dev/null; then
+      man -l "$prefix/share/man/man1/smtpuv-send.1" 2>/dev/null | grep -q "EXIT STATUS" \
+        || { echo "smtpuv-send.1 does not render"; return 1; }
+    fi
+    if grep -q '^SMTPUV_INSTALL_SENDMAIL_LINK:BOOL=ON' "$build/CMakeCache.txt"; then
+      [[ -L $prefix/bin/sendmail && $(readlink "$prefix/bin/sendmail") == smtpuv-send ]] \
+        || { echo "bin/sendmail -> smtpuv-send not installed"; return 1; }
+      "$prefix/bin/sendmail" --version | grep -q '^smtpuv-send ' || { echo "bin/sendmail does not run smtpuv-send"; return 1; }
+    elif [[ -e $prefix/bin/sendmail ]]; then
+      echo "bin/sendmail installed without SMTPUV_INSTALL_SENDMAIL_LINK"; return 1
+    fi
   fi
   mkdir -p "$c"
   cat > "$c/core.c" <<'EOF'
@@ -345,8 +360,10 @@ EOF
 s_install() {
   install_check "$ROOT/build" "$TMP/prefix" static
   # The same sources as shared libraries, in build-shared/ (no tests, no bench).
+  # (and the opt-in sendmail link, checked by install_check)
   cmake -S "$ROOT" -B "$ROOT/build-shared" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DBUILD_SHARED_LIBS=ON -DSMTPUV_BUILD_TESTS=OFF -DSMTPUV_BUILD_BENCH=OFF -DSMTPUV_WERROR=ON
+    -DBUILD_SHARED_LIBS=ON -DSMTPUV_BUILD_TESTS=OFF -DSMTPUV_BUILD_BENCH=OFF -DSMTPUV_WERROR=ON \
+    -DSMTPUV_INSTALL_SENDMAIL_LINK=ON
   cmake --build "$ROOT/build-shared" -j"$JOBS"
   install_check "$ROOT/build-shared" "$TMP/prefix-shared" shared
   # the shared libraries against the ABI baseline abi/*.abi (scripts/abi-check.sh)
@@ -362,6 +379,20 @@ s_asan() {
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_ctest "$ROOT/build-asan"
+}
+
+# ThreadSanitizer over the tests labelled "threads" (issue 10): only their
+# targets are built; fewer messages per thread keep the stage short.
+TSAN_TARGETS="test_uv_client_threads test_client_threads"
+
+s_tsan() {
+  cmake -S "$ROOT" -B "$ROOT/build-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DSMTPUV_SANITIZE=thread -DCMAKE_C_COMPILER=clang -DSMTPUV_BUILD_BENCH=OFF \
+    -DSMTPUV_BUILD_EXAMPLES=OFF
+  # shellcheck disable=SC2086
+  cmake --build "$ROOT/build-tsan" -j"$JOBS" --target $TSAN_TARGETS
+  SMTPUV_THREADS_MESSAGES=500 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    run_ctest "$ROOT/build-tsan" -L threads
 }
 
 # Under valgrind: every unit test of build/ (label "unit"), and these
@@ -493,6 +524,7 @@ stage servers  "deps"  s_servers
 stage demo     "deps"  s_demo
 stage install  "build" s_install
 stage asan     "deps"  s_asan
+stage tsan     "deps"  s_tsan
 if [[ ${SMTPUV_SKIP_VALGRIND:-0} == 1 ]]; then
   want valgrind && { SUMMARY+=("$(printf '%-9s %-7s %5s  %s' valgrind SKIPPED - "SMTPUV_SKIP_VALGRIND=1")"); SKIPPED=$((SKIPPED + 1)); }
 else

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <ctype.h>
+#include <syslog.h>
 
 #include "cli.h"
 
@@ -45,84 +47,114 @@ enum opt_id {
   O_IGNORED,     /* sendmail flag without a value */
   O_IGNORED_ARG, /* sendmail flag with a value */
   O_SENDMAIL_B,  /* -bm only */
-  O_UNSUPPORTED  /* an msmtp option smtpuv-send does not have */
+  O_UNSUPPORTED, /* an msmtp option smtpuv-send does not have */
+  O_FILE,
+  O_ACCOUNT,
+  O_LOGFILE,
+  O_LOGFILE_TIME_FORMAT,
+  O_SYSLOG,
+  O_PROTOCOL,
+  O_TLS_KEY_FILE,
+  O_TLS_CERT_FILE,
+  O_TLS_FINGERPRINT,
+  O_ALIASES,
+  O_SOURCE_IP,
+  O_MAILDOMAIN,
+  O_AUTO_FROM,
+  O_ADD_MISSING_FROM,
+  O_ADD_MISSING_DATE,
+  O_SET_FROM_HEADER,
+  O_SET_DATE_HEADER,
+  O_SET_MSGID_HEADER,
+  O_UNDISCLOSED,
+  O_FULL_NAME,
+  O_PASSWORD,      /* configuration file only */
+  O_ALLOW_FROM_OVERRIDE /* configuration file only */
 };
+
+/* Where an option may appear. */
+enum { W_BOTH = 0, W_CLI, W_CONF };
 
 typedef struct opt {
   const char *name; /* long name, or NULL */
   char short_name;  /* 0 if none */
   enum arg_kind kind;
   enum opt_id id;
+  int where;        /* W_BOTH, W_CLI (command line only), W_CONF */
 } opt;
 
 static const opt OPTIONS[] = {
-    {"host", 0, ARG_REQUIRED, O_HOST},
-    {"port", 0, ARG_REQUIRED, O_PORT},
-    {"timeout", 0, ARG_REQUIRED, O_TIMEOUT},
-    {"domain", 0, ARG_REQUIRED, O_DOMAIN},
-    {"auth", 0, ARG_OPTIONAL, O_AUTH},
-    {"user", 0, ARG_REQUIRED, O_USER},
-    {"passwordeval", 0, ARG_REQUIRED, O_PASSWORDEVAL},
-    {"tls", 0, ARG_OPTIONAL, O_TLS},
-    {"tls-starttls", 0, ARG_OPTIONAL, O_TLS_STARTTLS},
-    {"tls-trust-file", 0, ARG_REQUIRED, O_TLS_TRUST_FILE},
-    {"tls-certcheck", 0, ARG_OPTIONAL, O_TLS_CERTCHECK},
-    {"tls-host-override", 0, ARG_REQUIRED, O_TLS_HOST_OVERRIDE},
-    {"allow-plaintext-auth", 0, ARG_OPTIONAL, O_ALLOW_PLAINTEXT_AUTH},
-    {"dsn-notify", 'N', ARG_REQUIRED, O_DSN_NOTIFY},
-    {"dsn-return", 'R', ARG_REQUIRED, O_DSN_RETURN},
-    {"from", 'f', ARG_REQUIRED, O_FROM},
-    {"read-recipients", 't', ARG_NONE, O_READ_RECIPIENTS},
-    {"read-envelope-from", 0, ARG_NONE, O_READ_ENVELOPE_FROM},
-    {"remove-bcc-headers", 0, ARG_OPTIONAL, O_REMOVE_BCC},
-    {"debug", 'd', ARG_NONE, O_DEBUG},
-    {NULL, 'v', ARG_NONE, O_DEBUG}, /* msmtp: -v is --debug */
-    {"serverinfo", 'S', ARG_NONE, O_SERVERINFO},
-    {"pretend", 'P', ARG_NONE, O_PRETEND},
-    {"json", 0, ARG_NONE, O_JSON},
-    {"help", 0, ARG_NONE, O_HELP},
-    {"version", 0, ARG_NONE, O_VERSION},
+    {"host", 0, ARG_REQUIRED, O_HOST, 0},
+    {"port", 0, ARG_REQUIRED, O_PORT, 0},
+    {"timeout", 0, ARG_REQUIRED, O_TIMEOUT, 0},
+    {"domain", 0, ARG_REQUIRED, O_DOMAIN, 0},
+    {"auth", 0, ARG_OPTIONAL, O_AUTH, 0},
+    {"user", 0, ARG_REQUIRED, O_USER, 0},
+    {"passwordeval", 0, ARG_REQUIRED, O_PASSWORDEVAL, 0},
+    {"tls", 0, ARG_OPTIONAL, O_TLS, 0},
+    {"tls-starttls", 0, ARG_OPTIONAL, O_TLS_STARTTLS, 0},
+    {"tls-trust-file", 0, ARG_REQUIRED, O_TLS_TRUST_FILE, 0},
+    {"tls-certcheck", 0, ARG_OPTIONAL, O_TLS_CERTCHECK, 0},
+    {"tls-host-override", 0, ARG_REQUIRED, O_TLS_HOST_OVERRIDE, 0},
+    {"allow-plaintext-auth", 0, ARG_OPTIONAL, O_ALLOW_PLAINTEXT_AUTH, 0},
+    {"dsn-notify", 'N', ARG_REQUIRED, O_DSN_NOTIFY, 0},
+    {"dsn-return", 'R', ARG_REQUIRED, O_DSN_RETURN, 0},
+    {"from", 'f', ARG_REQUIRED, O_FROM, 0},
+    {"read-recipients", 't', ARG_NONE, O_READ_RECIPIENTS, W_CLI},
+    {"read-envelope-from", 0, ARG_NONE, O_READ_ENVELOPE_FROM, W_CLI},
+    {"remove-bcc-headers", 0, ARG_OPTIONAL, O_REMOVE_BCC, 0},
+    {"debug", 'd', ARG_NONE, O_DEBUG, W_CLI},
+    {NULL, 'v', ARG_NONE, O_DEBUG, 0}, /* msmtp: -v is --debug */
+    {"serverinfo", 'S', ARG_NONE, O_SERVERINFO, W_CLI},
+    {"pretend", 'P', ARG_NONE, O_PRETEND, W_CLI},
+    {"json", 0, ARG_NONE, O_JSON, W_CLI},
+    {"help", 0, ARG_NONE, O_HELP, W_CLI},
+    {"version", 0, ARG_NONE, O_VERSION, W_CLI},
     /* sendmail flags msmtp accepts and ignores */
-    {NULL, 'i', ARG_NONE, O_IGNORED},
-    {NULL, 'm', ARG_NONE, O_IGNORED},
-    {NULL, 'n', ARG_NONE, O_IGNORED},
-    {NULL, 'G', ARG_NONE, O_IGNORED},
-    {NULL, 'U', ARG_NONE, O_IGNORED},
-    {NULL, 'o', ARG_REQUIRED, O_IGNORED_ARG}, /* -oi -odi -oem -o X */
-    {NULL, 'O', ARG_REQUIRED, O_IGNORED_ARG},
-    {NULL, 'B', ARG_REQUIRED, O_IGNORED_ARG},
-    {NULL, 'F', ARG_REQUIRED, O_IGNORED_ARG}, /* full name */
-    {NULL, 'h', ARG_REQUIRED, O_IGNORED_ARG}, /* hop count */
-    {NULL, 'L', ARG_REQUIRED, O_IGNORED_ARG},
-    {NULL, 'A', ARG_REQUIRED, O_IGNORED_ARG},
-    {NULL, 'b', ARG_REQUIRED, O_SENDMAIL_B},
+    {NULL, 'i', ARG_NONE, O_IGNORED, 0},
+    {NULL, 'm', ARG_NONE, O_IGNORED, 0},
+    {NULL, 'n', ARG_NONE, O_IGNORED, 0},
+    {NULL, 'G', ARG_NONE, O_IGNORED, 0},
+    {NULL, 'U', ARG_NONE, O_IGNORED, 0},
+    {NULL, 'o', ARG_REQUIRED, O_IGNORED_ARG, 0}, /* -oi -odi -oem -o X */
+    {NULL, 'O', ARG_REQUIRED, O_IGNORED_ARG, 0},
+    {NULL, 'B', ARG_REQUIRED, O_IGNORED_ARG, 0},
+    {NULL, 'F', ARG_REQUIRED, O_FULL_NAME, 0}, /* full name for From */
+    {NULL, 'h', ARG_REQUIRED, O_IGNORED_ARG, 0}, /* hop count */
+    {NULL, 'L', ARG_REQUIRED, O_IGNORED_ARG, 0},
+    {NULL, 'A', ARG_REQUIRED, O_IGNORED_ARG, 0},
+    {NULL, 'b', ARG_REQUIRED, O_SENDMAIL_B, 0},
+    {"file", 'C', ARG_REQUIRED, O_FILE, W_CLI},
+    {"account", 'a', ARG_REQUIRED, O_ACCOUNT, W_CLI},
+    {"logfile", 'X', ARG_REQUIRED, O_LOGFILE, 0},
+    {"logfile-time-format", 0, ARG_REQUIRED, O_LOGFILE_TIME_FORMAT, 0},
+    {"syslog", 0, ARG_OPTIONAL, O_SYSLOG, 0},
+    {"protocol", 0, ARG_REQUIRED, O_PROTOCOL, 0},
+    {"tls-key-file", 0, ARG_REQUIRED, O_TLS_KEY_FILE, 0},
+    {"tls-cert-file", 0, ARG_REQUIRED, O_TLS_CERT_FILE, 0},
+    {"tls-fingerprint", 0, ARG_REQUIRED, O_TLS_FINGERPRINT, 0},
+    {"aliases", 0, ARG_REQUIRED, O_ALIASES, 0},
+    {"source-ip", 0, ARG_REQUIRED, O_SOURCE_IP, 0},
+    {"maildomain", 0, ARG_REQUIRED, O_MAILDOMAIN, 0},
+    {"auto-from", 0, ARG_OPTIONAL, O_AUTO_FROM, 0},
+    {"add-missing-from-header", 0, ARG_OPTIONAL, O_ADD_MISSING_FROM, 0},
+    {"add-missing-date-header", 0, ARG_OPTIONAL, O_ADD_MISSING_DATE, 0},
+    {"set-from-header", 0, ARG_OPTIONAL, O_SET_FROM_HEADER, 0},
+    {"set-date-header", 0, ARG_OPTIONAL, O_SET_DATE_HEADER, 0},
+    {"set-msgid-header", 0, ARG_OPTIONAL, O_SET_MSGID_HEADER, 0},
+    {"undisclosed-recipients", 0, ARG_OPTIONAL, O_UNDISCLOSED, 0},
+    {"password", 0, ARG_REQUIRED, O_PASSWORD, W_CONF},
+    {"allow-from-override", 0, ARG_OPTIONAL, O_ALLOW_FROM_OVERRIDE, W_CONF},
     /* msmtp options without an smtpuv-send counterpart */
-    {"file", 'C', ARG_REQUIRED, O_UNSUPPORTED},
-    {"account", 'a', ARG_REQUIRED, O_UNSUPPORTED},
-    {"logfile", 'X', ARG_REQUIRED, O_UNSUPPORTED},
-    {"syslog", 0, ARG_OPTIONAL, O_UNSUPPORTED},
-    {"protocol", 0, ARG_REQUIRED, O_UNSUPPORTED},
-    {"tls-key-file", 0, ARG_REQUIRED, O_UNSUPPORTED},
-    {"tls-cert-file", 0, ARG_REQUIRED, O_UNSUPPORTED},
-    {"tls-crl-file", 0, ARG_REQUIRED, O_UNSUPPORTED},
-    {"tls-fingerprint", 0, ARG_REQUIRED, O_UNSUPPORTED},
-    {"tls-priorities", 0, ARG_REQUIRED, O_UNSUPPORTED},
-    {"tls-min-dh-prime-bits", 0, ARG_REQUIRED, O_UNSUPPORTED},
-    {"rmqs", 0, ARG_REQUIRED, O_UNSUPPORTED},
-    {"configure", 0, ARG_REQUIRED, O_UNSUPPORTED},
-    {"aliases", 0, ARG_REQUIRED, O_UNSUPPORTED},
-    {"proxy-host", 0, ARG_REQUIRED, O_UNSUPPORTED},
-    {"proxy-port", 0, ARG_REQUIRED, O_UNSUPPORTED},
-    {"socket", 0, ARG_REQUIRED, O_UNSUPPORTED},
-    {"source-ip", 0, ARG_REQUIRED, O_UNSUPPORTED},
-    {"maildomain", 0, ARG_REQUIRED, O_UNSUPPORTED},
-    {"auto-from", 0, ARG_OPTIONAL, O_UNSUPPORTED},
-    {"add-missing-from-header", 0, ARG_OPTIONAL, O_UNSUPPORTED},
-    {"add-missing-date-header", 0, ARG_OPTIONAL, O_UNSUPPORTED},
-    {"set-from-header", 0, ARG_OPTIONAL, O_UNSUPPORTED},
-    {"set-date-header", 0, ARG_OPTIONAL, O_UNSUPPORTED},
-    {"undisclosed-recipients", 0, ARG_OPTIONAL, O_UNSUPPORTED},
-    {"keepbcc", 0, ARG_OPTIONAL, O_UNSUPPORTED},
+    {"tls-crl-file", 0, ARG_REQUIRED, O_UNSUPPORTED, 0},
+    {"tls-priorities", 0, ARG_REQUIRED, O_UNSUPPORTED, 0},
+    {"tls-min-dh-prime-bits", 0, ARG_REQUIRED, O_UNSUPPORTED, 0},
+    {"rmqs", 0, ARG_REQUIRED, O_UNSUPPORTED, W_CLI},
+    {"configure", 0, ARG_REQUIRED, O_UNSUPPORTED, W_CLI},
+    {"proxy-host", 0, ARG_REQUIRED, O_UNSUPPORTED, 0},
+    {"proxy-port", 0, ARG_REQUIRED, O_UNSUPPORTED, 0},
+    {"socket", 0, ARG_REQUIRED, O_UNSUPPORTED, 0},
+    {"keepbcc", 0, ARG_OPTIONAL, O_UNSUPPORTED, 0},
 };
 
 #define NOPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
@@ -146,6 +178,7 @@ void cli_config_init(cli_config *c) {
   c->tls_starttls = 1;
   c->tls_certcheck = 1;
   c->remove_bcc = 1;
+  c->allow_from_override = 1;
 }
 
 void cli_config_free(cli_config *c) {
@@ -238,8 +271,37 @@ static int parse_notify(const char *v, unsigned *out, char *err,
   return 0;
 }
 
-static int apply(cli_config *c, const opt *o, const char *v, char *err,
-                 size_t errlen) {
+/* "AB:CD:..." (or without colons): 32 bytes of SHA-256. */
+static int check_fingerprint(const char *v) {
+  size_t n = 0;
+  for (const char *p = v; *p;) {
+    if (!isxdigit((unsigned char)p[0]) || !isxdigit((unsigned char)p[1]))
+      return -1;
+    n++;
+    p += 2;
+    if (*p == ':')
+      p++;
+  }
+  return n == 32 ? 0 : n == 20 || n == 16 ? 1 : -1;
+}
+
+static int syslog_facility(const char *v) {
+  static const struct {
+    const char *name;
+    int fac;
+  } t[] = {{"LOG_USER", LOG_USER},     {"LOG_MAIL", LOG_MAIL},
+           {"LOG_LOCAL0", LOG_LOCAL0}, {"LOG_LOCAL1", LOG_LOCAL1},
+           {"LOG_LOCAL2", LOG_LOCAL2}, {"LOG_LOCAL3", LOG_LOCAL3},
+           {"LOG_LOCAL4", LOG_LOCAL4}, {"LOG_LOCAL5", LOG_LOCAL5},
+           {"LOG_LOCAL6", LOG_LOCAL6}, {"LOG_LOCAL7", LOG_LOCAL7}};
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+    if (strcmp(v, t[i].name) == 0)
+      return t[i].fac;
+  return -1;
+}
+
+static int apply(cli_config *c, const opt *o, const char *v, int conf,
+                 char *err, size_t errlen) {
   char b[96];
   unsigned long n;
   const char *name = o->name;
@@ -248,6 +310,8 @@ static int apply(cli_config *c, const opt *o, const char *v, char *err,
     if (*v == '\0')
       return usage_err(err, errlen, "--host needs a host name");
     c->host = v;
+    if (!conf)
+      c->host_given = 1;
     return 0;
   case O_PORT:
     if (parse_uint(v, 65535, &n) != 0 || n == 0)
@@ -371,7 +435,135 @@ static int apply(cli_config *c, const opt *o, const char *v, char *err,
     return usage_err(err, errlen,
                      "sendmail mode -b%s is not supported (only -bm)",
                      shown(v, b, sizeof b));
+  case O_FILE:
+    c->conffile = v;
+    return 0;
+  case O_ACCOUNT:
+    c->account = v;
+    return 0;
+  case O_LOGFILE:
+    c->logfile = *v ? v : NULL;
+    return 0;
+  case O_LOGFILE_TIME_FORMAT:
+    c->logfile_time_format = *v ? v : NULL;
+    return 0;
+  case O_SYSLOG:
+    if (v == NULL || strcmp(v, "on") == 0) {
+      c->syslog_on = 1;
+      c->syslog_facility = LOG_USER;
+    } else if (strcmp(v, "off") == 0) {
+      c->syslog_on = 0;
+    } else if (syslog_facility(v) >= 0) {
+      c->syslog_on = 1;
+      c->syslog_facility = syslog_facility(v);
+    } else {
+      return usage_err(err, errlen,
+                       "--syslog takes on, off, LOG_USER, LOG_MAIL or "
+                       "LOG_LOCAL0..7, not '%s'",
+                       shown(v, b, sizeof b));
+    }
+    return 0;
+  case O_PROTOCOL:
+    if (strcmp(v, "smtp") == 0)
+      return 0;
+    return usage_err(err, errlen, "--protocol: only smtp is supported, not '%s'",
+                     shown(v, b, sizeof b));
+  case O_TLS_KEY_FILE:
+    c->tls_key_file = *v ? v : NULL;
+    return 0;
+  case O_TLS_CERT_FILE:
+    c->tls_cert_file = *v ? v : NULL;
+    return 0;
+  case O_TLS_FINGERPRINT:
+    if (*v == '\0') {
+      c->tls_fingerprint = NULL;
+      return 0;
+    }
+    switch (check_fingerprint(v)) {
+    case 0:
+      c->tls_fingerprint = v;
+      return 0;
+    case 1:
+      return usage_err(err, errlen,
+                       "--tls-fingerprint: only SHA-256 fingerprints are "
+                       "accepted (SHA-1 and MD5 are too weak)");
+    default:
+      return usage_err(err, errlen,
+                       "--tls-fingerprint takes a SHA-256 fingerprint "
+                       "(32 hex pairs, AB:CD:...), not '%s'",
+                       shown(v, b, sizeof b));
+    }
+  case O_ALIASES:
+    c->aliases = *v ? v : NULL;
+    return 0;
+  case O_SOURCE_IP:
+    if (*v == '\0')
+      return 0;
+    return usage_err(err, errlen,
+                     "--source-ip is not supported by " CLI_NAME
+                     " (the library cannot bind a source address)");
+  case O_MAILDOMAIN:
+    c->maildomain = v;
+    return 0;
+  case O_AUTO_FROM:
+    return on_off(name, v, &c->auto_from, err, errlen);
+  case O_ADD_MISSING_FROM:
+  case O_ADD_MISSING_DATE: {
+    int on;
+    int rc = on_off(name, v, &on, err, errlen);
+    if (rc == 0 && o->id == O_ADD_MISSING_FROM)
+      c->set_from_header = on ? CLI_HDR_AUTO : CLI_HDR_OFF;
+    else if (rc == 0)
+      c->set_date_header = on ? CLI_HDR_AUTO : CLI_HDR_OFF;
+    return rc;
+  }
+  case O_SET_FROM_HEADER:
+    if (v == NULL || strcmp(v, "on") == 0)
+      c->set_from_header = CLI_HDR_ON;
+    else if (strcmp(v, "auto") == 0)
+      c->set_from_header = CLI_HDR_AUTO;
+    else if (strcmp(v, "off") == 0)
+      c->set_from_header = CLI_HDR_OFF;
+    else
+      return usage_err(err, errlen,
+                       "--set-from-header takes auto, on or off, not '%s'",
+                       shown(v, b, sizeof b));
+    return 0;
+  case O_SET_DATE_HEADER:
+  case O_SET_MSGID_HEADER: {
+    int *f = o->id == O_SET_DATE_HEADER ? &c->set_date_header
+                                        : &c->set_msgid_header;
+    if (v == NULL || strcmp(v, "auto") == 0)
+      *f = CLI_HDR_AUTO;
+    else if (strcmp(v, "off") == 0)
+      *f = CLI_HDR_OFF;
+    else
+      return usage_err(err, errlen, "--%s takes auto or off, not '%s'", name,
+                       shown(v, b, sizeof b));
+    return 0;
+  }
+  case O_UNDISCLOSED:
+    return on_off(name, v, &c->undisclosed, err, errlen);
+  case O_FULL_NAME:
+    if (strpbrk(v, "\r\n") != NULL)
+      return usage_err(err, errlen, "-F: the name contains a line break");
+    c->full_name = *v ? v : NULL;
+    return 0;
+  case O_PASSWORD:
+    c->password = v;
+    return 0;
+  case O_ALLOW_FROM_OVERRIDE:
+    return on_off(name, v, &c->allow_from_override, err, errlen);
   case O_UNSUPPORTED:
+    if (conf) {
+      char cn[64];
+      snprintf(cn, sizeof cn, "%s", name ? name : "?");
+      for (char *p = cn; *p; p++)
+        if (*p == '-')
+          *p = '_';
+      return usage_err(err, errlen, "command %s is not supported by " CLI_NAME,
+                       cn);
+    }
     return usage_err(err, errlen,
                      "msmtp's option --%s is not supported by " CLI_NAME
                      " (see --help)",
@@ -380,12 +572,60 @@ static int apply(cli_config *c, const opt *o, const char *v, char *err,
   return usage_err(err, errlen, "internal: unknown option id");
 }
 
-static const opt *find_long(const char *name, size_t n) {
+/* An exact long name, else the only one `name` is a prefix of (getopt_long's
+   abbreviations). `*ambiguous` is set when several match. Options for the
+   configuration file only are not on the command line. */
+static const opt *find_long(const char *name, size_t n, int *ambiguous) {
+  const opt *found = NULL;
+  *ambiguous = 0;
   for (size_t i = 0; i < NOPTIONS; i++)
     if (OPTIONS[i].name != NULL && strlen(OPTIONS[i].name) == n &&
-        memcmp(OPTIONS[i].name, name, n) == 0)
-      return &OPTIONS[i];
-  return NULL;
+        memcmp(OPTIONS[i].name, name, n) == 0) {
+      if (OPTIONS[i].where != W_CONF)
+        return &OPTIONS[i];
+      *ambiguous = 2; /* not an abbreviation of another one either */
+      return NULL;
+    }
+  for (size_t i = 0; i < NOPTIONS; i++)
+    if (OPTIONS[i].name != NULL && OPTIONS[i].where != W_CONF &&
+        strlen(OPTIONS[i].name) > n && memcmp(OPTIONS[i].name, name, n) == 0) {
+      if (found != NULL) {
+        *ambiguous = 1;
+        return NULL;
+      }
+      found = &OPTIONS[i];
+    }
+  return found;
+}
+
+int cli_config_command(cli_config *c, const char *name, const char *value,
+                       char *err, size_t errlen) {
+  char optname[64];
+  size_t n = strlen(name);
+  if (n == 0 || n >= sizeof optname)
+  {
+    usage_err(err, errlen, "unknown command");
+    return CLI_EX_CONFIG;
+  }
+  for (size_t i = 0; i <= n; i++)
+    optname[i] = name[i] == '_' ? '-' : name[i];
+  const opt *o = NULL;
+  for (size_t i = 0; i < NOPTIONS; i++)
+    if (OPTIONS[i].name != NULL && OPTIONS[i].where != W_CLI &&
+        strcmp(OPTIONS[i].name, optname) == 0 && strchr(name, '-') == NULL)
+      o = &OPTIONS[i];
+  if (o == NULL) {
+    char b[96];
+    usage_err(err, errlen, "unknown command %s", shown(name, b, sizeof b));
+    return CLI_EX_CONFIG;
+  }
+  const char *v = value;
+  if (o->kind == ARG_OPTIONAL && v != NULL && *v == '\0')
+    v = NULL; /* an empty argument is "on" */
+  if (o->kind == ARG_REQUIRED && v == NULL)
+    v = "";
+  int rc = apply(c, o, v, 1, err, errlen);
+  return rc == CLI_EX_USAGE ? CLI_EX_CONFIG : rc;
 }
 
 static const opt *find_short(char ch) {
@@ -428,13 +668,21 @@ int cli_args_parse(cli_config *c, int argc, char **argv, char *err,
       const char *name = a + 2;
       const char *eq = strchr(name, '=');
       size_t n = eq ? (size_t)(eq - name) : strlen(name);
-      const opt *o = find_long(name, n);
+      int ambiguous;
+      const opt *o = find_long(name, n, &ambiguous);
       if (o == NULL) {
         char nm[64];
         size_t k = n < sizeof nm - 1 ? n : sizeof nm - 1;
         memcpy(nm, name, k);
         nm[k] = '\0';
-        return usage_err(err, errlen, "unknown option '--%s' (see --help)",
+        if (ambiguous == 2)
+          return usage_err(err, errlen,
+                           "'%s' is a configuration file command, not an "
+                           "option (see --help)",
+                           shown(nm, b, sizeof b));
+        return usage_err(err, errlen,
+                         ambiguous ? "option '--%s' is ambiguous (see --help)"
+                                   : "unknown option '--%s' (see --help)",
                          shown(nm, b, sizeof b));
       }
       const char *v = NULL;
@@ -443,13 +691,14 @@ int cli_args_parse(cli_config *c, int argc, char **argv, char *err,
           return usage_err(err, errlen, "option --%s takes no value",
                            o->name);
         v = eq + 1;
+
       } else if (o->kind == ARG_REQUIRED) {
         if (i + 1 >= argc || argv[i + 1] == NULL)
           return usage_err(err, errlen, "option --%s needs a value",
                            o->name);
         v = argv[++i];
       }
-      int rc = apply(c, o, v, err, errlen);
+      int rc = apply(c, o, v, 0, err, errlen);
       if (rc != 0)
         return rc;
       continue;
@@ -471,7 +720,7 @@ int cli_args_parse(cli_config *c, int argc, char **argv, char *err,
                          *p, o->name ? " (--" : "", o->name ? o->name : "",
                          o->name ? ")" : "");
       if (o->kind == ARG_NONE) {
-        int rc = apply(c, o, NULL, err, errlen);
+        int rc = apply(c, o, NULL, 0, err, errlen);
         if (rc != 0)
           return rc;
         continue;
@@ -484,7 +733,7 @@ int cli_args_parse(cli_config *c, int argc, char **argv, char *err,
           return usage_err(err, errlen, "option -%c needs a value", *p);
         v = argv[++i];
       }
-      int rc = apply(c, o, v, err, errlen);
+      int rc = apply(c, o, v, 0, err, errlen);
       if (rc != 0)
         return rc;
       break; /* the value ended the cluster */
@@ -500,12 +749,20 @@ const char *cli_usage(void) {
          "\n"
          "Reads a message (RFC 5322 headers and body) on standard input and "
          "sends it\n"
-         "over SMTP, like msmtp and sendmail. Options use msmtp's names; no "
-         "configuration\n"
-         "file is needed.\n"
+         "over SMTP, like msmtp and sendmail. Options use msmtp's names and "
+         "may be\n"
+         "abbreviated; settings come from msmtp's configuration files "
+         "(/etc/msmtprc,\n"
+         "~/.msmtprc or $XDG_CONFIG_HOME/msmtp/config) unless --host is "
+         "given.\n"
+         "See smtpuv-send(1).\n"
          "\n"
+         "Configuration:\n"
+         "  -C, --file=FILE           user configuration file\n"
+         "  -a, --account=NAME        account (default: by -f, else "
+         "\"default\")\n"
          "Server:\n"
-         "  --host=HOST               SMTP server (required)\n"
+         "  --host=HOST               SMTP server, no configuration file\n"
          "  --port=N                  port (default 587; 465 with "
          "--tls-starttls=off; 25 with --tls=off)\n"
          "  --timeout=(off|SECONDS)   network timeout for every step "
@@ -523,6 +780,10 @@ const char *cli_usage(void) {
          "only!)\n"
          "  --tls-host-override=NAME  verify the certificate for NAME instead "
          "of --host\n"
+         "  --tls-fingerprint=SHA256  trust only the certificate with this "
+         "fingerprint\n"
+         "  --tls-cert-file=FILE, --tls-key-file=FILE  client certificate "
+         "(PEM)\n"
          "Authentication:\n"
          "  --auth[=(on|off|MECH)]    on (default when --user is given) picks "
          "the strongest\n"
@@ -548,7 +809,17 @@ const char *cli_usage(void) {
          "  -N, --dsn-notify=(off|never|LIST)  DSN NOTIFY, LIST of "
          "success,delay,failure\n"
          "  -R, --dsn-return=(off|hdrs|full)   DSN RET\n"
-         "  -i -oi -odi -oem -m -n -G -U -bm -F NAME -h N -L TAG -O OPT -B "
+         "  -F NAME                   display name of an added From field\n"
+         "  --set-from-header[=(auto|on|off)], --set-date-header[=(auto|off)],"
+         "\n"
+         "  --set-msgid-header[=(auto|off)]  add From / Date / Message-ID "
+         "(auto: when missing)\n"
+         "  --undisclosed-recipients  To: undisclosed-recipients:; instead of "
+         "To/Cc/Bcc\n"
+         "  --aliases=FILE            replace local recipients (msmtp's "
+         "aliases file)\n"
+         "  --auto-from, --maildomain=DOMAIN  envelope sender USER@DOMAIN\n"
+         "  -i -oi -odi -oem -m -n -G -U -bm -h N -L TAG -O OPT -B "
          "TYPE -A X\n"
          "                            accepted and ignored, as msmtp does\n"
          "Output:\n"
@@ -562,6 +833,9 @@ const char *cli_usage(void) {
          "and exit\n"
          "  --json                    print one JSON object with the outcome "
          "on stdout\n"
+         "  -X, --logfile=FILE        msmtp's log line per message ('-': "
+         "stdout)\n"
+         "  --logfile-time-format=FMT, --syslog[=(on|off|LOG_MAIL|...)]\n"
          "  --help, --version\n"
          "\n"
          "Exit status (sysexits.h):\n"
@@ -590,6 +864,6 @@ const char *cli_usage(void) {
          "--allow-plaintext-auth; --user\n"
          "turns AUTH on; the envelope sender defaults to the From header; "
          "a connection\n"
-         "that cannot be made or breaks is 74 (msmtp: 75); --json; no "
-         "configuration file.\n";
+         "that cannot be made or breaks is 74 (msmtp: 75); --json; see "
+         "smtpuv-send(1).\n";
 }

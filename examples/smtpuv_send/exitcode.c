@@ -94,9 +94,31 @@ int cli_exit_for_error(int err, smtpuv_phase phase, int reply_code) {
             phase == SMTPUV_PHASE_NONE)
                ? CLI_EX_CONFIG
                : CLI_EX_IOERR;
-  case SMTPUV_ECERT:
   case SMTPUV_ENOTLS:
+    /* STARTTLS answered 454 "TLS not available due to temporary reason":
+       try again later; not offered, or refused for good: the settings */
+    return reply_class(reply_code) == CLI_EX_TEMPFAIL ? CLI_EX_TEMPFAIL
+                                                      : CLI_EX_CONFIG;
+  case SMTPUV_ECERT:
     return CLI_EX_CONFIG;
+  /* SOCKS5 proxy (smtpuv/socks5.h): the proxy's own verdicts */
+  case SMTPUV_EPROXY:
+    return CLI_EX_PROTOCOL;
+  case SMTPUV_EPROXYMETHOD:
+    return CLI_EX_CONFIG; /* credentials missing or of a kind it lacks */
+  case SMTPUV_EPROXYAUTH:
+  case SMTPUV_EPROXYRULES:
+    return CLI_EX_NOPERM;
+  case SMTPUV_EPROXYFAIL:
+  case SMTPUV_EPROXYTTL:
+    return CLI_EX_TEMPFAIL;
+  case SMTPUV_EPROXYNETUNREACH:
+  case SMTPUV_EPROXYHOSTUNREACH:
+  case SMTPUV_EPROXYREFUSED:
+    return CLI_EX_IOERR; /* as a direct connection that fails */
+  case SMTPUV_EPROXYCMD:
+  case SMTPUV_EPROXYATYP:
+    return CLI_EX_UNAVAILABLE;
   default:
     break;
   }

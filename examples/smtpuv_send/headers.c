@@ -2,48 +2,16 @@
 /* Header fields of the message on standard input, read with the library's
  * own pieces: smtpuv_header_next() finds the fields (the header block ends
  * at the first empty line, or at a line that is not a field, as mail
- * parsers do), smtpuv_address_list_parse() reads their address lists, and
- * smtpuv_message_wrap() + smtpuv_message_body() leave out Bcc and
- * Resent-Bcc. -t and --read-envelope-from follow msmtp (To, Cc, Bcc; From)
- * rather than Python's send_message() rules (Sender first, Resent-* blocks)
- * that smtpuv_message_new() implements. */
+ * parsers do) and smtpuv_address_list_parse() reads their address lists.
+ * -t reads To, Cc and Bcc (msmtp's order); when the message has one
+ * Resent- block (one Resent-Date field, the rule of smtpuv_message_new())
+ * it reads Resent-To, Resent-Cc and Resent-Bcc instead, and
+ * --read-envelope-from Resent-From. Several Resent- blocks are refused. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-
-int cli_strip_bcc(const char *msg, size_t len, char **out, size_t *outlen) {
-  *out = NULL;
-  *outlen = 0;
-  smtpuv_message *m;
-  if (smtpuv_message_wrap(NULL, msg, len, &m) != 0)
-    return CLI_EX_OSERR;
-  smtpuv_body body;
-  smtpuv_message_body(m, &body);
-  int rc = 0;
-  if (body.read != NULL) {
-    /* there were fields to leave out: a copy without them (a buffer body
-       keeps the client's exact SIZE= and 8-bit checks) */
-    char *o = malloc((size_t)body.size + 1);
-    size_t n = 0;
-    long got = 1;
-    while (o != NULL && n < body.size && got > 0) {
-      got = body.read(body.user, o + n, (size_t)body.size - n);
-      if (got > 0)
-        n += (size_t)got;
-    }
-    if (o != NULL) {
-      o[n] = '\0';
-      *out = o;
-      *outlen = n;
-    } else {
-      rc = CLI_EX_OSERR;
-    }
-  }
-  smtpuv_message_free(m);
-  return rc;
-}
 
 void cli_addrs_free(cli_addrs *a) {
   for (size_t i = 0; i < a->n; i++)
@@ -96,14 +64,35 @@ int cli_address_list(const char *s, cli_addrs *out) {
   return add_list(s, strlen(s), 0, out);
 }
 
+/* The number of Resent-Date fields: one starts a Resent- block whose
+   fields then name the envelope (as smtpuv_message_new() does). */
+static unsigned resent_blocks(const char *msg, size_t len) {
+  size_t pos = 0;
+  unsigned n = 0;
+  smtpuv_header_field f;
+  while (smtpuv_header_next(msg, len, &pos, &f) == 1)
+    if (smtpuv_header_field_is(&f, "Resent-Date"))
+      n++;
+  return n;
+}
+
 int cli_header_recipients(const char *msg, size_t len, cli_addrs *out,
                           char *err, size_t errlen) {
+  unsigned resent = resent_blocks(msg, len);
+  if (resent > 1) {
+    snprintf(err, errlen, "the message has %u Resent- blocks (Resent-Date "
+                          "fields): cannot tell which names the recipients",
+             resent);
+    return CLI_EX_DATAERR;
+  }
+  const char *to = resent ? "Resent-To" : "To";
+  const char *cc = resent ? "Resent-Cc" : "Cc";
+  const char *bcc = resent ? "Resent-Bcc" : "Bcc";
   size_t pos = 0;
   smtpuv_header_field f;
   while (smtpuv_header_next(msg, len, &pos, &f) == 1) {
-    if (!smtpuv_header_field_is(&f, "To") &&
-        !smtpuv_header_field_is(&f, "Cc") &&
-        !smtpuv_header_field_is(&f, "Bcc"))
+    if (!smtpuv_header_field_is(&f, to) && !smtpuv_header_field_is(&f, cc) &&
+        !smtpuv_header_field_is(&f, bcc))
       continue;
     int rc = add_list(f.value, f.value_len, 0, out);
     if (rc == CLI_EX_DATAERR)
@@ -120,13 +109,15 @@ int cli_header_from(const char *msg, size_t len, char **out, char *err,
   *out = NULL;
   size_t pos = 0;
   smtpuv_header_field f;
+  const char *fname = resent_blocks(msg, len) == 1 ? "Resent-From" : "From";
   while (smtpuv_header_next(msg, len, &pos, &f) == 1) {
-    if (!smtpuv_header_field_is(&f, "From"))
+    if (!smtpuv_header_field_is(&f, fname))
       continue;
     cli_addrs from = {0};
     int rc = add_list(f.value, f.value_len, 1, &from);
     if (rc == CLI_EX_DATAERR)
-      snprintf(err, errlen, "cannot read an address from the From header");
+      snprintf(err, errlen, "cannot read an address from the %s header",
+               fname);
     if (rc == 0) {
       *out = from.v[0]; /* the list's only string */
       from.n = 0;
@@ -134,6 +125,6 @@ int cli_header_from(const char *msg, size_t len, char **out, char *err,
     cli_addrs_free(&from);
     return rc;
   }
-  snprintf(err, errlen, "the message has no From header");
+  snprintf(err, errlen, "the message has no %s header", fname);
   return CLI_EX_DATAERR;
 }

@@ -174,6 +174,14 @@ static void json_error_name(cli_buf *b, int err) {
     cli_json_cstr(b, smtpuv_err_name(err));
 }
 
+const char *cli_reply_text(const char *text, const char *enhanced) {
+  size_t n = enhanced ? strlen(enhanced) : 0;
+  if (text != NULL && n > 0 && strncmp(text, enhanced, n) == 0 &&
+      (text[n] == ' ' || text[n] == '\0'))
+    return text[n] ? text + n + 1 : text + n;
+  return text;
+}
+
 void cli_json_result(cli_buf *b, const smtpuv_send_result *r, int exit_code) {
   cli_buf_printf(b, "{\"status\":\"%s\",\"error\":", status_word(r->status));
   json_error_name(b, r->error);
@@ -188,7 +196,9 @@ void cli_json_result(cli_buf *b, const smtpuv_send_result *r, int exit_code) {
     cli_buf_printf(b, "{\"code\":%d,\"enhanced\":", r->reply_code);
     cli_json_cstr(b, r->reply_enhanced ? r->reply_enhanced : "");
     cli_buf_puts(b, ",\"text\":");
-    cli_json_cstr(b, r->reply_text ? r->reply_text : "");
+    cli_json_cstr(b, r->reply_text ? cli_reply_text(r->reply_text,
+                                                    r->reply_enhanced)
+                                   : "");
     cli_buf_puts(b, "}");
   }
   cli_buf_puts(b, ",\"recipients\":[");
@@ -202,7 +212,7 @@ void cli_json_result(cli_buf *b, const smtpuv_send_result *r, int exit_code) {
                    rr->accepted ? "true" : "false", rr->code);
     cli_json_cstr(b, rr->enhanced ? rr->enhanced : "");
     cli_buf_puts(b, ",\"text\":");
-    cli_json_cstr(b, rr->text ? rr->text : "");
+    cli_json_cstr(b, rr->text ? cli_reply_text(rr->text, rr->enhanced) : "");
     cli_buf_puts(b, "}");
   }
   cli_buf_puts(b, "],\"tls\":");

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -71,8 +72,21 @@ static const char *shown(const char *v, char *buf, size_t cap) {
 }
 
 typedef struct app {
-  cli_config cfg;
+  cli_config cfg;       /* resolved: account, then the command line */
+  cli_config cmd;       /* the command line alone */
+  int argc;
+  char **argv;
+  cli_rc rc;            /* configuration files */
+  const cli_rc_account *acct; /* the chosen account, or NULL */
+  const char *why_acct; /* how it was chosen */
+  const char *acct_from; /* the account's `from` (unexpanded) */
+  const char *env_from; /* $EMAIL when no account applies */
   char host_port[300];
+  /* for the log line */
+  int log_ready;
+  const char *log_from;
+  const cli_addrs *log_rcpts;
+  uint64_t log_size;
   /* result of the send */
   smtpuv_send_result *result;
   int send_rc;
@@ -82,8 +96,13 @@ typedef struct app {
 
 /* Finish the JSON object or the stderr line for a failure that happened
    before anything was sent; returns `code`. */
+static void log_outcome(app *a, const smtpuv_send_result *r,
+                        const char *errmsg, int code);
+
 static int local_failure(app *a, int code, int err, const char *msg) {
   say_line(NULL, msg, NULL);
+  if (a->log_ready)
+    log_outcome(a, NULL, msg, code);
   if (a->cfg.json) {
     cli_buf b = {0};
     cli_json_error(&b, err, msg, code);
@@ -220,6 +239,13 @@ static int build_options(app *a, const char *password, smtpuv_options **out) {
     what = "--tls-host-override";
   if (rc == 0 && !c->tls_certcheck)
     rc = smtpuv_options_set_tls_verify(o, 0);
+  if (rc == 0 && c->tls_fingerprint != NULL && c->tls_certcheck &&
+      (rc = smtpuv_options_set_tls_fingerprint(o, c->tls_fingerprint)) != 0)
+    what = "--tls-fingerprint";
+  if (rc == 0 && (c->tls_cert_file != NULL || c->tls_key_file != NULL) &&
+      (rc = smtpuv_options_set_tls_client_cert(o, c->tls_cert_file,
+                                               c->tls_key_file)) != 0)
+    what = "--tls-cert-file/--tls-key-file";
   if (rc == 0 && c->domain != NULL &&
       (rc = smtpuv_options_set_ehlo_name(o, c->domain)) != 0)
     what = "--domain";
@@ -261,7 +287,11 @@ static int build_options(app *a, const char *password, smtpuv_options **out) {
                         : strcmp(what, "--domain") == 0      ? c->domain
                         : strcmp(what, "--tls-trust-file") == 0
                             ? c->tls_trust_file
-                            : c->tls_host_override;
+                        : strcmp(what, "--tls-fingerprint") == 0
+                            ? c->tls_fingerprint
+                        : strcmp(what, "--tls-host-override") == 0
+                            ? c->tls_host_override
+                            : (c->tls_cert_file ? c->tls_cert_file : "");
     if (what != NULL)
       snprintf(msg, sizeof msg, "invalid %s '%s'", what,
                shown(value, shown_buf, sizeof shown_buf));
@@ -275,8 +305,24 @@ static int build_options(app *a, const char *password, smtpuv_options **out) {
 
 /* ---- --pretend -------------------------------------------------------------------- */
 
+static const char *on_off_word(int v) { return v ? "on" : "off"; }
+
+static const char *hdr_word(int v) {
+  return v == CLI_HDR_ON ? "on" : v == CLI_HDR_OFF ? "off" : "auto";
+}
+
 static void pretend(const app *a) {
   const cli_config *c = &a->cfg;
+  if (a->rc.nfiles == 0)
+    printf("configuration files  = (none)\n");
+  for (size_t i = 0; i < a->rc.nfiles; i++)
+    printf("configuration file   = %s\n", a->rc.files[i]);
+  if (a->acct != NULL)
+    printf("account              = %s (%s:%u; %s)\n", a->acct->name,
+           a->acct->file, a->acct->line, a->why_acct);
+  else
+    printf("account              = (none: command line%s)\n",
+           getenv("SMTPSERVER") && !a->cmd.host_given ? ", SMTPSERVER" : "");
   printf("host                 = %s\n", c->host);
   printf("port                 = %u\n", effective_port(c));
   if (c->timeout_off)
@@ -294,7 +340,13 @@ static void pretend(const app *a) {
                            : "on (implicit TLS)");
   printf("tls_trust_file       = %s\n",
          c->tls_trust_file ? c->tls_trust_file : "system");
-  printf("tls_certcheck        = %s\n", c->tls_certcheck ? "on" : "off");
+  printf("tls_fingerprint      = %s\n",
+         c->tls_fingerprint ? c->tls_fingerprint : "(none)");
+  printf("tls_cert_file        = %s\n",
+         c->tls_cert_file ? c->tls_cert_file : "(none)");
+  printf("tls_key_file         = %s\n",
+         c->tls_key_file ? c->tls_key_file : "(none)");
+  printf("tls_certcheck        = %s\n", on_off_word(c->tls_certcheck));
   printf("tls_host_override    = %s\n",
          c->tls_host_override ? c->tls_host_override : "(none)");
   printf("auth                 = %s\n",
@@ -302,13 +354,47 @@ static void pretend(const app *a) {
          : c->auth_mech ? c->auth_mech
                         : "on (strongest mechanism offered)");
   printf("user                 = %s\n", c->user ? c->user : "(none)");
+  printf("password             = %s\n", c->password ? "*" : "(none)");
   printf("passwordeval         = %s\n",
          c->passwordeval ? c->passwordeval : "(none)");
-  printf("allow_plaintext_auth = %s\n", c->allow_plaintext_auth ? "on" : "off");
-  printf("from                 = %s\n",
-         c->from ? (c->from[0] ? c->from : "<>") : "(From header)");
-  printf("read_recipients      = %s\n", c->read_recipients ? "on" : "off");
-  printf("remove_bcc_headers   = %s\n", c->remove_bcc ? "on" : "off");
+  printf("allow_plaintext_auth = %s\n", on_off_word(c->allow_plaintext_auth));
+  char from[1024];
+  if (a->cmd.from != NULL && (c->allow_from_override || !a->acct_from))
+    snprintf(from, sizeof from, "%s", a->cmd.from[0] ? a->cmd.from : "<>");
+  else if (a->cmd.read_envelope_from && c->allow_from_override)
+    snprintf(from, sizeof from, "(From header)");
+  else if (a->acct_from != NULL &&
+           cli_expand_from(a->acct_from, from, sizeof from) == 0)
+    ;
+  else if (c->auto_from)
+    snprintf(from, sizeof from, "%s%s%s", cli_user_name(),
+             c->maildomain && *c->maildomain ? "@" : "",
+             c->maildomain ? c->maildomain : "");
+  else if (a->env_from != NULL)
+    snprintf(from, sizeof from, "%s (EMAIL)", a->env_from);
+  else
+    snprintf(from, sizeof from, "(From header)");
+  printf("from                 = %s\n", from);
+  printf("allow_from_override  = %s\n", on_off_word(c->allow_from_override));
+  printf("auto_from            = %s\n", on_off_word(c->auto_from));
+  printf("maildomain           = %s\n",
+         c->maildomain ? c->maildomain : "(none)");
+  printf("set_from_header      = %s\n", hdr_word(c->set_from_header));
+  printf("set_date_header      = %s\n", hdr_word(c->set_date_header));
+  printf("set_msgid_header     = %s\n", hdr_word(c->set_msgid_header));
+  printf("undisclosed_recipients = %s\n", on_off_word(c->undisclosed));
+  printf("read_recipients      = %s\n", on_off_word(c->read_recipients));
+  printf("remove_bcc_headers   = %s\n", on_off_word(c->remove_bcc));
+  printf("aliases              = %s\n", c->aliases ? c->aliases : "(none)");
+  printf("logfile              = %s\n", c->logfile ? c->logfile : "(none)");
+  printf("logfile_time_format  = %s\n",
+         c->logfile_time_format ? c->logfile_time_format
+                                : "(default: %b %d %H:%M:%S)");
+  printf("syslog               = %s\n",
+         !c->syslog_on                   ? "off"
+         : c->syslog_facility == LOG_MAIL ? "LOG_MAIL"
+         : c->syslog_facility == LOG_USER ? "LOG_USER"
+                                          : "LOG_LOCALn");
   printf("dsn_notify           = %s\n", c->dsn_notify ? "set" : "off");
   printf("dsn_return           = %s\n",
          c->dsn_ret == SMTPUV_DSN_RET_FULL   ? "full"
@@ -372,42 +458,6 @@ static void on_sent(smtpuv_client *c, const smtpuv_send_result *r,
   smtpuv_client_close(c, NULL);
 }
 
-/* Read all of standard input. */
-static int read_stdin(char **out, size_t *outlen) {
-  size_t cap = 65536, n = 0;
-  char *buf = malloc(cap);
-  if (buf == NULL)
-    return CLI_EX_OSERR;
-  for (;;) {
-    if (n == cap) {
-      if (cap > ((size_t)-1) / 4) {
-        free(buf);
-        return CLI_EX_OSERR;
-      }
-      char *nb = realloc(buf, cap * 2);
-      if (nb == NULL) {
-        free(buf);
-        return CLI_EX_OSERR;
-      }
-      buf = nb;
-      cap *= 2;
-    }
-    ssize_t r = read(0, buf + n, cap - n);
-    if (r < 0) {
-      if (errno == EINTR)
-        continue;
-      free(buf);
-      return CLI_EX_IOERR;
-    }
-    if (r == 0)
-      break;
-    n += (size_t)r;
-  }
-  *out = buf;
-  *outlen = n;
-  return 0;
-}
-
 static const char *hint_for(const cli_config *c, int err) {
   switch (err) {
   case SMTPUV_ECERT:
@@ -440,7 +490,7 @@ static int report(app *a, const smtpuv_send_result *r) {
     snprintf(pre, sizeof pre, "recipient %s refused: %d%s%s ",
              shown(rr->address, b1, sizeof b1), rr->code,
              rr->enhanced[0] ? " " : "", rr->enhanced);
-    say_line(pre, rr->text, NULL);
+    say_line(pre, cli_reply_text(rr->text, rr->enhanced), NULL);
   }
   if (r->status == SMTPUV_SEND_SENT) {
     if (refused > 0)
@@ -480,25 +530,177 @@ static int is_ascii(const char *s) {
   return 1;
 }
 
+/* ---- the log line ------------------------------------------------------------------ */
+
+static void log_outcome(app *a, const smtpuv_send_result *r,
+                        const char *errmsg, int code) {
+  const cli_config *c = &a->cfg;
+  a->log_ready = 0; /* once */
+  if (c->logfile == NULL && !c->syslog_on)
+    return;
+  cli_buf b = {0};
+  cli_log_info(&b, c, a->log_from, a->log_rcpts, a->log_size, r, errmsg,
+               code);
+  char err[600];
+  if (b.p != NULL && cli_log_write(c, b.p, code != 0, err, sizeof err) != 0)
+    say_line(NULL, err, NULL);
+  cli_buf_free(&b);
+}
+
+/* ---- configuration: files, account, command line --------------------------------------- */
+
+static const char *sysconf_file(void) {
+#ifdef SMTPUV_SEND_SYSCONFDIR
+  return SMTPUV_SEND_SYSCONFDIR "/msmtprc";
+#else
+  return "/etc/msmtprc";
+#endif
+}
+
+/* The user file msmtp would read: -C, else ~/.msmtprc when it exists, else
+   $XDG_CONFIG_HOME/msmtp/config (default ~/.config/msmtp/config) when it
+   exists, else ~/.msmtprc. */
+static void user_file(const app *a, char *out, size_t cap) {
+  if (a->cmd.conffile != NULL) {
+    snprintf(out, cap, "%s", a->cmd.conffile);
+    return;
+  }
+  const char *home = getenv("HOME");
+  if (home == NULL)
+    home = "";
+  snprintf(out, cap, "%s/.msmtprc", home);
+  if (access(out, F_OK) == 0)
+    return;
+  char xdg[1024];
+  const char *x = getenv("XDG_CONFIG_HOME");
+  if (x != NULL && *x != '\0')
+    snprintf(xdg, sizeof xdg, "%s/msmtp/config", x);
+  else
+    snprintf(xdg, sizeof xdg, "%s/.config/msmtp/config", home);
+  if (access(xdg, F_OK) == 0)
+    snprintf(out, cap, "%s", xdg);
+}
+
+/* Read the files (unless --host). 0 or an exit status after saying why. */
+static int load_files(app *a) {
+  char err[1400], path[1100];
+  if (a->cmd.host_given)
+    return 0;
+  int rc = cli_rc_load(&a->rc, sysconf_file(), 0, 0, err, sizeof err);
+  if (rc == 0) {
+    user_file(a, path, sizeof path);
+    rc = cli_rc_load(&a->rc, path, a->cmd.conffile != NULL, 1, err,
+                     sizeof err);
+  }
+  if (rc != 0)
+    return local_failure(a, rc, rc == CLI_EX_OSERR ? SMTPUV_ENOMEM
+                                                   : SMTPUV_EINVAL,
+                         rc == CLI_EX_OSERR ? "out of memory" : err);
+  return 0;
+}
+
+/* Choose the account (by -a, by the envelope sender `from`, else
+   "default"), apply it, then the command line over it. */
+static int resolve(app *a, const char *from) {
+  char err[1400];
+  cli_config *c = &a->cfg;
+  a->acct = NULL;
+  if (a->cmd.account != NULL) {
+    a->acct = cli_rc_find(&a->rc, a->cmd.account);
+    if (a->acct == NULL) {
+      snprintf(err, sizeof err, "account %s not found%s", a->cmd.account,
+               a->rc.nfiles == 0 ? ": no configuration file available" : "");
+      return local_failure(a, CLI_EX_CONFIG, SMTPUV_EINVAL, err);
+    }
+    a->why_acct = "--account";
+  } else if (!a->cmd.host_given) {
+    if (from != NULL && *from != '\0' &&
+        (a->acct = cli_rc_by_from(&a->rc, from)) != NULL)
+      a->why_acct = "chosen by the envelope sender";
+    else if ((a->acct = cli_rc_find(&a->rc, "default")) != NULL)
+      a->why_acct = "the default account";
+  }
+  cli_config_free(c);
+  cli_config_init(c);
+  a->acct_from = NULL;
+  a->env_from = NULL;
+  if (a->acct != NULL) {
+    int rc = cli_rc_apply(a->acct, c, err, sizeof err);
+    if (rc != 0)
+      return local_failure(a, rc, SMTPUV_EINVAL, err);
+    if (c->from != NULL && *c->from != '\0')
+      a->acct_from = c->from;
+    c->from = NULL;
+  } else if (!a->cmd.host_given) {
+    const char *h = getenv("SMTPSERVER"), *e = getenv("EMAIL");
+    if (h != NULL && *h != '\0')
+      c->host = h;
+    if (e != NULL && *e != '\0')
+      a->env_from = e;
+  }
+  int rc = cli_args_parse(c, a->argc, a->argv, err, sizeof err);
+  if (rc != 0)
+    return local_failure(a, rc, SMTPUV_EINVAL, err);
+  return 0;
+}
+
+/* The envelope sender: -f, --read-envelope-from, the account's `from`,
+   auto_from, $EMAIL, and (smtpuv-send's default) the From header. NULL in
+   `*out` means "the From header". */
+static int choose_sender(app *a, char *buf, size_t cap, const char **out) {
+  const cli_config *c = &a->cfg;
+  int override = c->allow_from_override || a->acct_from == NULL;
+  *out = NULL;
+  if (a->cmd.from != NULL && override) {
+    *out = a->cmd.from;
+  } else if (a->cmd.read_envelope_from && override) {
+    *out = NULL;
+  } else if (a->acct_from != NULL) {
+    if (cli_expand_from(a->acct_from, buf, cap) != 0)
+      return local_failure(a, CLI_EX_CONFIG, SMTPUV_EINVAL,
+                           "the account's from address is too long");
+    *out = buf;
+  } else if (c->auto_from) {
+    snprintf(buf, cap, "%s%s%s", cli_user_name(),
+             c->maildomain && *c->maildomain ? "@" : "",
+             c->maildomain ? c->maildomain : "");
+    *out = buf;
+  } else if (a->env_from != NULL) {
+    *out = a->env_from;
+  }
+  return 0;
+}
+
+/* ---- sending ------------------------------------------------------------------------ */
+
 static int send_mode(app *a) {
   cli_config *c = &a->cfg;
-  char err[512] = "", b1[600];
-  char msgbuf[1024];
+  char err[1400] = "", b1[600];
+  char msgbuf[1600];
   int code = 0;
-  char *data = NULL, *stripped = NULL, *header_from = NULL;
-  size_t len = 0, stripped_len = 0;
+  char *header_from = NULL;
   cli_addrs rcpts = {0};
   const char *sender = NULL;
   char *sender_copy = NULL;
   char *password = NULL;
+  char sender_buf[1024];
   smtpuv_options *o = NULL;
   smtpuv_rcpt_params *rp = NULL;
+  cli_msg msg;
+  static int fd0 = 0;
+  cli_msg_init(&msg, cli_fd_input, &fd0);
+  cli_buf pre = {0};
 
+  if (!a->cmd.host_given && a->rc.n == 0 && getenv("SMTPSERVER") == NULL) {
+    code = local_failure(a, CLI_EX_USAGE, SMTPUV_EINVAL,
+                         "no server given: use --host=HOST, or an account "
+                         "in ~/.msmtprc (see --help)");
+    goto out;
+  }
   /* command line recipients first: a usage problem needs no input */
-  for (size_t i = 0; i < c->nrecipients; i++) {
-    const char *r = c->recipients[i];
-    size_t rl = strlen(r);
-    if (rl == 0) {
+  for (size_t i = 0; i < a->cmd.nrecipients; i++) {
+    const char *r = a->cmd.recipients[i];
+    if (strlen(r) == 0) {
       code = local_failure(a, CLI_EX_DATAERR, SMTPUV_EADDRESS,
                            "empty recipient address");
       goto out;
@@ -516,46 +718,109 @@ static int send_mode(app *a) {
       goto out;
     }
   }
-  if (c->nrecipients == 0 && !c->read_recipients) {
+  if (a->cmd.nrecipients == 0 && !a->cmd.read_recipients) {
     code = local_failure(a, CLI_EX_USAGE, SMTPUV_EINVAL,
                          "no recipients given (name them as arguments, or "
                          "use -t to read them from the message)");
     goto out;
   }
-  if (c->from != NULL) {
-    size_t fl = strlen(c->from);
-    if (fl >= 2 && c->from[0] == '<' && c->from[fl - 1] == '>') {
+
+  /* the header block (the body streams later) */
+  int rc = cli_msg_read_header(&msg, err, sizeof err);
+  if (rc != 0) {
+    code = local_failure(a, rc,
+                         rc == CLI_EX_OSERR   ? SMTPUV_ENOMEM
+                         : rc == CLI_EX_IOERR ? SMTPUV_EIO
+                                              : SMTPUV_EHEADER,
+                         rc == CLI_EX_OSERR ? "out of memory" : err);
+    goto out;
+  }
+  const char *hdr = msg.buf;
+  size_t hdr_len = msg.hdr_end;
+  if (a->cmd.from == NULL || a->cmd.read_envelope_from) {
+    rc = cli_header_from(hdr, hdr_len, &header_from, err, sizeof err);
+    if (rc == CLI_EX_OSERR) {
+      code = local_failure(a, rc, SMTPUV_ENOMEM, "out of memory");
+      goto out;
+    }
+    if (rc != 0 && a->cmd.read_envelope_from && a->cmd.from == NULL) {
+      code = local_failure(a, CLI_EX_DATAERR, SMTPUV_EHEADER, err);
+      goto out;
+    }
+  }
+
+  /* the account: by -a, by the envelope sender, else "default" */
+  rc = resolve(a, a->cmd.from != NULL           ? a->cmd.from
+                  : a->cmd.read_envelope_from ? header_from
+                                              : NULL);
+  if (rc != 0) {
+    code = rc;
+    goto out;
+  }
+  if (c->host == NULL) {
+    code = local_failure(a, CLI_EX_USAGE, SMTPUV_EINVAL,
+                         "no server given: use --host=HOST, or an account "
+                         "in ~/.msmtprc (see --help)");
+    goto out;
+  }
+  if (strchr(c->host, ':') != NULL && c->host[0] != '[')
+    snprintf(a->host_port, sizeof a->host_port, "[%s]:%u", c->host,
+             effective_port(c));
+  else
+    snprintf(a->host_port, sizeof a->host_port, "%s:%u", c->host,
+             effective_port(c));
+  if (c->tls_trust_file != NULL && access(c->tls_trust_file, R_OK) != 0) {
+    snprintf(msgbuf, sizeof msgbuf, "cannot read --tls-trust-file %s: %s",
+             c->tls_trust_file, strerror(errno));
+    code = local_failure(a, CLI_EX_CONFIG, SMTPUV_ETLS, msgbuf);
+    goto out;
+  }
+  if (c->tls && !c->tls_certcheck)
+    say("warning: --tls-certcheck=off: the server's certificate is not "
+        "checked, anyone in between can read everything");
+
+  rc = choose_sender(a, sender_buf, sizeof sender_buf, &sender);
+  if (rc != 0) {
+    code = rc;
+    goto out;
+  }
+  if (sender == NULL) {
+    if (header_from == NULL) {
+      if (c->read_envelope_from) {
+        code = local_failure(a, CLI_EX_DATAERR, SMTPUV_EHEADER,
+                             err[0] ? err : "no From header");
+      } else {
+        snprintf(msgbuf, sizeof msgbuf,
+                 "no envelope sender: use -f ADDR (%s)",
+                 err[0] ? err : "no From header");
+        code = local_failure(a, CLI_EX_USAGE, SMTPUV_EINVAL, msgbuf);
+      }
+      goto out;
+    }
+    sender = header_from;
+  } else {
+    size_t fl = strlen(sender);
+    if (fl >= 2 && sender[0] == '<' && sender[fl - 1] == '>') {
       sender_copy = malloc(fl - 1);
       if (sender_copy == NULL) {
         code = local_failure(a, CLI_EX_OSERR, SMTPUV_ENOMEM, "out of memory");
         goto out;
       }
-      memcpy(sender_copy, c->from + 1, fl - 2);
+      memcpy(sender_copy, sender + 1, fl - 2);
       sender_copy[fl - 2] = '\0';
       sender = sender_copy;
-    } else {
-      sender = c->from;
     }
     if (smtpuv_check_address(sender, 1) != 0) {
       snprintf(msgbuf, sizeof msgbuf, "invalid sender address \"%s\"%s",
-               shown(c->from, b1, sizeof b1),
-               strpbrk(c->from, "\r\n") ? ": it contains a line break" : "");
+               shown(sender, b1, sizeof b1),
+               strpbrk(sender, "\r\n") ? ": it contains a line break" : "");
       code = local_failure(a, CLI_EX_DATAERR, SMTPUV_EADDRESS, msgbuf);
       goto out;
     }
   }
 
-  /* the message */
-  int rc = read_stdin(&data, &len);
-  if (rc != 0) {
-    snprintf(msgbuf, sizeof msgbuf, "cannot read the message: %s",
-             rc == CLI_EX_OSERR ? "out of memory" : strerror(errno));
-    code = local_failure(a, rc, rc == CLI_EX_OSERR ? SMTPUV_ENOMEM : SMTPUV_EIO,
-                         msgbuf);
-    goto out;
-  }
   if (c->read_recipients) {
-    rc = cli_header_recipients(data, len, &rcpts, err, sizeof err);
+    rc = cli_header_recipients(hdr, hdr_len, &rcpts, err, sizeof err);
     if (rc != 0) {
       code = local_failure(a, rc,
                            rc == CLI_EX_OSERR ? SMTPUV_ENOMEM : SMTPUV_EHEADER,
@@ -569,30 +834,41 @@ static int send_mode(app *a) {
       goto out;
     }
   }
-  if (c->from == NULL) {
-    rc = cli_header_from(data, len, &header_from, err, sizeof err);
-    if (rc == CLI_EX_OSERR) {
-      code = local_failure(a, rc, SMTPUV_ENOMEM, "out of memory");
-      goto out;
-    }
+  if (c->aliases != NULL) {
+    rc = cli_aliases_apply(c->aliases, &rcpts, err, sizeof err);
     if (rc != 0) {
-      if (c->read_envelope_from) {
-        code = local_failure(a, CLI_EX_DATAERR, SMTPUV_EHEADER, err);
-      } else {
-        snprintf(msgbuf, sizeof msgbuf,
-                 "no envelope sender: use -f ADDR (%s)", err);
-        code = local_failure(a, CLI_EX_USAGE, SMTPUV_EINVAL, msgbuf);
-      }
+      code = local_failure(a, rc, SMTPUV_EINVAL,
+                           rc == CLI_EX_OSERR ? "out of memory" : err);
       goto out;
     }
-    sender = header_from;
   }
-  if (c->remove_bcc) {
-    rc = cli_strip_bcc(data, len, &stripped, &stripped_len);
-    if (rc != 0) {
-      code = local_failure(a, rc, SMTPUV_ENOMEM, "out of memory");
-      goto out;
-    }
+  a->log_from = sender;
+  a->log_rcpts = &rcpts;
+  a->log_ready = 1;
+
+  /* the header fields to add and to leave out */
+  cli_rewrite w;
+  memset(&w, 0, sizeof w);
+  w.remove_bcc = c->remove_bcc;
+  w.undisclosed = c->undisclosed;
+  if (*sender != '\0' && (c->set_from_header == CLI_HDR_ON ||
+                          (c->set_from_header == CLI_HDR_AUTO &&
+                           !cli_msg_has_field(&msg, "From")))) {
+    cli_from_header(&pre, c->full_name, sender);
+    w.remove_from = 1;
+  }
+  if (c->undisclosed)
+    cli_buf_puts(&pre, "To: undisclosed-recipients:;\n");
+  if (c->set_date_header == CLI_HDR_AUTO && !cli_msg_has_field(&msg, "Date"))
+    cli_date_header(&pre);
+  if (c->set_msgid_header == CLI_HDR_AUTO &&
+      !cli_msg_has_field(&msg, "Message-ID"))
+    cli_msgid_header(&pre, sender);
+  w.prepend = pre.p;
+  w.prepend_len = pre.len;
+  if (pre.oom || cli_msg_rewrite(&msg, &w) != 0) {
+    code = local_failure(a, CLI_EX_OSERR, SMTPUV_ENOMEM, "out of memory");
+    goto out;
   }
 
   /* authentication secret */
@@ -602,7 +878,7 @@ static int send_mode(app *a) {
                            "--auth needs --user=NAME");
       goto out;
     }
-    if (c->passwordeval == NULL) {
+    if (c->passwordeval == NULL && c->password == NULL) {
       code = local_failure(a, CLI_EX_USAGE, SMTPUV_EINVAL,
                            is_oauth(c)
                                ? "--auth needs a token: give --passwordeval=CMD"
@@ -615,11 +891,15 @@ static int send_mode(app *a) {
       code = local_failure(a, CLI_EX_OSERR, SMTPUV_ENOMEM, "out of memory");
       goto out;
     }
-    rc = cli_passwordeval(c->passwordeval, password, PASSWORD_MAX, err,
-                          sizeof err);
-    if (rc != 0) {
-      code = local_failure(a, rc, SMTPUV_ECREDENTIALS, err);
-      goto out;
+    if (c->password != NULL) {
+      snprintf(password, PASSWORD_MAX, "%s", c->password);
+    } else {
+      rc = cli_passwordeval(c->passwordeval, password, PASSWORD_MAX, err,
+                            sizeof err);
+      if (rc != 0) {
+        code = local_failure(a, rc, SMTPUV_ECREDENTIALS, err);
+        goto out;
+      }
     }
   }
   code = build_options(a, password, &o);
@@ -628,6 +908,9 @@ static int send_mode(app *a) {
     free(password);
     password = NULL;
   }
+  cli_rc_wipe_passwords(&a->rc); /* the options hold their own copy */
+  c->password = NULL;
+  a->cmd.password = NULL;
   if (code != 0)
     goto out;
 
@@ -656,11 +939,11 @@ static int send_mode(app *a) {
     env.rcpt_params = rp;
   }
   smtpuv_body body;
-  static const char empty[1] = "";
-  if (stripped != NULL)
-    smtpuv_body_init_buffer(&body, stripped, stripped_len);
-  else
-    smtpuv_body_init_buffer(&body, len ? data : empty, len);
+  smtpuv_body_init_stream(&body, cli_msg_read, NULL, &msg, 0);
+  /* stdin may carry 8-bit bytes anywhere (a UTF-8 body past the first
+     chunk): declare BODY=8BITMIME whenever the server offers it, rather
+     than have the library abort the transaction when it sees one later */
+  body.flags |= SMTPUV_BODY_8BIT;
 
   uv_loop_t loop;
   if (uv_loop_init(&loop) != 0) {
@@ -697,9 +980,18 @@ static int send_mode(app *a) {
                          "no result from the client (internal error)");
     goto out;
   }
+  if (msg.in_error && a->result->status != SMTPUV_SEND_SENT) {
+    snprintf(msgbuf, sizeof msgbuf, "cannot read the message: %s",
+             strerror(msg.in_errno));
+    say_line(NULL, msgbuf, NULL);
+  }
+  a->log_size = msg.sent;
   code = report(a, a->result);
+  log_outcome(a, a->result,
+              a->result->message ? a->result->message : "", code);
 
 out:
+  a->log_ready = 0;
   if (password != NULL) {
     OPENSSL_cleanse(password, PASSWORD_MAX);
     free(password);
@@ -711,85 +1003,105 @@ out:
   cli_addrs_free(&rcpts);
   free(sender_copy);
   free(header_from);
-  free(stripped);
-  free(data);
+  cli_buf_free(&pre);
+  cli_msg_free(&msg);
   return code;
 }
 
 /* ---- main ---------------------------------------------------------------------------- */
 
-int main(int argc, char **argv) {
-  static app a;
+static void version(app *a) {
+  const smtpuv_info *v = smtpuv_version(0);
+  char path[1100];
+  printf("%s %s (libuv %s, %s)\n", CLI_NAME,
+         v != NULL ? v->version_str : SMTPUV_VERSION, uv_version_string(),
+         OpenSSL_version(OPENSSL_VERSION));
+  user_file(a, path, sizeof path);
+  printf("System configuration file name: %s\n", sysconf_file());
+  printf("User configuration file name: %s\n", path);
+  if (a->rc.nfiles == 0)
+    printf("Configuration files read: (none)\n");
+  for (size_t i = 0; i < a->rc.nfiles; i++)
+    printf("Configuration file read: %s\n", a->rc.files[i]);
+}
+
+static int run_main(app *a) {
   char err[512];
-  signal(SIGPIPE, SIG_IGN); /* a dead peer or a closed stdout: an error */
-  cli_config_init(&a.cfg);
-  int rc = cli_args_parse(&a.cfg, argc, argv, err, sizeof err);
+  cli_config *c = &a->cmd;
+  int rc = cli_args_parse(c, a->argc, a->argv, err, sizeof err);
   if (rc != 0) {
     /* --json promises one object on stdout, even for a bad command line */
-    for (int i = 1; i < argc && argv[i] != NULL; i++)
-      if (strcmp(argv[i], "--") == 0)
+    for (int i = 1; i < a->argc && a->argv[i] != NULL; i++)
+      if (strcmp(a->argv[i], "--") == 0)
         break;
-      else if (strcmp(argv[i], "--json") == 0)
-        a.cfg.json = 1;
-    rc = local_failure(&a, rc, rc == CLI_EX_OSERR ? SMTPUV_ENOMEM : SMTPUV_EINVAL,
-                       rc == CLI_EX_OSERR ? "out of memory" : err);
-    cli_config_free(&a.cfg);
-    return rc;
+      else if (strcmp(a->argv[i], "--json") == 0)
+        a->cfg.json = 1;
+    return local_failure(a, rc,
+                         rc == CLI_EX_OSERR ? SMTPUV_ENOMEM : SMTPUV_EINVAL,
+                         rc == CLI_EX_OSERR ? "out of memory" : err);
   }
-  cli_config *c = &a.cfg;
+  a->cfg.json = c->json;
   if (c->mode == CLI_MODE_HELP) {
     fputs(cli_usage(), stdout);
-    cli_config_free(c);
     return 0;
   }
-  if (c->mode == CLI_MODE_VERSION) {
-    const smtpuv_info *v = smtpuv_version(0);
-    printf("%s %s (libuv %s, %s)\n", CLI_NAME,
-           v != NULL ? v->version_str : SMTPUV_VERSION, uv_version_string(),
-           OpenSSL_version(OPENSSL_VERSION));
-    cli_config_free(c);
-    return 0;
-  }
-  if (c->host == NULL) {
-    rc = local_failure(&a, CLI_EX_USAGE, SMTPUV_EINVAL,
-                       "no server given: use --host=HOST (see --help)");
-    cli_config_free(c);
+  if (c->host_given && c->account != NULL)
+    return local_failure(a, CLI_EX_USAGE, SMTPUV_EINVAL,
+                         "--account and --host cannot be used together");
+  if ((rc = load_files(a)) != 0)
     return rc;
+  if (c->mode == CLI_MODE_VERSION) {
+    version(a);
+    return 0;
   }
-  if (strchr(c->host, ':') != NULL && c->host[0] != '[')
-    snprintf(a.host_port, sizeof a.host_port, "[%s]:%u", c->host,
-             effective_port(c));
+  if (c->mode == CLI_MODE_SEND)
+    return send_mode(a);
+  if ((rc = resolve(a, c->from)) != 0)
+    return rc;
+  cli_config *f = &a->cfg;
+  if (f->host == NULL)
+    return local_failure(a, CLI_EX_USAGE, SMTPUV_EINVAL,
+                         "no server given: use --host=HOST, or an account "
+                         "in ~/.msmtprc (see --help)");
+  if (strchr(f->host, ':') != NULL && f->host[0] != '[')
+    snprintf(a->host_port, sizeof a->host_port, "[%s]:%u", f->host,
+             effective_port(f));
   else
-    snprintf(a.host_port, sizeof a.host_port, "%s:%u", c->host,
-             effective_port(c));
-  if (c->tls_trust_file != NULL && access(c->tls_trust_file, R_OK) != 0) {
+    snprintf(a->host_port, sizeof a->host_port, "%s:%u", f->host,
+             effective_port(f));
+  if (f->tls_trust_file != NULL && access(f->tls_trust_file, R_OK) != 0) {
     char msg[700];
     snprintf(msg, sizeof msg, "cannot read --tls-trust-file %s: %s",
-             c->tls_trust_file, strerror(errno));
-    rc = local_failure(&a, CLI_EX_CONFIG, SMTPUV_ETLS, msg);
-    cli_config_free(c);
-    return rc;
+             f->tls_trust_file, strerror(errno));
+    return local_failure(a, CLI_EX_CONFIG, SMTPUV_ETLS, msg);
   }
   if (c->mode == CLI_MODE_PRETEND) {
-    pretend(&a);
-    cli_config_free(c);
+    pretend(a);
     return 0;
   }
-  if (c->tls && !c->tls_certcheck)
+  if (f->tls && !f->tls_certcheck)
     say("warning: --tls-certcheck=off: the server's certificate is not "
         "checked, anyone in between can read everything");
-  if (c->mode == CLI_MODE_SERVERINFO) {
-    smtpuv_options *o;
-    rc = build_options(&a, NULL, &o);
-    if (rc == 0) {
-      rc = serverinfo(&a, o);
-      smtpuv_options_free(o);
-    }
-    cli_config_free(c);
-    return rc;
+  smtpuv_options *o;
+  rc = build_options(a, NULL, &o);
+  if (rc == 0) {
+    rc = serverinfo(a, o);
+    smtpuv_options_free(o);
   }
-  rc = send_mode(&a);
-  cli_config_free(c);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  static app a;
+  signal(SIGPIPE, SIG_IGN); /* a dead peer or a closed stdout: an error */
+  cli_config_init(&a.cfg);
+  cli_config_init(&a.cmd);
+  a.argc = argc;
+  a.argv = argv;
+  int rc = run_main(&a);
+  cli_config_free(&a.cfg);
+  cli_config_free(&a.cmd);
+  cli_rc_free(&a.rc);
   fflush(stdout);
   if (ferror(stdout) && rc == 0)
     rc = CLI_EX_IOERR;

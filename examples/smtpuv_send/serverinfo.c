@@ -119,9 +119,19 @@ void cli_serverinfo_text(cli_buf *b, const char *host,
     cli_buf_puts(b, "\n");
   }
   if (r->tls != NULL) {
-    cli_buf_puts(b, "TLS session and certificate:\n    ");
-    safe_text(b, r->tls, strlen(r->tls), "    ");
-    cli_buf_puts(b, "\n");
+    /* one part per line: session, subject, issuer, SHA-256 fingerprint
+       (what --tls-fingerprint takes), validity dates */
+    cli_buf_puts(b, "TLS session and certificate:\n");
+    for (const char *p = r->tls; *p;) {
+      const char *e = strstr(p, "; ");
+      size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+      cli_buf_puts(b, "    ");
+      safe_text(b, p, n, "    ");
+      cli_buf_puts(b, "\n");
+      p += n;
+      if (e != NULL)
+        p += 2;
+    }
   }
   if (r->server_name[0] != '\0') {
     cli_buf_puts(b, "EHLO reply:\n    ");

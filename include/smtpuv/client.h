@@ -67,7 +67,10 @@
  *
  * Threading: a client belongs to its loop's thread. All callbacks run on
  * that thread. Nothing is global: many clients may share a loop and many
- * loops may run in one process.
+ * loops may run in one process. The exceptions, callable from any thread,
+ * are the functions whose name ends in _threadsafe (see "Threads" below)
+ * and the blocking session smtpuv_session_sync_*(); docs/threads.md has
+ * the full rules.
  */
 #ifndef SMTPUV_CLIENT_H
 #define SMTPUV_CLIENT_H
@@ -149,11 +152,47 @@ SMTPUV_EXTERN int smtpuv_options_set_ssl_ctx(smtpuv_options *o,
 SMTPUV_EXTERN int smtpuv_options_set_ca(smtpuv_options *o, const char *file,
                                         const char *dir);
 
+/**
+ * Trust anchors from memory: every certificate of the PEM bundle `pem`
+ * (`len` bytes, no NUL needed; copied), for the built-in SSL_CTX. Files
+ * given with set_ca() are trusted as well; the system store is not loaded
+ * when either is set. Node passes `tls.rootCertificates` joined here so
+ * that its addon trusts what Node trusts. pem NULL (len 0) removes it. As
+ * set_ca(), it starts a new shared context for clients made afterwards.
+ * Returns 0, SMTPUV_EINVAL (NULL options, pem NULL with a length, a bundle
+ * without any certificate: the options are unchanged) or SMTPUV_ENOMEM.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_ca_pem(smtpuv_options *o,
+                                            const char *pem, size_t len);
+
 /** Name sent as SNI and checked against the certificate when it differs
     from the host connected to (e.g. host "127.0.0.1", name "localhost").
     NULL: the host. */
 SMTPUV_EXTERN int smtpuv_options_set_tls_server_name(smtpuv_options *o,
                                                      const char *name);
+
+/** Pin the server certificate: trust exactly the certificate whose SHA-256
+    digest (of its DER encoding) is `sha256`, given as 64 hex digits, pairs
+    optionally separated by ':' ("AB:CD:..." as `openssl x509 -fingerprint
+    -sha256` and smtpuv-send -S print it). The pin replaces the CA chain
+    and host name checks (a self-signed certificate is fine); any other
+    certificate fails the handshake with SMTPUV_ECERT ("certificate
+    fingerprint mismatch"). It is checked whatever set_tls_verify() says.
+    NULL removes the pin. SMTPUV_EINVAL for anything but 32 bytes of hex
+    (SHA-1 and MD5 fingerprints are refused). */
+SMTPUV_EXTERN int smtpuv_options_set_tls_fingerprint(smtpuv_options *o,
+                                                     const char *sha256);
+
+/** Present a client certificate during TLS: `cert_file` (PEM, the
+    certificate then any intermediates) and `key_file` (PEM private key;
+    NULL: the key is in `cert_file`). Both NULL: none. The files are read at
+    each connection; a file that cannot be loaded, or a key that does not
+    match, fails it with SMTPUV_ETLS and the reason ("TLS setup: cannot
+    load the client certificate ..."). SMTPUV_EINVAL for a key without a
+    certificate or an empty name, SMTPUV_ENOMEM. */
+SMTPUV_EXTERN int smtpuv_options_set_tls_client_cert(smtpuv_options *o,
+                                                     const char *cert_file,
+                                                     const char *key_file);
 
 /** 0 accepts ANY certificate and host name (the connection is encrypted
     but not authenticated: a man in the middle can read everything,
@@ -467,24 +506,6 @@ SMTPUV_EXTERN size_t smtpuv_client_pending(const smtpuv_client *client);
 SMTPUV_EXTERN int smtpuv_client_close(smtpuv_client *client,
                                       smtpuv_close_cb cb);
 
-/**
- * Abort the client: end its connection at once, without QUIT and without
- * waiting for any reply. Messages not yet started fail with
- * SMTPUV_SEND_CANCELED (SMTPUV_ECANCELED); a message on the wire fails with
- * SMTPUV_SEND_FAILED (SMTPUV_ECANCELED), or is SMTPUV_SEND_UNKNOWN when its
- * final "." was already handed to the socket (the server may have it).
- * Every send callback still runs exactly once, then `cb` (may be NULL) runs
- * last, after every handle of the client is closed (a TLS connection that
- * was already closing may take up to 2 s to write its close_notify); the
- * client is freed after it. Safe from any callback of the client, and after
- * smtpuv_client_close() (which it hurries: the first close callback given
- * stays, `cb` is then ignored). Do not call it from a body source's read
- * callback or a trace callback (they run inside the conversation).
- * Returns 0, or SMTPUV_ECLOSED when already aborted (cb will not run).
- */
-SMTPUV_EXTERN int smtpuv_client_abort(smtpuv_client *client,
-                                      smtpuv_close_cb cb);
-
 /** Drained callback: the pending count fell to the low-water mark after
     the high-water mark was reached (smtpuv_options_set_queue_limits()).
     Runs on the loop, from the client's dispatch, never during close. */
@@ -501,6 +522,113 @@ SMTPUV_EXTERN void *smtpuv_client_get_data(const smtpuv_client *client);
 
 /** The loop the client runs on. */
 SMTPUV_EXTERN uv_loop_t *smtpuv_client_loop(const smtpuv_client *client);
+
+/**
+ * Abort the client: every connection ends at once (no QUIT, no TLS
+ * close_notify, no waiting for a reply). Messages not yet started fail with
+ * SMTPUV_SEND_CANCELED (SMTPUV_ECANCELED, phase NONE); messages in flight
+ * with SMTPUV_SEND_FAILED (SMTPUV_ECANCELED, their phase), or
+ * SMTPUV_SEND_UNKNOWN when their final "." (BDAT LAST) was already handed
+ * to the transport. Messages waiting for a connection that is still being
+ * set up (resolution, connect, TLS, EHLO, AUTH) have not started: CANCELED
+ * as well. No message is retried. Every send callback still runs exactly
+ * once, on the loop (never from inside this call), then `cb` (may be
+ * NULL), and the client is freed after it; no handle of the client is open
+ * when `cb` runs. Callable from inside any callback of the client. After
+ * smtpuv_client_close() it escalates that close: `cb` is then ignored and
+ * close()'s callback runs. An OAuth token request that is unanswered when
+ * `cb` runs must not be answered afterwards (the authenticator is freed).
+ * Returns 0, SMTPUV_EINVAL (NULL) or SMTPUV_ECLOSED (already aborting; cb
+ * will not run).
+ */
+SMTPUV_EXTERN int smtpuv_client_abort(smtpuv_client *client,
+                                      smtpuv_close_cb cb);
+
+/**
+ * Whether the client's handles (its idle handle, a connection's socket and
+ * timer, present and future) keep the loop alive (uv_ref, the default) or
+ * not (uv_unref, `ref` 0). An embedder that keeps its loop alive by itself
+ * while messages are pending (Node's addon: ref while a send or close is
+ * pending, unref when idle) lets an idle connection stay open without
+ * holding the process. A DNS request in progress always keeps the loop
+ * alive (libuv requests cannot be unref'd). The wake-up handle of the
+ * _threadsafe functions never keeps the loop alive, whatever `ref` says.
+ * Ignored once the client is closed.
+ */
+SMTPUV_EXTERN void smtpuv_client_set_ref(smtpuv_client *client, int ref);
+
+/* ------------------------------------------------------------------------ */
+/* Threads (src/uv/threadsafe.c)                                             */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * What may be called from where:
+ *   - from any thread, at any time between smtpuv_client_new() returning and
+ *     the close callback returning (the client is freed after it): only
+ *     smtpuv_client_send_threadsafe(), smtpuv_client_send_message_threadsafe()
+ *     and smtpuv_client_pending_threadsafe(). The application makes sure no
+ *     such call is still running, or starts, once the close callback has
+ *     returned: stop (or join) its submitting threads before or inside the
+ *     close callback. After close/abort began they return SMTPUV_ECLOSED.
+ *   - every other smtpuv_client_* function: only on the loop's thread (the
+ *     thread running uv_run() on the client's loop, or any thread while the
+ *     loop is not running, with the usual care of libuv).
+ *   - every callback (send, close, trace, body source, token) runs on the
+ *     loop's thread.
+ *   - the allocator of the options (smtpuv_options_new()'s `mem`) is then
+ *     called from the submitting threads too (the record of a submission is
+ *     allocated on the calling thread): it must be thread-safe. The default
+ *     (malloc/free) is.
+ * The client's wake-up handle (a uv_async_t) does not keep the loop alive:
+ * an application whose loop would otherwise have nothing to do keeps it
+ * running by its own handle while other threads submit (the blocking
+ * session does).
+ */
+
+/**
+ * smtpuv_client_send() from any thread. On the calling thread the envelope
+ * is validated and copied (sender, recipients, MAIL and RCPT parameters: the
+ * caller may free or reuse them as soon as this returns) together with the
+ * body struct; the body's buffer (`data`) or source (`read`/`user`) is NOT
+ * copied and must stay valid until `cb` runs (a source's read and rewind
+ * functions are called on the loop's thread). The message is then handed
+ * to the client on the loop's thread, in the order of submission (as
+ * serialised by the queue's mutex: one thread's messages keep their order),
+ * and from there it is like any other message: `cb` runs exactly once, on
+ * the loop's thread, in queue order.
+ * Returns 0 (cb will run exactly once), or without queuing anything and
+ * without calling cb: SMTPUV_EINVAL (NULL client, or as smtpuv_client_send()),
+ * SMTPUV_EADDRESS, SMTPUV_ECLOSED (smtpuv_client_close() or
+ * smtpuv_client_abort() began: from then on every submission is refused),
+ * SMTPUV_EFULL (the high-water mark of smtpuv_options_set_queue_limits(),
+ * counting the submissions not yet handed to the loop; the drained
+ * callback runs on the loop's thread) or SMTPUV_ENOMEM.
+ */
+SMTPUV_EXTERN int smtpuv_client_send_threadsafe(smtpuv_client *client,
+                                                const smtpuv_envelope *envelope,
+                                                const smtpuv_body *body,
+                                                smtpuv_send_cb cb, void *data);
+
+/**
+ * smtpuv_client_send_message() from any thread: the headers are parsed and
+ * the envelope derived on the calling thread; `data` is not copied and must
+ * stay valid until `cb` runs (it is read on the loop's thread). Returns
+ * smtpuv_client_send_threadsafe()'s codes and SMTPUV_EHEADER.
+ */
+SMTPUV_EXTERN int smtpuv_client_send_message_threadsafe(smtpuv_client *client,
+                                                        const void *data,
+                                                        size_t len,
+                                                        smtpuv_send_cb cb,
+                                                        void *cbdata);
+
+/**
+ * Messages submitted (from any thread, with any send function) whose
+ * callback has not run yet, including those not yet handed to the loop.
+ * Callable from any thread (see the rules above); the value may be stale by
+ * the time it is used. 0 for NULL. smtpuv_client_pending() (loop thread)
+ * leaves out the submissions not yet handed over.
+ */
+SMTPUV_EXTERN size_t smtpuv_client_pending_threadsafe(smtpuv_client *client);
 
 /* ------------------------------------------------------------------------ */
 /* Envelope from headers                                                     */
@@ -585,6 +713,66 @@ SMTPUV_EXTERN int smtpuv_send_sync(const smtpuv_options *options,
 SMTPUV_EXTERN int smtpuv_send_message_sync(const smtpuv_options *options,
                                            const void *data, size_t len,
                                            smtpuv_send_result **result);
+
+/**
+ * A blocking session for code without an event loop (like Python smtplib's
+ * SMTP object): one client on a private loop that runs on its own thread,
+ * so the connection, TLS and AUTH are set up once and reused by every
+ * message (re-opened when the server closed it while idle), unlike
+ * smtpuv_send_sync(). Opaque.
+ */
+typedef struct smtpuv_session_sync smtpuv_session_sync;
+
+/**
+ * Start a session: a loop, a client with a copy of `options` (free them
+ * whenever) and the thread that runs them (created with every signal
+ * blocked: a SIGPIPE raised by its writes never ends the process). Nothing
+ * happens on the network until the first message. The allocator of the
+ * options must be thread-safe (the default is).
+ * Returns 0, SMTPUV_EINVAL (NULL argument, no host set) or SMTPUV_ENOMEM
+ * (also: the thread could not be created); `*out` is NULL after a failure.
+ */
+SMTPUV_EXTERN int smtpuv_session_sync_new(const smtpuv_options *options,
+                                          smtpuv_session_sync **out);
+
+/**
+ * Send one message on the session and wait for its outcome. Callable from
+ * several threads at once: each call blocks for its own message; messages
+ * go on the one connection in the order they arrive (pipelined when the
+ * server allows). The envelope is copied; the body is used until the call
+ * returns (a streaming source's read and rewind functions run on the
+ * session's thread meanwhile, as do the trace and token callbacks of the
+ * options). `*result` (when `result` is not NULL) receives a copy of the
+ * outcome to free with smtpuv_send_result_free(); NULL when the call failed
+ * before a message was queued.
+ * Returns what smtpuv_send_sync() returns: 0 when sent, else the result's
+ * error code or smtpuv_client_send()'s codes; SMTPUV_EINVAL also when
+ * called on the session's own thread (from one of its callbacks), which
+ * would wait for itself.
+ */
+SMTPUV_EXTERN int smtpuv_session_sync_send(smtpuv_session_sync *session,
+                                           const smtpuv_envelope *envelope,
+                                           const smtpuv_body *body,
+                                           smtpuv_send_result **result);
+
+/** smtpuv_session_sync_send() with the envelope from the message's headers
+    (see smtpuv_message_new()); Bcc is not transmitted. Also
+    SMTPUV_EHEADER. */
+SMTPUV_EXTERN int smtpuv_session_sync_send_message(smtpuv_session_sync *session,
+                                                   const void *data,
+                                                   size_t len,
+                                                   smtpuv_send_result **result);
+
+/** Messages of the session whose call has not returned yet (any thread). */
+SMTPUV_EXTERN size_t smtpuv_session_sync_pending(smtpuv_session_sync *session);
+
+/**
+ * End the session: QUIT (a message still on the wire keeps its chance, as
+ * with smtpuv_client_close()), close the connection, stop and join the
+ * thread, free everything. No other call on the session may be running or
+ * start (join the threads that send first). NULL is accepted.
+ */
+SMTPUV_EXTERN void smtpuv_session_sync_free(smtpuv_session_sync *session);
 
 /* ------------------------------------------------------------------------ */
 /* Server probe (src/uv/probe.c; used by smtpuv-send --serverinfo)           */

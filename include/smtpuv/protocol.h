@@ -91,7 +91,8 @@ typedef enum smtpuv_cmd {
   SMTPUV_CMD_RSET,
   SMTPUV_CMD_NOOP,
   SMTPUV_CMD_VRFY,
-  SMTPUV_CMD_QUIT
+  SMTPUV_CMD_QUIT,
+  SMTPUV_CMD_LHLO       /**< LMTP's LHLO (RFC 2033), answered like EHLO */
 } smtpuv_cmd;
 
 /** Name of a command for traces and messages ("EHLO", "end-of-data"...). */
@@ -138,7 +139,11 @@ enum {
   SMTPUV_REPLY_EMPTY_DATA = 1u << 0,
   /** The reply to MAIL/RCPT/DATA/BDAT of a transaction already failed
       (MAIL refused, or no recipient accepted); nothing was delivered. */
-  SMTPUV_REPLY_TXN_FAILED = 1u << 1
+  SMTPUV_REPLY_TXN_FAILED = 1u << 1,
+  /** LMTP: this reply to the end of data (SMTPUV_CMD_DATA_END or the BDAT
+      LAST chunk) is the final verdict for one accepted recipient, the one
+      whose RCPT reply had `rcpt_index`; see smtpuv_proto_lhlo(). */
+  SMTPUV_REPLY_LMTP_RCPT = 1u << 2
 };
 
 /**
@@ -155,8 +160,14 @@ enum {
 typedef struct smtpuv_reply {
   size_t struct_size;   /**< set by the library: bytes filled (output) */
   smtpuv_cmd command;   /**< the command this reply answers */
-  unsigned rcpt_index;  /**< RCPT: 0-based index within its transaction */
-  int last;             /**< BDAT: 1 when this answers the LAST chunk */
+  unsigned rcpt_index;  /**< RCPT: 0-based index within its transaction;
+                             LMTP end of data with SMTPUV_REPLY_LMTP_RCPT:
+                             the index of the recipient it is the verdict
+                             for; 0 otherwise */
+  int last;             /**< BDAT: 1 when this answers the LAST chunk.
+                             LMTP (DATA_END and BDAT LAST): 1 on the final
+                             reply of the message's end of data only, 0 on
+                             the per-recipient replies before it */
   int code;             /**< 200..599 */
   int positive;         /**< 1 when the code means success for `command`
                              (2xx; 354 for DATA; 334 for AUTH; 220 for
@@ -292,8 +303,10 @@ SMTPUV_EXTERN void smtpuv_proto_consumed(smtpuv_proto *p, size_t n);
 /** Bytes issued but not yet consumed. */
 SMTPUV_EXTERN size_t smtpuv_proto_pending_output(const smtpuv_proto *p);
 
-/** Number of commands whose replies have not been popped yet (the greeting
-    and the end of data the core writes itself count). */
+/** Number of replies not popped yet (the greeting and the end of data the
+    core writes itself count). LMTP: the end of data counts one reply per
+    accepted recipient when it was issued after every RCPT reply was
+    popped, else one per RCPT issued until its final verdict is fed. */
 SMTPUV_EXTERN size_t smtpuv_proto_pending_replies(const smtpuv_proto *p);
 
 /** Current state (see smtpuv_state). */
@@ -372,6 +385,72 @@ SMTPUV_EXTERN int smtpuv_proto_ehlo(smtpuv_proto *p, const char *domain);
 /** HELO `domain`: the fallback when EHLO was refused (no extensions). Same
     rules as smtpuv_proto_ehlo(). */
 SMTPUV_EXTERN int smtpuv_proto_helo(smtpuv_proto *p, const char *domain);
+
+/* ---- LMTP (RFC 2033) ---------------------------------------------------- */
+
+/**
+ * Speak LMTP on this session: EHLO and HELO are refused from now on
+ * (SMTPUV_ESTATE; LMTP has no HELO fallback) and LHLO must be used.
+ * Allowed before the first EHLO/HELO/LHLO was issued (states
+ * GREETING_EXPECTED and GREETED), else SMTPUV_ESTATE; also SMTPUV_EINVAL
+ * and the sticky error. smtpuv_proto_lhlo() switches the mode by itself;
+ * this call only makes the choice early and explicit.
+ *
+ * What LMTP changes in the core:
+ *   - the reply to LHLO is parsed for extensions exactly like EHLO's;
+ *   - after the end of data (DATA's final "." or the BDAT LAST chunk) the
+ *     server sends one reply per ACCEPTED recipient, in RCPT order (RFC
+ *     2033 4.2, RFC 3030 4.2). The core counts the positive RCPT replies
+ *     and hands out that many replies to SMTPUV_CMD_DATA_END (or
+ *     SMTPUV_CMD_BDAT), each with SMTPUV_REPLY_LMTP_RCPT, `rcpt_index`
+ *     set to the recipient it is the verdict for and `last` 1 on the final
+ *     one. Replies to commands pipelined after the end of data (the next
+ *     MAIL) come after all of them (FIFO);
+ *   - when the transaction failed (MAIL refused, or no RCPT accepted: the
+ *     server answers DATA with 503, RFC 2033 4.2) a single reply is
+ *     expected, as in SMTP, flagged SMTPUV_REPLY_TXN_FAILED and not
+ *     SMTPUV_REPLY_LMTP_RCPT (also when a non-conforming server answered
+ *     DATA with 354 and the core ended the body itself);
+ *   - BDAT LAST may be issued before the RCPT replies are in (pipelining):
+ *     until its final verdict has been fed, smtpuv_proto_pending_replies()
+ *     counts one reply per RCPT issued, then drops the surplus;
+ *   - a 421 among the per-recipient replies finishes the session as
+ *     always; the recipients after it are still due (see
+ *     smtpuv_proto_lmtp_due()).
+ */
+SMTPUV_EXTERN int smtpuv_proto_set_lmtp(smtpuv_proto *p);
+
+/** 1 if the session speaks LMTP (set_lmtp() or lhlo() was called), else 0. */
+SMTPUV_EXTERN int smtpuv_proto_is_lmtp(const smtpuv_proto *p);
+
+/**
+ * LHLO `domain` (LMTP's EHLO): same arguments, states and reply handling
+ * as smtpuv_proto_ehlo(); switches the session to LMTP (see
+ * smtpuv_proto_set_lmtp()). SMTPUV_ESTATE when an EHLO or HELO was
+ * issued before on this session.
+ */
+SMTPUV_EXTERN int smtpuv_proto_lhlo(smtpuv_proto *p, const char *domain);
+
+/**
+ * LMTP: how many per-recipient replies to the end of data of the
+ * transaction whose replies are being popped are still to be popped, i.e.
+ * its recipients still waiting for their final verdict. 0 when the end of
+ * data of that transaction was not issued, when it failed (no recipient
+ * waits), once every verdict was popped, and outside LMTP. Only recipients
+ * whose positive RCPT reply was popped are counted (a recipient whose RCPT
+ * reply never came is unknown anyway). When the connection is lost, these
+ * are the recipients whose outcome is unknown: the message may or may not
+ * have been delivered to them.
+ */
+SMTPUV_EXTERN size_t smtpuv_proto_lmtp_due(const smtpuv_proto *p);
+
+/**
+ * LMTP: the `rcpt_index` of the i-th recipient still due (0 <= i <
+ * smtpuv_proto_lmtp_due()), in RCPT order. Returns 0 and sets `*index`, or
+ * SMTPUV_EINVAL (NULL, or i out of range).
+ */
+SMTPUV_EXTERN int smtpuv_proto_lmtp_due_rcpt(const smtpuv_proto *p, size_t i,
+                                             unsigned *index);
 
 /**
  * STARTTLS. Needs the STARTTLS extension (else SMTPUV_ENOEXT). On its 220

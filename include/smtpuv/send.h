@@ -212,7 +212,9 @@ typedef enum smtpuv_phase {
   SMTPUV_PHASE_RCPT,
   SMTPUV_PHASE_DATA,        /**< DATA command, or body transmission */
   SMTPUV_PHASE_END_OF_DATA, /**< the reply to "." or to BDAT LAST */
-  SMTPUV_PHASE_QUIT
+  SMTPUV_PHASE_QUIT,
+  SMTPUV_PHASE_PROXY        /**< the SOCKS5 handshake with the proxy, before
+                                 the greeting (smtpuv/socks5.h) */
 } smtpuv_phase;
 
 /** Name of a phase ("connect", "TLS", "RCPT"...), for logs; "?" for a

@@ -275,6 +275,15 @@ void smtpuv__conv_received(smtpuv__conv *cv, const void *buf, size_t len) {
     return;
   cv->in_event++;
   smtpuv__trace_in(cv, buf, len);
+  if (cv->state == SMTPUV__CV_TLS_IMPLICIT) {
+    /* nothing can come through TLS before its handshake (as after
+       STARTTLS's 220, where the core refuses it) */
+    smtpuv__conv_fail(cv, SMTPUV_EPROTO, NULL, 0,
+                      "the server sent data before the TLS handshake");
+    advance(cv);
+    cv->in_event--;
+    return;
+  }
   int frc = smtpuv_proto_feed(cv->proto, buf, len);
   /* Replies completed before a violation in the same bytes are popped
      first (a "250 queued" followed by junk still counts); next_reply()
@@ -286,8 +295,11 @@ void smtpuv__conv_received(smtpuv__conv *cv, const void *buf, size_t len) {
       rc = smtpuv_proto_next_reply(cv->proto, &r);
       if (rc != 1)
         break;
-      cv->reply_clock = cv->now; /* the next reply is awaited from now */
       on_reply(cv, &r);
+      /* the next reply is awaited from now, or from when its command is
+         written if it is still in the output */
+      cv->reply_clock = cv->now;
+      cv->clock_on_write = smtpuv__conv_unwritten(cv) > 0;
       rc = 0;
     }
   }
@@ -385,8 +397,11 @@ void smtpuv__conv_written(smtpuv__conv *cv, size_t n) {
   cv->progress_clock = cv->now;
   if (ended(cv))
     return;
-  if (smtpuv__conv_unwritten(cv) == 0)
-    cv->reply_clock = cv->now; /* the server has every byte now */
+  if (cv->clock_on_write && smtpuv__conv_unwritten(cv) == 0) {
+    /* the awaited reply's command has just been written whole */
+    cv->reply_clock = cv->now;
+    cv->clock_on_write = 0;
+  }
   cv->in_event++;
   advance(cv);
   cv->in_event--;
@@ -563,8 +578,20 @@ static void advance(smtpuv__conv *cv) {
   }
   if (cv->closing)
     close_step(cv);
-  if (!ended(cv) && !is_idle(cv))
+  if (ended(cv))
+    return;
+  /* a reply becomes awaited when a command is issued with none pending */
+  size_t awaited = smtpuv_proto_pending_replies(cv->proto);
+  if (cv->awaited == 0 && awaited > 0) {
+    cv->reply_clock = cv->now;
+    cv->clock_on_write = smtpuv__conv_unwritten(cv) > 0;
+  }
+  cv->awaited = awaited;
+  /* idle from the moment it became idle */
+  int idle = is_idle(cv);
+  if (!idle || !cv->was_idle)
     cv->idle_since = cv->now;
+  cv->was_idle = idle;
 }
 
 /* ---- actions ------------------------------------------------------------------------ */
@@ -675,6 +702,21 @@ int smtpuv__conv_take_failure(smtpuv__conv *cv, smtpuv__conv_failure *f) {
 }
 
 int smtpuv__conv_setup_failed(const smtpuv__conv *cv) { return cv->failed; }
+
+unsigned smtpuv__conv_room(const smtpuv__conv *cv) {
+  if (ended(cv) || cv->cfg.mode != SMTPUV__CONV_SEND || cv->closing ||
+      cv->doomed || cv->failed || cv->state == SMTPUV__CV_QUIT)
+    return 0;
+  if (cv->cfg.max_messages != 0 && cv->messages_issued >= cv->cfg.max_messages)
+    return 0;
+  unsigned depth = cv->cfg.max_inflight;
+  if (smtpuv__conv_in_setup(cv))
+    return depth; /* what its pipeline will take once it is ready */
+  if (!((smtpuv_proto_extensions(cv->proto) & SMTPUV_EXT_PIPELINING) &&
+        cv->cfg.pipelining))
+    depth = 1;
+  return cv->ninflight < depth ? depth - cv->ninflight : 0;
+}
 
 unsigned smtpuv__conv_inflight(const smtpuv__conv *cv) {
   return cv->ninflight;

@@ -230,6 +230,12 @@ int smtpuv__conv_setup_failed(const smtpuv__conv *cv);
 /* 1 when smtpuv__conv_submit() would start a message now. */
 int smtpuv__conv_can_take(const smtpuv__conv *cv);
 
+/* How many more messages the conversation would take: its pipeline's room
+   (1 without PIPELINING), a whole pipeline while it is being set up, 0
+   when it takes none (failed, closing, limit reached). For a pool's
+   decision to open another connection. */
+unsigned smtpuv__conv_room(const smtpuv__conv *cv);
+
 /* Messages submitted and not yet popped. */
 unsigned smtpuv__conv_inflight(const smtpuv__conv *cv);
 

@@ -64,6 +64,10 @@ struct smtpuv__conv {
   /* time (ms on the transport's clock) */
   uint64_t now;
   uint64_t reply_clock;    /* the awaited reply's deadline starts here */
+  int clock_on_write;      /* ... or when the output is written whole (its
+                              command was still in it) */
+  size_t awaited;          /* replies pending at the end of the last event */
+  int was_idle;
   uint64_t progress_clock; /* last write progress (DATA) */
   uint64_t idle_since;
   uint64_t tls_clock;      /* handshake started */

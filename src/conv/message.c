@@ -44,6 +44,8 @@ const char *smtpuv_phase_name(smtpuv_phase p) {
     return "end-of-data";
   case SMTPUV_PHASE_QUIT:
     return "QUIT";
+  case SMTPUV_PHASE_PROXY:
+    return "proxy";
   }
   return "?";
 }

@@ -61,7 +61,8 @@ static void attach_tls(smtpuv__conv *cv, smtpuv__msg *m) {
 }
 
 void smtpuv__txn_finish(smtpuv__conv *cv, smtpuv__msg *m) {
-  attach_tls(cv, m);
+  if (!m->retry)
+    attach_tls(cv, m); /* a retry goes out on another connection */
   m->stage = SMTPUV__M_DONE;
   m->next = NULL;
   if (cv->finished_tail != NULL)
@@ -71,10 +72,6 @@ void smtpuv__txn_finish(smtpuv__conv *cv, smtpuv__msg *m) {
   cv->finished_tail = m;
 }
 
-static void complete(smtpuv__conv *cv, smtpuv__msg *m) {
-  smtpuv__txn_finish(cv, m);
-}
-
 /* Every in-flight message ends because the connection does. */
 void smtpuv__txn_fail_inflight(smtpuv__conv *cv, int err, const char *text,
                                const smtpuv_reply *reply) {
@@ -82,7 +79,7 @@ void smtpuv__txn_fail_inflight(smtpuv__conv *cv, int err, const char *text,
     smtpuv__msg *m = cv->inflight;
     smtpuv__txn_remove(cv, m);
     if (m->decided) {
-      complete(cv, m);
+      smtpuv__txn_finish(cv, m);
       continue;
     }
     if (m->stage == SMTPUV__M_DOT && cv->out_handed >= m->dot_mark) {
@@ -91,7 +88,7 @@ void smtpuv__txn_fail_inflight(smtpuv__conv *cv, int err, const char *text,
                          "%s after the end of the message was sent: it may "
                          "or may not have been accepted",
                          text);
-      complete(cv, m);
+      smtpuv__txn_finish(cv, m);
       continue;
     }
     if (!cv->closing && m->reused && m->attempts < 2 &&
@@ -108,7 +105,7 @@ void smtpuv__txn_fail_inflight(smtpuv__conv *cv, int err, const char *text,
       ph = SMTPUV_PHASE_DATA; /* the "." never left */
     smtpuv__msg_decide(MEM(cv), m, SMTPUV_SEND_FAILED, err, ph, reply, "%s",
                        text);
-    complete(cv, m);
+    smtpuv__txn_finish(cv, m);
   }
 }
 
@@ -130,7 +127,7 @@ void smtpuv__txn_end_inflight(smtpuv__conv *cv, smtpuv_send_status st,
         smtpuv__msg_decide(MEM(cv), m, st, err, msg_phase(m), NULL, "%s",
                            text);
     }
-    complete(cv, m);
+    smtpuv__txn_finish(cv, m);
   }
 }
 
@@ -160,7 +157,7 @@ static void local_fail(smtpuv__conv *cv, smtpuv__msg *m, int err,
   smtpuv__msg_decide(MEM(cv), m, SMTPUV_SEND_FAILED, err, phase, NULL, "%s",
                      text);
   cv->pump_len = 0; /* what a stream's source gave before MAIL */
-  complete(cv, m);
+  smtpuv__txn_finish(cv, m);
 }
 
 /* What a buffer body holds: each scan runs at most once per message, only
@@ -231,8 +228,9 @@ static void envelope_abort(smtpuv__conv *cv, smtpuv__msg *m, int err,
 static void start_message(smtpuv__conv *cv, smtpuv__msg *m) {
   unsigned ext = smtpuv_proto_extensions(cv->proto);
   m->attempts++;
+  /* a connection that carried a message before: the server may have
+     closed it meanwhile (see the retry rule) */
   m->reused = cv->messages_issued > 0;
-  cv->messages_issued++;
   if (smtpuv__conv_tls_required(cv) && !cv->tls_up) {
     local_fail(cv, m, SMTPUV_ENOTLS, SMTPUV_PHASE_MAIL,
                "TLS is required and not established");
@@ -339,6 +337,7 @@ static void start_message(smtpuv__conv *cv, smtpuv__msg *m) {
     return;
   }
   smtpuv__trace_out(cv, before, SMTPUV__TR_CMD);
+  cv->messages_issued++; /* MAIL is out: local refusals do not count */
   m->stage = SMTPUV__M_ENVELOPE;
   m->expect = 1;
   m->next = NULL;
@@ -409,14 +408,16 @@ static int txn_refused(smtpuv__conv *cv, smtpuv__msg *m,
 }
 
 void smtpuv__txn_check_done(smtpuv__conv *cv, smtpuv__msg *m) {
-  if (!m->decided || m->expect > 0)
+  /* DONE: finished already (envelope_abort() from inside a reply, then the
+     reply's own check) */
+  if (!m->decided || m->expect > 0 || m->stage == SMTPUV__M_DONE)
     return;
   if (m->stage == SMTPUV__M_BODY && m->bdat) {
     /* chunks were sent without LAST: end the transaction */
     need_rset(cv, m);
   }
   smtpuv__txn_remove(cv, m);
-  complete(cv, m);
+  smtpuv__txn_finish(cv, m);
 }
 
 static smtpuv__msg *route(smtpuv__conv *cv) {

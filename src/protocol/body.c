@@ -98,9 +98,13 @@ int smtpuv_proto_data_end(smtpuv_proto *p) {
   int rc = smtpuv__check_state(p, SMTPUV__ST(DATA));
   if (rc != 0)
     return rc;
-  if (smtpuv__ring_reserve(p, 1) != 0 || put_finish(p, &p->enc) != 0)
+  size_t slots = p->lmtp ? smtpuv__lmtp_slots_needed(p) : 1;
+  if (smtpuv__ring_reserve(p, slots) != 0 || put_finish(p, &p->enc) != 0)
     return SMTPUV_ENOMEM;
-  smtpuv__ring_push(p, SMTPUV_CMD_DATA_END);
+  if (p->lmtp)
+    smtpuv__push_lmtp_slots(p, SMTPUV_CMD_DATA_END, slots);
+  else
+    smtpuv__ring_push(p, SMTPUV_CMD_DATA_END);
   p->state = SMTPUV_STATE_READY;
   return 0;
 }
@@ -173,7 +177,9 @@ int smtpuv_proto_bdat(smtpuv_proto *p, const void *buf, size_t len,
   int first = p->state == SMTPUV_STATE_RECIPIENT_SENT;
   if (first && smtpuv__no_recipient(p))
     return SMTPUV_ENORCPT;
-  if (smtpuv__ring_reserve(p, 1) != 0)
+  /* LMTP: the LAST chunk gets one reply per accepted recipient */
+  size_t slots = p->lmtp && last ? smtpuv__lmtp_slots_needed(p) : 1;
+  if (smtpuv__ring_reserve(p, slots) != 0)
     return SMTPUV_ENOMEM;
 
   smtpuv_encoder e = p->enc;
@@ -183,7 +189,10 @@ int smtpuv_proto_bdat(smtpuv_proto *p, const void *buf, size_t len,
   if (rc != 0)
     return rc;
   p->enc = e;
-  smtpuv__ring_push(p, SMTPUV_CMD_BDAT)->last = last != 0;
+  if (p->lmtp && last)
+    smtpuv__push_lmtp_slots(p, SMTPUV_CMD_BDAT, slots);
+  else
+    smtpuv__ring_push(p, SMTPUV_CMD_BDAT)->last = last != 0;
   p->state = last ? SMTPUV_STATE_READY : SMTPUV_STATE_BDAT;
   return 0;
 }

@@ -81,15 +81,25 @@ static int hello(smtpuv_proto *p, const char *domain, smtpuv_cmd cmd) {
     return SMTPUV_EINVAL;
   size_t len;
   int rc = smtpuv__check_state(p, ST(GREETED));
+  /* LMTP has LHLO only; a session that said EHLO/HELO stays SMTP */
+  if (rc == 0 && (cmd == SMTPUV_CMD_LHLO ? !p->lmtp && p->hello_sent
+                                         : p->lmtp))
+    rc = SMTPUV_ESTATE;
   if (rc == 0)
     rc = smtpuv__check_domain(domain, &len);
   if (rc == 0)
     rc = smtpuv__check_busy(p, 0);
   if (rc == 0)
-    rc = emit_arg(p, cmd, cmd == SMTPUV_CMD_EHLO ? "EHLO " : "HELO ", 5,
-                  domain, len);
-  if (rc == 0)
+    rc = emit_arg(p, cmd,
+                  cmd == SMTPUV_CMD_EHLO   ? "EHLO "
+                  : cmd == SMTPUV_CMD_LHLO ? "LHLO "
+                                           : "HELO ",
+                  5, domain, len);
+  if (rc == 0) {
     p->state = SMTPUV_STATE_EHLO_SENT;
+    p->hello_sent = 1;
+    p->lmtp |= cmd == SMTPUV_CMD_LHLO;
+  }
   return rc;
 }
 
@@ -99,6 +109,25 @@ int smtpuv_proto_ehlo(smtpuv_proto *p, const char *domain) {
 
 int smtpuv_proto_helo(smtpuv_proto *p, const char *domain) {
   return hello(p, domain, SMTPUV_CMD_HELO);
+}
+
+int smtpuv_proto_lhlo(smtpuv_proto *p, const char *domain) {
+  return hello(p, domain, SMTPUV_CMD_LHLO);
+}
+
+int smtpuv_proto_set_lmtp(smtpuv_proto *p) {
+  if (p == NULL)
+    return SMTPUV_EINVAL;
+  int rc = smtpuv__check_state(p, ST(GREETING_EXPECTED) | ST(GREETED));
+  if (rc == 0 && p->hello_sent && !p->lmtp)
+    rc = SMTPUV_ESTATE;
+  if (rc == 0)
+    p->lmtp = 1;
+  return rc;
+}
+
+int smtpuv_proto_is_lmtp(const smtpuv_proto *p) {
+  return p != NULL && p->lmtp;
 }
 
 int smtpuv_proto_starttls(smtpuv_proto *p) {
@@ -447,6 +476,21 @@ int smtpuv_proto_rcpt(smtpuv_proto *p, const char *recipient,
   e->rcpt_index = p->txo.nrcpt++;
   p->state = SMTPUV_STATE_RECIPIENT_SENT;
   return 0;
+}
+
+size_t smtpuv__lmtp_slots_needed(const smtpuv_proto *p) {
+  size_t n = p->txo.nrcpt;
+  if (p->txi.id == p->txo.id && p->txi.rcpt_replied == p->txo.nrcpt)
+    n = p->lm.len; /* exact: every RCPT reply was popped */
+  return n > 0 ? n : 1;
+}
+
+void smtpuv__push_lmtp_slots(smtpuv_proto *p, smtpuv_cmd cmd, size_t n) {
+  for (size_t k = 0; k < n; k++) {
+    smtpuv__pending *e = smtpuv__ring_push(p, cmd);
+    e->lmtp_slot = 1;
+    e->rcpt_index = (uint32_t)k; /* `last` is set when it is matched */
+  }
 }
 
 /* Every RCPT reply of the current transaction is in and none accepted. */

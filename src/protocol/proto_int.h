@@ -28,8 +28,13 @@ typedef struct smtpuv__pending {
   uint8_t cmd;         /* smtpuv_cmd */
   uint8_t last;        /* BDAT LAST */
   uint8_t auto_end;    /* DATA_END the core wrote itself (empty body) */
+  uint8_t lmtp_slot;   /* LMTP: one of the end of data's per-recipient
+                          replies; its number is in rcpt_index */
+  uint8_t voided;      /* LMTP: a slot no reply will come for (fewer
+                          recipients were accepted than issued) */
   uint16_t code;       /* reply code, once complete */
-  uint32_t rcpt_index; /* RCPT: index within its transaction */
+  uint32_t rcpt_index; /* RCPT: index within its transaction; LMTP slot:
+                          its number, 0 .. RCPTs - 1 */
   uint32_t txn;        /* transaction number (MAIL .. end of data) */
   uint32_t reply_len;  /* bytes of the complete reply in `in` */
   uint32_t nlines;
@@ -49,6 +54,12 @@ typedef struct smtpuv__reader {
   uint8_t unsolicited; /* 1: a 421 nobody asked for follows the matched
                           replies; 2: it was popped */
   uint32_t unsol_len, unsol_nlines;
+  /* LMTP, as replies are matched: the transaction of the last matched
+     MAIL, its positive RCPT replies, whether MAIL was refused; and the
+     slots voided and not yet dropped by next_reply() */
+  uint32_t lm_txn, lm_accepted;
+  uint8_t lm_mail_failed;
+  size_t voids;
 } smtpuv__reader;
 
 /* The transaction as commands are issued. */
@@ -94,6 +105,8 @@ struct smtpuv_proto {
   uint8_t pipelining_allowed; /* smtpuv_proto_set_pipelining() */
   uint8_t auth_challenge;     /* a 334 was popped and not yet answered */
   uint8_t tls_ready;          /* STARTTLS's 220 was popped */
+  uint8_t lmtp;               /* LMTP mode (set_lmtp() or lhlo()) */
+  uint8_t hello_sent;         /* an EHLO/HELO/LHLO was issued */
   uint8_t authenticated;      /* AUTH succeeded (235): no second AUTH,
                                  RFC 4954 section 4 */
 
@@ -117,6 +130,13 @@ struct smtpuv_proto {
   smtpuv__ehlo *ehlo; /* NULL before EHLO/HELO and after STARTTLS */
   smtpuv__txn_out txo;
   smtpuv__txn_in txi;
+  /* LMTP, as replies are popped: the rcpt_index of every accepted RCPT of
+     the transaction txi, and how many of its slots were popped */
+  struct {
+    uint32_t *acc;
+    size_t len, cap;
+    uint32_t popped;
+  } lm;
   smtpuv_encoder enc;
   smtpuv__outbuf out;
 };
@@ -180,6 +200,14 @@ static inline int smtpuv__check_state(const smtpuv_proto *p, unsigned states) {
 
 /* Every RCPT reply of the transaction being issued is in, none positive. */
 int smtpuv__no_recipient(const smtpuv_proto *p);
+
+/* LMTP: push the end of data's `n` per-recipient slots (room reserved). */
+void smtpuv__push_lmtp_slots(smtpuv_proto *p, smtpuv_cmd cmd, size_t n);
+
+/* LMTP: how many slots an end of data issued now needs: the accepted
+   recipients when every RCPT reply of the transaction was popped, else
+   one per RCPT issued (the surplus is voided as replies are matched). */
+size_t smtpuv__lmtp_slots_needed(const smtpuv_proto *p);
 
 /* SMTPUV_EBUSY when a command (`is_quit`: QUIT) must wait for replies. */
 int smtpuv__check_busy(const smtpuv_proto *p, int is_quit);

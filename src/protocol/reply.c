@@ -63,6 +63,36 @@ static unsigned long long line_number(const smtpuv_proto *p) {
   return (unsigned long long)p->rd.lines + 1;
 }
 
+/* LMTP bookkeeping as a reply is matched to `e` (LMTP mode only): count
+   the transaction's accepted recipients; a slot that gets the final
+   verdict voids the slots after it no reply will come for. */
+static void lmtp_matched(smtpuv_proto *p, smtpuv__pending *e) {
+  smtpuv__reader *rd = &p->rd;
+  int ok = e->code / 100 == 2;
+  if (e->cmd == SMTPUV_CMD_MAIL) {
+    rd->lm_txn = e->txn;
+    rd->lm_accepted = 0;
+    rd->lm_mail_failed = !ok;
+  } else if (e->cmd == SMTPUV_CMD_RCPT && e->txn == rd->lm_txn) {
+    rd->lm_accepted += (uint32_t)ok;
+  } else if (e->lmtp_slot) {
+    /* a failed transaction gets one reply, as in SMTP */
+    uint32_t expected = e->txn == rd->lm_txn && !rd->lm_mail_failed &&
+                                rd->lm_accepted > 0
+                            ? rd->lm_accepted
+                            : 1;
+    e->last = e->rcpt_index + 1 >= expected;
+    while (e->last && rd->matched < p->ring_count) {
+      smtpuv__pending *n = smtpuv__ring_at(p, rd->matched);
+      if (!n->lmtp_slot || n->txn != e->txn)
+        break;
+      n->voided = 1;
+      rd->matched++;
+      rd->voids++;
+    }
+  }
+}
+
 /* A reply is complete: give it to the oldest command without one. */
 static int reply_done(smtpuv_proto *p) {
   smtpuv__reader *rd = &p->rd;
@@ -78,8 +108,11 @@ static int reply_done(smtpuv_proto *p) {
     e->reply_len = len;
     e->nlines = rd->nlines;
     e->code = (uint16_t)rd->code;
+    e->voided = 0;
     if (e->cmd == SMTPUV_CMD_STARTTLS && rd->code == 220)
       rd->tls_wait = 1;
+    if (p->lmtp)
+      lmtp_matched(p, e);
   } else if (rd->code == 421) {
     rd->unsolicited = 1;
     rd->unsol_len = len;
@@ -300,7 +333,20 @@ static void trim(smtpuv_proto *p) {
     smtpuv__ring_trim(p);
 }
 
+/* LMTP: drop the voided slots at the head of the queue (they carry no
+   reply and no bytes). */
+static void drop_voids(smtpuv_proto *p) {
+  while (p->rd.voids > 0 && p->rd.matched > 0 &&
+         smtpuv__ring_at(p, 0)->voided) {
+    p->ring_head = (p->ring_head + 1) & (p->ring_cap - 1);
+    p->ring_count--;
+    p->rd.matched--;
+    p->rd.voids--;
+  }
+}
+
 static int next_reply(smtpuv_proto *p, smtpuv_reply *r) {
+  drop_voids(p);
   trim(p);
   smtpuv__pending e;
   if (p->rd.matched > 0) {
@@ -346,6 +392,7 @@ static int next_reply(smtpuv_proto *p, smtpuv_reply *r) {
     p->rd.matched--;
   }
   smtpuv__session_apply(p, &e, r, &a);
+  drop_voids(p);
   return 1;
 }
 

@@ -50,6 +50,7 @@ void smtpuv_proto_free(smtpuv_proto *p) {
   if (p->lines != p->lines_inline)
     smtpuv__free(&m, p->lines);
   smtpuv__free(&m, p->ehlo);
+  smtpuv__free(&m, p->lm.acc);
   smtpuv__free(&m, p->ring);
   smtpuv__free(&m, p->in.buf);
   smtpuv__free(&m, p);
@@ -72,6 +73,7 @@ size_t smtpuv__proto_heap_bytes(const smtpuv_proto *p) {
     n += p->lines_cap * sizeof *p->lines;
   if (p->ehlo != NULL)
     n += p->ehlo->size;
+  n += p->lm.cap * sizeof *p->lm.acc;
   return n;
 }
 
@@ -112,6 +114,7 @@ static int ends_group(unsigned cmd) {
   switch (cmd) {
   case SMTPUV_CMD_EHLO:
   case SMTPUV_CMD_HELO:
+  case SMTPUV_CMD_LHLO:
   case SMTPUV_CMD_STARTTLS:
   case SMTPUV_CMD_AUTH:
   case SMTPUV_CMD_NOOP:
@@ -140,15 +143,41 @@ static int txn_failed(const smtpuv_proto *p, const smtpuv__pending *e) {
          (p->txi.mail_failed || p->txi.rcpt_accepted == 0);
 }
 
+/* LMTP: room in the accepted list for one more recipient. */
+static int lmtp_reserve(smtpuv_proto *p) {
+  if (p->lm.len < p->lm.cap)
+    return 0;
+  size_t cap = p->lm.cap != 0 ? 2 * p->lm.cap : 8;
+  uint32_t *acc = smtpuv__realloc(&p->mem, p->lm.acc, cap * sizeof *acc);
+  if (acc == NULL)
+    return SMTPUV_ENOMEM;
+  p->lm.acc = acc;
+  p->lm.cap = cap;
+  return 0;
+}
+
+/* A positive RCPT reply of the transaction being popped (LMTP). */
+static int lmtp_accepts(const smtpuv_proto *p, const smtpuv__pending *e,
+                        const smtpuv_reply *r) {
+  return p->lmtp && e->cmd == SMTPUV_CMD_RCPT && r->positive &&
+         e->txn == p->txi.id && !p->txi.mail_failed;
+}
+
 int smtpuv__session_prepare(smtpuv_proto *p, const smtpuv__pending *e,
                             const smtpuv_reply *r, smtpuv__apply *a) {
   a->ehlo = NULL;
   a->auto_end = 0;
+  /* even when FINISHED (QUIT pipelined behind the end of data): the
+     verdicts still to come need the accepted recipients */
+  if (lmtp_accepts(p, e, r))
+    return lmtp_reserve(p);
   if (p->state == SMTPUV_STATE_FINISHED)
     return 0;
-  if ((e->cmd == SMTPUV_CMD_EHLO || e->cmd == SMTPUV_CMD_HELO) && r->positive)
+  if ((e->cmd == SMTPUV_CMD_EHLO || e->cmd == SMTPUV_CMD_HELO ||
+       e->cmd == SMTPUV_CMD_LHLO) &&
+      r->positive)
     return smtpuv__ehlo_build(&p->mem, r->lines, r->nlines,
-                              e->cmd == SMTPUV_CMD_EHLO, &a->ehlo);
+                              e->cmd != SMTPUV_CMD_HELO, &a->ehlo);
   if (e->cmd == SMTPUV_CMD_DATA && r->positive && txn_failed(p, e)) {
     /* data() left room for both; this only allocates when consumed()
        drained the block and a trim freed it (it was a large one). */
@@ -178,8 +207,12 @@ static void track_transaction(smtpuv_proto *p, const smtpuv__pending *e,
     p->txi.id = e->txn;
     p->txi.mail_failed = !r->positive;
     p->txi.rcpt_replied = p->txi.rcpt_accepted = 0;
+    p->lm.len = 0;
+    p->lm.popped = 0;
     break;
   case SMTPUV_CMD_RCPT:
+    if (lmtp_accepts(p, e, r))
+      p->lm.acc[p->lm.len++] = e->rcpt_index; /* room: prepare() */
     if (e->txn == p->txi.id) {
       p->txi.rcpt_replied++;
       p->txi.rcpt_accepted += (uint32_t)r->positive;
@@ -192,6 +225,18 @@ static void track_transaction(smtpuv_proto *p, const smtpuv__pending *e,
   case SMTPUV_CMD_BDAT:
     if (txn_failed(p, e))
       r->flags |= SMTPUV_REPLY_TXN_FAILED;
+    if (e->lmtp_slot) {
+      /* the k-th verdict is for the k-th accepted recipient */
+      r->rcpt_index = 0;
+      if (e->txn == p->txi.id) {
+        p->lm.popped = e->rcpt_index + 1;
+        if (!(r->flags & SMTPUV_REPLY_TXN_FAILED) &&
+            e->rcpt_index < p->lm.len) {
+          r->rcpt_index = p->lm.acc[e->rcpt_index];
+          r->flags |= SMTPUV_REPLY_LMTP_RCPT;
+        }
+      }
+    }
     if (e->auto_end) {
       r->flags |= SMTPUV_REPLY_EMPTY_DATA;
       r->positive = 0;
@@ -210,6 +255,7 @@ static void move_state(smtpuv_proto *p, const smtpuv__pending *e,
     break;
   case SMTPUV_CMD_EHLO:
   case SMTPUV_CMD_HELO:
+  case SMTPUV_CMD_LHLO:
     if (r->positive) {
       smtpuv__free(&p->mem, p->ehlo);
       p->ehlo = a->ehlo;
@@ -317,7 +363,35 @@ size_t smtpuv_proto_pending_output(const smtpuv_proto *p) {
 /* ---- queries ------------------------------------------------------------ */
 
 size_t smtpuv_proto_pending_replies(const smtpuv_proto *p) {
-  return p != NULL ? p->ring_count : 0;
+  return p != NULL ? p->ring_count - p->rd.voids : 0;
+}
+
+/* LMTP: 1 when the end of data of the transaction being popped is in the
+   queue (some of its slots not popped yet). */
+static int lmtp_eod_queued(const smtpuv_proto *p) {
+  for (size_t i = 0; i < p->ring_count; i++) {
+    const smtpuv__pending *e = smtpuv__ring_at(p, i);
+    if (e->txn != p->txi.id)
+      return 0; /* a later transaction: the slots would precede it */
+    if (e->lmtp_slot && !e->voided)
+      return 1;
+  }
+  return 0;
+}
+
+size_t smtpuv_proto_lmtp_due(const smtpuv_proto *p) {
+  if (p == NULL || !p->lmtp || p->txi.mail_failed ||
+      p->lm.popped >= p->lm.len || !lmtp_eod_queued(p))
+    return 0;
+  return p->lm.len - p->lm.popped;
+}
+
+int smtpuv_proto_lmtp_due_rcpt(const smtpuv_proto *p, size_t i,
+                               unsigned *index) {
+  if (index == NULL || i >= smtpuv_proto_lmtp_due(p))
+    return SMTPUV_EINVAL;
+  *index = p->lm.acc[p->lm.popped + i];
+  return 0;
 }
 
 smtpuv_state smtpuv_proto_state(const smtpuv_proto *p) {
@@ -341,7 +415,8 @@ const char *smtpuv_cmd_name(smtpuv_cmd cmd) {
   static const char *const names[] = {
       "unsolicited", "greeting", "EHLO", "HELO", "STARTTLS",
       "AUTH",        "MAIL",     "RCPT", "DATA", "end-of-data",
-      "BDAT",        "RSET",     "NOOP", "VRFY", "QUIT"};
+      "BDAT",        "RSET",     "NOOP", "VRFY", "QUIT",
+      "LHLO"};
   return (unsigned)cmd < sizeof names / sizeof names[0] ? names[cmd] : "?";
 }
 

@@ -137,6 +137,8 @@ int smtpuv_client_new(uv_loop_t *loop, const smtpuv_options *options,
   else
     default_ehlo_name(c);
   rc = make_auth(c);
+  if (rc == 0 && (rc = smtpuv__tsq_new(c)) != 0 && c->auth_owned)
+    smtpuv_auth_free(c->auth); /* threadsafe.c */
   if (rc != 0) {
     smtpuv__options_clear(&c->opts);
     smtpuv__free(&c->mem, c);
@@ -290,9 +292,8 @@ static int take_token(double rate, unsigned burst, double *tokens,
     *tokens -= 1;
     return 1;
   }
-  *wait = (uint64_t)ceil((1 - *tokens) * 1000.0 / rate);
-  if (*wait == 0)
-    *wait = 1;
+  double ms = ceil((1 - *tokens) * 1000.0 / rate);
+  *wait = ms < 1 ? 1 : ms > 3600000 ? 3600000 : (uint64_t)ms;
   return 0;
 }
 
@@ -312,7 +313,6 @@ static void on_timer(uv_timer_t *t) {
   smtpuv__client_kick(c);
 }
 
-/* Due retries go back to the queue, ahead of the messages never tried. */
 static void release_delayed(smtpuv_client *c);
 
 static int msg_token(smtpuv_client *c) {
@@ -363,8 +363,8 @@ static int retry_later(smtpuv_client *c, smtpuv__msg *m) {
     return 0;
   if (RAND_bytes((unsigned char *)&jitter, sizeof jitter) != 1)
     jitter = (uint16_t)uv_hrtime();
-  if (!smtpuv__retry_when(&p, m, now, jitter, &at) ||
-      smtpuv__msg_log_attempt(&c->mem, m) != 0 || !smtpuv__msg_rewind(m))
+  if (!smtpuv__retry_when(&p, m, now, jitter, &at) || !smtpuv__msg_rewind(m) ||
+      smtpuv__msg_log_attempt(&c->mem, m) != 0)
     return 0;
   smtpuv__msg_reset(m);
   m->not_before = at;
@@ -467,45 +467,49 @@ static unsigned nservers(const smtpuv_client *c) {
   return 1 + c->opts.nfallback;
 }
 
-/* The first server not marked failed, else the one whose mark ends
-   first. */
-static unsigned pick_server(const smtpuv_client *c) {
+/* The server for a new connection: the first that did not fail in this
+   round and is not being skipped, else the first that did not fail in
+   this round; -1 when every server failed in this round (the queue was
+   failed with it). A round ends when a connection gets ready. */
+static int pick_server(const smtpuv_client *c) {
   uint64_t now = now_ms(c);
-  unsigned best = 0;
+  int fallback = -1;
   for (unsigned i = 0; i < nservers(c); i++) {
+    if (c->round_failed[i])
+      continue;
     if (c->server_failed_until[i] <= now)
-      return i;
-    if (c->server_failed_until[i] < c->server_failed_until[best])
-      best = i;
+      return (int)i;
+    if (fallback < 0)
+      fallback = (int)i;
   }
-  return best;
+  return fallback;
 }
 
-static int server_available(const smtpuv_client *c) {
-  uint64_t now = now_ms(c);
-  for (unsigned i = 0; i < nservers(c); i++)
-    if (c->server_failed_until[i] <= now)
-      return 1;
-  return 0;
+static void new_round(smtpuv_client *c) {
+  memset(c->round_failed, 0, sizeof c->round_failed);
 }
 
-/* A connection's setup failed: its server is skipped for a while; the
-   queue fails only when no other connection and no other server is left
-   to carry it. */
+/* A connection's setup failed: its server is skipped for a while and
+   counts as failed in this round. The queue fails when no connection is
+   ready to carry it and every server failed in this round (connections
+   still being set up would most likely fail the same way: they are not
+   waited for). */
 static void setup_failed(smtpuv__conn *cn, const smtpuv__conv_failure *f) {
   smtpuv_client *c = cn->client;
   if (f->error != SMTPUV_ENOMEM && c->opts.host_skip_ms != 0)
     c->server_failed_until[cn->host_index] =
         now_ms(c) + c->opts.host_skip_ms;
+  c->round_failed[cn->host_index] = 1;
   for (smtpuv__conn *o = c->conns; o != NULL; o = o->next)
     if (o != cn && smtpuv__conv_end(o->conv, NULL) == SMTPUV__CONV_RUN &&
-        !smtpuv__conv_setup_failed(o->conv))
-      return; /* another connection carries the queue */
-  if (nservers(c) > 1 && server_available(c)) {
+        !smtpuv__conv_in_setup(o->conv) && !smtpuv__conv_setup_failed(o->conv))
+      return; /* a ready connection carries the queue */
+  if (pick_server(c) >= 0) {
     smtpuv__conv_trace_info(cn->conv, "trying the next server");
     smtpuv__client_kick(c);
     return;
   }
+  new_round(c); /* later messages try every server again */
   fail_queue(c, SMTPUV_SEND_FAILED, f->error, f->phase, f, f->message);
 }
 
@@ -518,13 +522,26 @@ static void settle(smtpuv__conn *cn) {
   smtpuv__conv_failure f;
   if (smtpuv__conv_take_failure(cv, &f))
     setup_failed(cn, &f);
+  else if (!cn->ready_seen && !smtpuv__conv_in_setup(cv) &&
+           !smtpuv__conv_setup_failed(cv)) {
+    cn->ready_seen = 1;
+    new_round(c); /* a server works: every one may be tried again */
+  }
   for (int guard = 0; guard < 1024; guard++) {
     smtpuv__msg *m;
     while ((m = smtpuv__conv_pop_finished(cv)) != NULL) {
-      if (m->retry)
-        client_requeue(c, m);
-      else
+      if (m->retry && c->closing) {
+        /* its connection broke while the client closes: not again */
+        m->retry = 0;
+        smtpuv__msg_decide(&c->mem, m, SMTPUV_SEND_CANCELED, SMTPUV_ECANCELED,
+                           SMTPUV_PHASE_NONE, NULL,
+                           "canceled: the client was closed");
         client_complete(c, m);
+      } else if (m->retry) {
+        client_requeue(c, m);
+      } else {
+        client_complete(c, m);
+      }
     }
     if (c->closing || c->queue == NULL || !cn->attached ||
         !smtpuv__conv_can_take(cv) || !msg_token(c))
@@ -573,17 +590,14 @@ static void grow(smtpuv_client *c) {
     size_t absorb = 0;
     for (smtpuv__conn *cn = c->conns; cn != NULL; cn = cn->next) {
       open++;
-      unsigned busy = smtpuv__conv_in_setup(cn->conv)
-                          ? 0
-                          : smtpuv__conv_inflight(cn->conv);
-      if (busy < c->opts.pipeline_depth &&
-          smtpuv__conv_end(cn->conv, NULL) == SMTPUV__CONV_RUN)
-        absorb += c->opts.pipeline_depth - busy;
+      absorb += smtpuv__conv_room(cn->conv);
     }
-    if (open >= c->opts.max_connections ||
-        (open > 0 && c->queued <= absorb) || !conn_token(c))
+    if (open >= c->opts.max_connections || c->queued <= absorb)
       return;
-    int rc = open_connection(c, pick_server(c));
+    int server = pick_server(c);
+    if (server < 0 || !conn_token(c))
+      return;
+    int rc = open_connection(c, (unsigned)server);
     if (rc != 0) {
       if (open == 0)
         fail_queue(c, SMTPUV_SEND_FAILED, rc, SMTPUV_PHASE_CONNECT, NULL,
@@ -618,6 +632,7 @@ static void client_free(smtpuv_client *c) {
   smtpuv__free(&m, c->read_buf);
   smtpuv__free(&m, c->plain_buf);
   smtpuv__free(&m, c->rr);
+  smtpuv__tsq_free(c);
   smtpuv__free(&m, c);
 }
 
@@ -637,6 +652,7 @@ int smtpuv_client_close(smtpuv_client *c, smtpuv_close_cb cb) {
     return SMTPUV_ECLOSED;
   c->closing = 1;
   c->close_cb = cb;
+  smtpuv__tsq_shut(c); /* threadsafe.c: ECLOSED from now on */
   fail_queue(c, SMTPUV_SEND_CANCELED, SMTPUV_ECANCELED, SMTPUV_PHASE_NONE,
              NULL, "canceled: the client was closed");
   smtpuv__client_kick(c);
@@ -653,6 +669,7 @@ int smtpuv_client_abort(smtpuv_client *c, smtpuv_close_cb cb) {
     c->closing = 1;
     c->close_cb = cb;
   }
+  smtpuv__tsq_shut(c); /* threadsafe.c: ECLOSED from now on */
   fail_queue(c, SMTPUV_SEND_CANCELED, SMTPUV_ECANCELED, SMTPUV_PHASE_NONE,
              NULL, "canceled: the client was aborted");
   /* now, unless a connection is in the middle of an event (then from
@@ -756,8 +773,33 @@ static void dispatch(uv_idle_t *h) {
       c->delayed == NULL && c->done == NULL && !c->close_done &&
       !c->tls.work_pending /* tlsprep.c */) {
     c->close_done = 1;
-    c->handles_closing = 2;
+    c->handles_closing = 3;
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->idle, on_handle_closed);
+    smtpuv__tsq_close(c, on_handle_closed); /* threadsafe.c: its async */
+  }
+}
+
+/* ---- loop references (the Node binding) ------------------------------------ */
+
+static void set_handle_ref(uv_handle_t *h, int ref) {
+  if (ref)
+    uv_ref(h);
+  else
+    uv_unref(h);
+}
+
+void smtpuv_client_set_ref(smtpuv_client *c, int ref) {
+  if (c == NULL || c->close_done)
+    return;
+  c->unref = !ref;
+  set_handle_ref((uv_handle_t *)&c->idle, ref);
+  set_handle_ref((uv_handle_t *)&c->timer, ref);
+  /* new connections take it from c->unref (conn.c) */
+  for (smtpuv__conn *cn = c->conns; cn != NULL; cn = cn->next) {
+    if (cn->timer_open)
+      set_handle_ref((uv_handle_t *)&cn->timer, ref);
+    if (cn->tcp_open)
+      set_handle_ref((uv_handle_t *)&cn->tcp, ref);
   }
 }

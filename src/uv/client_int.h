@@ -15,6 +15,10 @@
  *   tls.c      the TLS engine over memory BIOs
  *   headers.c  envelope from headers, Bcc-stripping body source
  *   sync.c     smtpuv_send_sync()
+ *   threadsafe.c  submissions from any thread (a mutex-protected queue and
+ *              a uv_async_t handed to the client on the loop thread)
+ *   sync_session.c  smtpuv_session_sync_*(): a client on a private loop
+ *              thread, blocking calls from any thread
  *
  * Ownership: the client owns its queue of message records and its current
  * connection; a message submitted to the connection's conversation is the
@@ -26,6 +30,7 @@
 #ifndef SMTPUV_SRC_UV_CLIENT_INT_H
 #define SMTPUV_SRC_UV_CLIENT_INT_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <openssl/ssl.h>
@@ -67,6 +72,12 @@ int smtpuv__ssl_share_get(smtpuv__ssl_share *s, const char *ca_file,
 int smtpuv__ssl_share_peek(smtpuv__ssl_share *s, SSL_CTX **out);
 /* 1 and the thread that built the context, or 0 while not built (tests). */
 int smtpuv__ssl_share_built_by(smtpuv__ssl_share *s, uv_thread_t *out);
+/* smtpuv__ssl_share_get() that also trusts a PEM bundle in memory (`pem`
+   NULL: none; see smtpuv_options_set_ca_pem()). */
+int smtpuv__ssl_share_get_pem(smtpuv__ssl_share *s, const char *pem,
+                              size_t pem_len, const char *ca_file,
+                              const char *ca_dir, SSL_CTX **out, char *err,
+                              size_t errlen);
 
 struct smtpuv_options {
   smtpuv_mem mem;
@@ -89,6 +100,10 @@ struct smtpuv_options {
   smtpuv_trace_cb trace;
   void *trace_data;
   int tls_no_resume; /* smtpuv_options_set_tls_resumption(o, 0) */
+  /* TLS extras: SHA-256 pin of the server certificate, client certificate */
+  int has_tls_pin;
+  unsigned char tls_pin[32];
+  char *tls_cert_file, *tls_key_file;
   /* the pool */
   unsigned max_connections, max_messages, pipeline_depth;
   double msg_rate, conn_rate;
@@ -102,6 +117,8 @@ struct smtpuv_options {
   unsigned retry_max, retry_base, retry_cap, retry_deadline;
   size_t queue_high, queue_low;
   int ordered;
+  char *ca_pem; /* smtpuv_options_set_ca_pem(): owned copy, or NULL */
+  size_t ca_pem_len;
 };
 
 /* Deep copy `src` into `dst` (dst uninitialised). 0 or SMTPUV_ENOMEM. The
@@ -145,6 +162,7 @@ struct smtpuv__conn {
   smtpuv_client *client;
   smtpuv__conn *next;  /* the client's list of sending connections */
   int attached;        /* in that list (taking messages) */
+  int ready_seen;      /* its conversation got ready once */
   unsigned host_index; /* 0: the options' host, else fallback[i - 1] */
   const char *host;    /* inside the client's options */
   unsigned port;
@@ -218,7 +236,8 @@ struct smtpuv_client {
 
   smtpuv__msg *queue, *queue_tail; /* not started */
   smtpuv__msg *done, *done_tail;   /* outcome known, sorted by seq */
-  size_t pending;                  /* callbacks not yet run */
+  atomic_size_t pending;           /* callbacks not yet run (atomic: read
+                                      by smtpuv_client_pending_threadsafe) */
   uint64_t next_seq;               /* seq of the next message queued */
   uint64_t deliver_seq;            /* seq of the next callback due */
   smtpuv_rcpt_result *rr;          /* recipients of a result (> 8), reused */
@@ -229,7 +248,9 @@ struct smtpuv_client {
 
   smtpuv__conn *conns;             /* sending connections taking messages */
   unsigned nconns;                 /* connections not yet freed (any) */
-  uint64_t server_failed_until[1 + SMTPUV__MAX_FALLBACK];
+  uint64_t server_failed_until[1 + SMTPUV__MAX_FALLBACK]; /* skip until */
+  unsigned char round_failed[1 + SMTPUV__MAX_FALLBACK]; /* failed since a
+                                          connection was last ready */
 
   /* rate limits (token buckets) and the timer that waits for them and
      for retries */
@@ -265,6 +286,9 @@ struct smtpuv_client {
     smtpuv__conn *waiters;         /* connections holding their handshake
                                       (probes too: not in the pool's list) */
   } tls;
+  int unref;                       /* smtpuv_client_set_ref(c, 0) */
+
+  struct smtpuv__tsq *tsq;         /* threadsafe.c: other threads' queue */
 };
 
 /* Schedule a dispatch pass (callbacks, queue processing) on the loop. */
@@ -311,5 +335,20 @@ void smtpuv__client_tls_clear(smtpuv_client *c);
    at the next read), and an idle connection (no message in flight, nothing
    queued) trims its TLS engine (smtpuv__tls_trim()). */
 void smtpuv__conn_trim_idle(smtpuv__conn *cn);
+/* ---- submissions from other threads (threadsafe.c) ------------------------ */
+
+/* Create the client's cross-thread queue and its uv_async_t (unreferenced:
+   it does not keep the loop alive). Called by smtpuv_client_new(). 0 or
+   SMTPUV_ENOMEM (nothing to undo). */
+int smtpuv__tsq_new(smtpuv_client *c);
+/* close/abort began (loop thread): refuse further submissions
+   (SMTPUV_ECLOSED) and hand every one accepted so far to the client, so
+   that the close cancels them with the rest of the queue. Idempotent. */
+void smtpuv__tsq_shut(smtpuv_client *c);
+/* Teardown: close the async handle (its data is the client) with `cb`,
+   which counts it in handles_closing. */
+void smtpuv__tsq_close(smtpuv_client *c, uv_close_cb cb);
+/* Free the queue (from client_free; the handle is closed). */
+void smtpuv__tsq_free(smtpuv_client *c);
 
 #endif

@@ -14,10 +14,11 @@
  * ciphertext is written as one buffer, and the spans are released when
  * that write completes.
  *
- * Life: the connection detaches from the client (client->conn = NULL) as
- * soon as it is terminated, so a new one may start; it frees itself (and
- * its conversation) when its last handle is closed and its getaddrinfo
- * request has returned.
+ * Life: the connection detaches from the client's list of sending
+ * connections (smtpuv__client_detach()) as soon as it is terminated or
+ * shuts down, so a new one may start; it frees itself (and its
+ * conversation) when its last handle is closed and its getaddrinfo request
+ * has returned.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -289,7 +290,6 @@ static void on_write(uv_write_t *req, int status) {
 static void shutdown_after_write(smtpuv__conn *cn, unsigned wait) {
   smtpuv_client *c = cn->client;
   smtpuv__client_detach(c, cn); /* a new connection may start meanwhile */
-  smtpuv__client_kick(c);
   cn->state = SMTPUV__C_SHUTDOWN;
   if (uv_is_active((uv_handle_t *)&cn->tcp))
     uv_read_stop((uv_stream_t *)&cn->tcp);
@@ -504,6 +504,9 @@ static int start_tls(smtpuv__conn *cn) {
                    ? c->opts.server_name
                    : cn->host;
     cfg.verify = c->opts.verify;
+    cfg.pin_sha256 = c->opts.has_tls_pin ? c->opts.tls_pin : NULL;
+    cfg.cert_file = c->opts.tls_cert_file;
+    cfg.key_file = c->opts.tls_key_file;
     cfg.err = err;
     cfg.errlen = sizeof err;
     cfg.cache = c->opts.tls_no_resume ? NULL : smtpuv__client_tls_cache(c);
@@ -652,6 +655,8 @@ static void try_next_address(smtpuv__conn *cn) {
     }
     cn->tcp.data = cn;
     cn->tcp_open = 1;
+    if (c->unref) /* smtpuv_client_set_ref() */
+      uv_unref((uv_handle_t *)&cn->tcp);
     uv_tcp_nodelay(&cn->tcp, 1);
     cn->creq.data = cn;
     rc = uv_tcp_connect(&cn->creq, &cn->tcp, ai->ai_addr, on_connect);
@@ -756,6 +761,8 @@ int smtpuv__conn_open(smtpuv_client *c, unsigned host, smtpuv__conv_mode mode,
   uv_timer_init(c->loop, &cn->timer);
   cn->timer.data = cn;
   cn->timer_open = 1;
+  if (c->unref) /* smtpuv_client_set_ref() */
+    uv_unref((uv_handle_t *)&cn->timer);
   cn->state = SMTPUV__C_RESOLVING;
   *out = cn;
   c->nconns++;

@@ -116,6 +116,12 @@ void smtpuv__options_clear(smtpuv_options *o) {
   smtpuv__free(m, o->server_name);
   smtpuv__free(m, o->ehlo);
   smtpuv__free(m, o->mechanism);
+  smtpuv__free(m, o->tls_cert_file);
+  smtpuv__free(m, o->tls_key_file);
+  o->tls_cert_file = o->tls_key_file = NULL;
+  smtpuv__free(m, o->ca_pem);
+  o->ca_pem = NULL;
+  o->ca_pem_len = 0;
   creds_clear(m, &o->creds);
   for (unsigned i = 0; i < o->nfallback; i++) {
     smtpuv__free(m, o->fallback[i].host);
@@ -144,8 +150,10 @@ int smtpuv__options_copy(smtpuv_options *dst, const smtpuv_options *src) {
   *dst = *src;
   dst->host = dst->ca_file = dst->ca_dir = dst->server_name = NULL;
   dst->ehlo = dst->mechanism = NULL;
+  dst->tls_cert_file = dst->tls_key_file = NULL;
   dst->ssl_ctx = NULL;
   dst->ssl_share = NULL;
+  dst->ca_pem = NULL; /* copied below */
   smtpuv_auth_credentials z = SMTPUV_AUTH_CREDENTIALS_INIT;
   dst->creds = z;
   for (unsigned i = 0; i < src->nfallback; i++)
@@ -164,9 +172,19 @@ int smtpuv__options_copy(smtpuv_options *dst, const smtpuv_options *src) {
       set_str(m, &dst->server_name, src->server_name, 0) ||
       set_str(m, &dst->ehlo, src->ehlo, 0) ||
       set_str(m, &dst->mechanism, src->mechanism, 0) ||
+      set_str(m, &dst->tls_cert_file, src->tls_cert_file, 0) ||
+      set_str(m, &dst->tls_key_file, src->tls_key_file, 0) ||
       (src->has_creds && creds_copy(m, &dst->creds, &src->creds))) {
     smtpuv__options_clear(dst);
     return SMTPUV_ENOMEM;
+  }
+  if (src->ca_pem != NULL) {
+    dst->ca_pem = smtpuv__malloc(m, src->ca_pem_len);
+    if (dst->ca_pem == NULL) {
+      smtpuv__options_clear(dst);
+      return SMTPUV_ENOMEM;
+    }
+    memcpy(dst->ca_pem, src->ca_pem, src->ca_pem_len);
   }
   if (src->ssl_ctx != NULL) {
     SSL_CTX_up_ref(src->ssl_ctx);
@@ -184,8 +202,8 @@ int smtpuv__options_ssl_ctx(const smtpuv_options *o, SSL_CTX **out, char *err,
     *out = o->ssl_ctx;
     return 0;
   }
-  return smtpuv__ssl_share_get(o->ssl_share, o->ca_file, o->ca_dir, out, err,
-                               errlen);
+  return smtpuv__ssl_share_get_pem(o->ssl_share, o->ca_pem, o->ca_pem_len,
+                                   o->ca_file, o->ca_dir, out, err, errlen);
 }
 
 /* A host name, IPv4 or IPv6 literal: no control characters, spaces or
@@ -392,6 +410,65 @@ int smtpuv_options_set_trace(smtpuv_options *o, smtpuv_trace_cb cb,
   return 0;
 }
 
+/* ---- TLS extras: certificate pinning, client certificate ---------------- */
+
+static int hex_nibble(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+int smtpuv_options_set_tls_fingerprint(smtpuv_options *o,
+                                       const char *sha256) {
+  if (o == NULL)
+    return SMTPUV_EINVAL;
+  if (sha256 == NULL) {
+    o->has_tls_pin = 0;
+    memset(o->tls_pin, 0, sizeof o->tls_pin);
+    return 0;
+  }
+  unsigned char pin[32];
+  size_t n = 0;
+  for (const char *p = sha256; *p;) {
+    int hi = hex_nibble(p[0]), lo = hi < 0 ? -1 : hex_nibble(p[1]);
+    if (hi < 0 || lo < 0 || n == sizeof pin)
+      return SMTPUV_EINVAL;
+    pin[n++] = (unsigned char)(hi << 4 | lo);
+    p += 2;
+    if (*p == ':' && p[1] != '\0')
+      p++;
+  }
+  if (n != sizeof pin)
+    return SMTPUV_EINVAL;
+  memcpy(o->tls_pin, pin, sizeof pin);
+  o->has_tls_pin = 1;
+  return 0;
+}
+
+int smtpuv_options_set_tls_client_cert(smtpuv_options *o,
+                                       const char *cert_file,
+                                       const char *key_file) {
+  if (o == NULL || (cert_file == NULL && key_file != NULL) ||
+      (cert_file != NULL && *cert_file == '\0') ||
+      (key_file != NULL && *key_file == '\0'))
+    return SMTPUV_EINVAL;
+  char *c = NULL, *k = NULL;
+  if (set_str(&o->mem, &c, cert_file, 0) || set_str(&o->mem, &k, key_file, 0)) {
+    smtpuv__free(&o->mem, c);
+    smtpuv__free(&o->mem, k);
+    return SMTPUV_ENOMEM;
+  }
+  smtpuv__free(&o->mem, o->tls_cert_file);
+  smtpuv__free(&o->mem, o->tls_key_file);
+  o->tls_cert_file = c;
+  o->tls_key_file = k;
+  return 0;
+}
+
 /* ---- the pool ------------------------------------------------------------------ */
 
 int smtpuv_options_set_max_connections(smtpuv_options *o, unsigned n) {
@@ -419,9 +496,12 @@ int smtpuv_options_set_pipeline_depth(smtpuv_options *o, unsigned n) {
 int smtpuv_options_set_rate_limit(smtpuv_options *o,
                                   double messages_per_second, unsigned burst,
                                   double connections_per_second) {
+  /* 0 (off), or from one per 1000 s to 10^9 per second */
   if (o == NULL || !(messages_per_second >= 0) ||
       !(connections_per_second >= 0) || messages_per_second > 1e9 ||
-      connections_per_second > 1e9)
+      connections_per_second > 1e9 ||
+      (messages_per_second != 0 && messages_per_second < 0.001) ||
+      (connections_per_second != 0 && connections_per_second < 0.001))
     return SMTPUV_EINVAL;
   o->msg_rate = messages_per_second;
   o->msg_burst = burst;
@@ -477,6 +557,36 @@ int smtpuv_options_set_ordered_callbacks(smtpuv_options *o, int ordered) {
   if (o == NULL)
     return SMTPUV_EINVAL;
   o->ordered = ordered != 0;
+  return 0;
+}
+
+/* ---- CA certificates from memory (issue 13) ---------------------------- */
+
+int smtpuv_options_set_ca_pem(smtpuv_options *o, const char *pem,
+                              size_t len) {
+  if (o == NULL || (pem == NULL && len != 0))
+    return SMTPUV_EINVAL;
+  char *copy = NULL;
+  if (pem != NULL) {
+    int n = smtpuv__tls_pem_add(NULL, pem, len); /* at least one cert */
+    if (n < 0)
+      return n;
+    copy = smtpuv__malloc(&o->mem, len);
+    if (copy == NULL)
+      return SMTPUV_ENOMEM;
+    memcpy(copy, pem, len);
+  }
+  smtpuv__ssl_share *share = NULL;
+  if (smtpuv__ssl_share_new(&o->mem, &share) != 0) {
+    smtpuv__free(&o->mem, copy);
+    return SMTPUV_ENOMEM;
+  }
+  smtpuv__free(&o->mem, o->ca_pem);
+  o->ca_pem = copy;
+  o->ca_pem_len = copy != NULL ? len : 0;
+  /* other trust anchors, another context (as set_ca()) */
+  smtpuv__ssl_share_unref(o->ssl_share);
+  o->ssl_share = share;
   return 0;
 }
 

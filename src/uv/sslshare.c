@@ -74,6 +74,14 @@ void smtpuv__ssl_share_unref(smtpuv__ssl_share *s) {
 int smtpuv__ssl_share_get(smtpuv__ssl_share *s, const char *ca_file,
                           const char *ca_dir, SSL_CTX **out, char *err,
                           size_t errlen) {
+  return smtpuv__ssl_share_get_pem(s, NULL, 0, ca_file, ca_dir, out, err,
+                                   errlen);
+}
+
+int smtpuv__ssl_share_get_pem(smtpuv__ssl_share *s, const char *pem,
+                              size_t pem_len, const char *ca_file,
+                              const char *ca_dir, SSL_CTX **out, char *err,
+                              size_t errlen) {
   int rc = 0;
   *out = NULL;
   if (s == NULL)
@@ -81,7 +89,8 @@ int smtpuv__ssl_share_get(smtpuv__ssl_share *s, const char *ca_file,
   uv_mutex_lock(&s->lock);
   if (s->ctx == NULL) {
     SSL_CTX *ctx;
-    rc = smtpuv__tls_ctx_new(ca_file, ca_dir, &ctx, err, errlen);
+    rc = smtpuv__tls_ctx_new_pem(pem, pem_len, ca_file, ca_dir, &ctx, err,
+                                 errlen);
     if (rc == 0) {
       /* idle connections give their 2 x ~17 KiB record buffers back */
       SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);

@@ -28,6 +28,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -43,6 +44,8 @@ struct smtpuv_tls {
   BIO *wbio;       /* ciphertext for the server */
   char *host;      /* expected name (for error text); NULL with verify 0 */
   int verify;      /* chain + name verification requested */
+  int pinned;      /* pin[] replaces chain + name verification */
+  unsigned char pin[32];
   int established; /* handshake complete */
   int peer_closed; /* close_notify received */
   int shut;        /* our close_notify queued */
@@ -199,6 +202,46 @@ static int tls_fail(smtpuv_tls *t, int ssl_err, const char *what) {
 
 int smtpuv__tls_ctx_new(const char *ca_file, const char *ca_dir, SSL_CTX **out,
                         char *err, size_t errlen) {
+  return smtpuv__tls_ctx_new_pem(NULL, 0, ca_file, ca_dir, out, err, errlen);
+}
+
+int smtpuv__tls_pem_add(X509_STORE *store, const char *pem, size_t len) {
+  if (pem == NULL || len == 0 || len > INT_MAX)
+    return SMTPUV_EINVAL;
+  BIO *bio = BIO_new_mem_buf(pem, (int)len);
+  if (bio == NULL)
+    return SMTPUV_ENOMEM;
+  STACK_OF(X509_INFO) *infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL);
+  BIO_free(bio);
+  if (infos == NULL) {
+    ERR_clear_error();
+    return SMTPUV_EINVAL;
+  }
+  int n = 0, rc = 0;
+  for (int i = 0; i < sk_X509_INFO_num(infos); i++) {
+    X509_INFO *xi = sk_X509_INFO_value(infos, i);
+    if (xi->x509 == NULL)
+      continue;
+    if (store != NULL && X509_STORE_add_cert(store, xi->x509) != 1) {
+      /* a duplicate is harmless; anything else is out of memory */
+      unsigned long e = ERR_peek_last_error();
+      if (ERR_GET_REASON(e) != X509_R_CERT_ALREADY_IN_HASH_TABLE) {
+        rc = SMTPUV_ENOMEM;
+        break;
+      }
+    }
+    n++;
+  }
+  sk_X509_INFO_pop_free(infos, X509_INFO_free);
+  ERR_clear_error();
+  if (rc != 0)
+    return rc;
+  return n > 0 ? n : SMTPUV_EINVAL;
+}
+
+int smtpuv__tls_ctx_new_pem(const char *pem, size_t pem_len,
+                            const char *ca_file, const char *ca_dir,
+                            SSL_CTX **out, char *err, size_t errlen) {
   SSL_CTX *ctx;
   int rc;
 
@@ -217,6 +260,16 @@ int smtpuv__tls_ctx_new(const char *ca_file, const char *ca_dir, SSL_CTX **out,
     goto fail;
   }
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+  if (pem != NULL) {
+    rc = smtpuv__tls_pem_add(SSL_CTX_get_cert_store(ctx), pem, pem_len);
+    if (rc < 0) {
+      if (rc == SMTPUV_EINVAL) {
+        fmt_text(err, errlen, "%s", "cannot load CA certificates from PEM");
+        rc = SMTPUV_ETLS;
+      }
+      goto fail;
+    }
+  }
   if (ca_file != NULL || ca_dir != NULL) {
     if (SSL_CTX_load_verify_locations(ctx, ca_file, ca_dir) != 1) {
       rc = errs_setup_fail(err, errlen,
@@ -225,7 +278,7 @@ int smtpuv__tls_ctx_new(const char *ca_file, const char *ca_dir, SSL_CTX **out,
                            ca_file != NULL ? ca_file : ca_dir);
       goto fail;
     }
-  } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+  } else if (pem == NULL && SSL_CTX_set_default_verify_paths(ctx) != 1) {
     rc = errs_setup_fail(err, errlen, "cannot load the system trust store",
                          NULL);
     goto fail;
@@ -308,6 +361,11 @@ int smtpuv__tls_new(const smtpuv_mem *mem, const smtpuv_tls_config *cfg,
     return SMTPUV_ENOMEM;
   t->mem = m;
   t->verify = cfg->verify != 0;
+  if (cfg->pin_sha256 != NULL) {
+    t->pinned = 1;
+    t->verify = 0; /* the pin is the check (after the handshake) */
+    memcpy(t->pin, cfg->pin_sha256, sizeof(t->pin));
+  }
   if (hlen > 0) {
     t->host = smtpuv__strndup(&m, cfg->host, hlen);
     if (t->host == NULL) {
@@ -364,6 +422,17 @@ int smtpuv__tls_new(const smtpuv_mem *mem, const smtpuv_tls_config *cfg,
   SSL_set_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
   if (session_setup(t, cfg) != 0)
     goto ssl_fail;
+  if (cfg->cert_file != NULL) {
+    const char *key = cfg->key_file != NULL ? cfg->key_file : cfg->cert_file;
+    if (SSL_use_certificate_chain_file(t->ssl, cfg->cert_file) != 1 ||
+        SSL_use_PrivateKey_file(t->ssl, key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_check_private_key(t->ssl) != 1) {
+      rc = errs_setup_fail(errbuf, errlen,
+                           "cannot load the client certificate",
+                           cfg->cert_file);
+      goto fail;
+    }
+  }
   ERR_clear_error();
   *out = t;
   return 0;
@@ -468,6 +537,35 @@ int smtpuv__tls_take_output(smtpuv_tls *t, void **buf, size_t *len) {
 /* Handshake, records, shutdown                                              */
 /* ------------------------------------------------------------------------ */
 
+/* The peer certificate's SHA-256 against the pin; the text says why not. */
+static int pin_matches(smtpuv_tls *t) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  int ok = 0;
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+  X509 *cert = SSL_get1_peer_certificate(t->ssl);
+#else
+  X509 *cert = SSL_get_peer_certificate(t->ssl);
+#endif
+  if (cert == NULL) {
+    fmt_text(t->err, sizeof(t->err),
+             "certificate fingerprint mismatch: no server certificate");
+    return 0;
+  }
+  if (X509_digest(cert, EVP_sha256(), md, &n) == 1 && n == sizeof(t->pin))
+    ok = CRYPTO_memcmp(md, t->pin, sizeof(t->pin)) == 0;
+  X509_free(cert);
+  if (!ok) {
+    char hex[3 * 32 + 1];
+    for (unsigned int i = 0; i < n && i < 32; i++)
+      snprintf(hex + 3 * i, 4, "%02X%s", md[i], i + 1 < n ? ":" : "");
+    fmt_text(t->err, sizeof(t->err),
+             "certificate fingerprint mismatch: the server's SHA-256 is %s",
+             n ? hex : "unknown");
+  }
+  return ok;
+}
+
 int smtpuv__tls_handshake(smtpuv_tls *t) {
   int r, e, rc;
   ERR_clear_error();
@@ -478,7 +576,10 @@ int smtpuv__tls_handshake(smtpuv_tls *t) {
   if (t->established)
     return 1;
   r = SSL_do_handshake(t->ssl);
-  if (r == 1) {
+  if (r == 1 && t->pinned && !pin_matches(t)) {
+    t->dead = SMTPUV_ECERT;
+    rc = SMTPUV_ECERT;
+  } else if (r == 1) {
     t->established = 1;
     rc = 1;
   } else {
@@ -614,6 +715,7 @@ static void name_cn(const X509_NAME *name, char *out, size_t cap) {
 
 size_t smtpuv__tls_summary(const smtpuv_tls *t, char *buf, size_t cap) {
   char subject[128], issuer[128], expires[48] = "unknown";
+  char since[48] = "unknown", sha[3 * 32 + 1] = "unknown";
   const SSL_CIPHER *cipher;
   X509 *cert;
   int n;
@@ -642,10 +744,23 @@ size_t smtpuv__tls_summary(const smtpuv_tls *t, char *buf, size_t cap) {
     if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1)
       snprintf(expires, sizeof(expires), "%04d-%02d-%02d",
                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-    n = snprintf(buf, cap, "%s %s; subject CN=%s; issuer CN=%s; expires %s%s",
+    memset(&tm, 0, sizeof(tm));
+    if (ASN1_TIME_to_tm(X509_get0_notBefore(cert), &tm) == 1)
+      snprintf(since, sizeof(since), "%04d-%02d-%02d", tm.tm_year + 1900,
+               tm.tm_mon + 1, tm.tm_mday);
+    {
+      unsigned char md[EVP_MAX_MD_SIZE];
+      unsigned int mdn = 0;
+      if (X509_digest(cert, EVP_sha256(), md, &mdn) == 1 && mdn == 32)
+        for (unsigned int i = 0; i < mdn; i++)
+          snprintf(sha + 3 * i, 4, "%02X%s", md[i], i + 1 < mdn ? ":" : "");
+    }
+    n = snprintf(buf, cap,
+                 "%s %s; subject CN=%s; issuer CN=%s; sha256 %s; valid "
+                 "since %s; expires %s%s",
                  SSL_get_version(t->ssl),
                  cipher != NULL ? SSL_CIPHER_get_name(cipher) : "(none)",
-                 subject, issuer, expires,
+                 subject, issuer, sha, since, expires,
                  SSL_session_reused(t->ssl) ? "; resumed" : "");
     X509_free(cert);
   } else {

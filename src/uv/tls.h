@@ -36,6 +36,11 @@ typedef struct smtpuv_tls_config {
                             sends no SNI; a trailing dot is dropped */
   int verify;            /* 1 (default in the client): verify chain + name;
                             0: accept any certificate (explicit opt-out) */
+  const unsigned char *pin_sha256; /* 32 bytes, or NULL: when set, the
+                            peer certificate must have this SHA-256 digest,
+                            and chain and name checks are not made */
+  const char *cert_file; /* client certificate chain (PEM), or NULL */
+  const char *key_file;  /* its key (PEM); NULL: in cert_file */
   char *err;             /* optional: receives the text when
                             smtpuv__tls_new() fails (e.g. CA file missing) */
   size_t errlen;         /* size of `err` */
@@ -54,6 +59,19 @@ typedef struct smtpuv_tls_config {
  */
 int smtpuv__tls_ctx_new(const char *ca_file, const char *ca_dir, SSL_CTX **out,
                         char *err, size_t errlen);
+
+/* smtpuv__tls_ctx_new() trusting the certificates of a PEM bundle in
+   memory (`pem` NULL: none) and ca_file/ca_dir when given; the system's
+   default paths only when all three are NULL. A bundle without any
+   certificate: SMTPUV_ETLS. */
+int smtpuv__tls_ctx_new_pem(const char *pem, size_t pem_len,
+                            const char *ca_file, const char *ca_dir,
+                            SSL_CTX **out, char *err, size_t errlen);
+
+/* Add every certificate of a PEM bundle to `store` (NULL: only count
+   them). Returns how many (> 0), SMTPUV_EINVAL (no certificate, len 0 or
+   over INT_MAX) or SMTPUV_ENOMEM. Leaves the error queue empty. */
+int smtpuv__tls_pem_add(X509_STORE *store, const char *pem, size_t len);
 
 /* New client engine; the handshake starts with the first
    smtpuv__tls_handshake(). Returns 0, SMTPUV_ENOMEM, SMTPUV_EINVAL (verify

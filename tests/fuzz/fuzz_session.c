@@ -12,12 +12,16 @@
  *   W n <n bytes>  data_write      e  data_end
  *   B l n <n bytes>  BDAT (l & 1: LAST)
  *   X  RSET   N  NOOP   V a  VRFY   Q  QUIT   p b  set_pipelining
+ *   L d  LHLO (switches to LMTP)      l  set_lmtp
  *
  * Checked after every step: a failing command wrote nothing and changed
  * nothing; a successful one added output (and a queue entry when it
  * expects a reply); feeding and popping never write, except the end of
  * data the core adds itself; errors are sticky; the output stream has no
- * bare CR or LF (unless BINARYMIME was declared).
+ * bare CR or LF (unless BINARYMIME was declared). LMTP: the end of data
+ * queues one reply per recipient, feeding may drop surplus ones, every
+ * per-recipient verdict names an accepted recipient, in RCPT order, and
+ * smtpuv_proto_lmtp_due() never exceeds the accepted recipients.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -53,6 +57,11 @@ typedef struct fz {
   int err;        /* sticky error seen */
   int binary;     /* BINARYMIME declared: raw bytes may follow */
   int pending_cr; /* the last consumed byte was a CR */
+  /* LMTP: the accepted RCPT indices of the transaction being popped and
+     how many verdicts were popped */
+  unsigned acc[256];
+  size_t nacc, verdicts;
+  int acc_overflow;
 } fz;
 
 static unsigned next(fz *f) { return f->pos < f->n ? f->d[f->pos++] : 0; }
@@ -98,7 +107,48 @@ static void after_command(fz *f, before b, int rc, int replies, int writes) {
     CHECK(smtpuv_proto_pending_output(f->p) > b.out);
   else
     CHECK(smtpuv_proto_pending_output(f->p) >= b.out);
-  CHECK(smtpuv_proto_pending_replies(f->p) == b.q + (size_t)replies);
+  if (replies < 0) /* LMTP end of data: one or more */
+    CHECK(smtpuv_proto_pending_replies(f->p) > b.q);
+  else
+    CHECK(smtpuv_proto_pending_replies(f->p) == b.q + (size_t)replies);
+}
+
+/* LMTP verdicts name the accepted recipients in RCPT order. */
+static void check_lmtp(fz *f, const smtpuv_reply *r) {
+  if (!smtpuv_proto_is_lmtp(f->p)) {
+    CHECK(!(r->flags & SMTPUV_REPLY_LMTP_RCPT));
+    return;
+  }
+  if (r->command == SMTPUV_CMD_MAIL) {
+    f->nacc = f->verdicts = 0;
+    f->acc_overflow = 0;
+  } else if (r->command == SMTPUV_CMD_RCPT && r->positive &&
+             !(r->flags & SMTPUV_REPLY_TXN_FAILED)) {
+    if (f->nacc < COUNT(f->acc))
+      f->acc[f->nacc++] = r->rcpt_index;
+    else
+      f->acc_overflow = 1;
+  }
+  if (r->flags & SMTPUV_REPLY_LMTP_RCPT) {
+    CHECK(r->command == SMTPUV_CMD_DATA_END || r->command == SMTPUV_CMD_BDAT);
+    CHECK(!(r->flags & SMTPUV_REPLY_TXN_FAILED));
+    if (!f->acc_overflow) {
+      CHECK(f->verdicts < f->nacc);
+      CHECK(r->rcpt_index == f->acc[f->verdicts]);
+      CHECK(r->last == (f->verdicts + 1 == f->nacc));
+    }
+    f->verdicts++;
+  }
+  size_t due = smtpuv_proto_lmtp_due(f->p);
+  unsigned idx;
+  if (!f->acc_overflow) {
+    CHECK(due <= f->nacc);
+    if (due > 0) {
+      CHECK(smtpuv_proto_lmtp_due_rcpt(f->p, 0, &idx) == 0);
+      CHECK(idx == f->acc[f->nacc - due]);
+    }
+  }
+  CHECK(smtpuv_proto_lmtp_due_rcpt(f->p, due, &idx) == SMTPUV_EINVAL);
 }
 
 static void pop_all(fz *f) {
@@ -125,6 +175,7 @@ static void pop_all(fz *f) {
     }
     if (r.code == 421)
       CHECK(smtpuv_proto_state(f->p) == SMTPUV_STATE_FINISHED);
+    check_lmtp(f, &r);
   }
 }
 
@@ -137,7 +188,10 @@ static void feed(fz *f, int pop) {
   if (f->err != 0)
     CHECK(rc == f->err);
   CHECK(smtpuv_proto_pending_output(f->p) == b.out);
-  CHECK(smtpuv_proto_pending_replies(f->p) == b.q);
+  if (smtpuv_proto_is_lmtp(f->p)) /* surplus verdict slots dropped */
+    CHECK(smtpuv_proto_pending_replies(f->p) <= b.q);
+  else
+    CHECK(smtpuv_proto_pending_replies(f->p) == b.q);
   if (rc != 0) {
     f->err = rc;
     CHECK(smtpuv_proto_error(f->p) == rc);
@@ -264,15 +318,30 @@ static void step(fz *f, unsigned op) {
     after_command(f, b, smtpuv_proto_data_write(p, s, n), 0, n > 0);
     return;
   case 'e':
-    after_command(f, b, smtpuv_proto_data_end(p), 1, 1);
+    after_command(f, b, smtpuv_proto_data_end(p),
+                  smtpuv_proto_is_lmtp(p) ? -1 : 1, 1);
     return;
   case 'B': {
     int last = (int)(next(f) & 1);
     n = next(f);
     s = take(f, &n);
-    after_command(f, b, smtpuv_proto_bdat(p, s, n, last), 1, 1);
+    after_command(f, b, smtpuv_proto_bdat(p, s, n, last),
+                  smtpuv_proto_is_lmtp(p) && last ? -1 : 1, 1);
     return;
   }
+  case 'L':
+    s = domains[next(f) % COUNT(domains)];
+    rc = smtpuv_proto_lhlo(p, s);
+    after_command(f, b, rc, 1, 1);
+    if (rc == 0)
+      CHECK(smtpuv_proto_is_lmtp(p));
+    return;
+  case 'l':
+    rc = smtpuv_proto_set_lmtp(p);
+    after_command(f, b, rc, 0, 0);
+    if (rc == 0)
+      CHECK(smtpuv_proto_is_lmtp(p));
+    return;
   case 'X':
     after_command(f, b, smtpuv_proto_rset(p), 1, 1);
     return;

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Write the seed corpora of fuzz_reply (tests/fuzz/reply/) and fuzz_session
-(tests/fuzz/session/): realistic server replies and whole sessions, in the
-input formats described at the top of fuzz_reply.c and fuzz_session.c.
+"""Write the seed corpora of fuzz_reply (tests/fuzz/reply/), fuzz_session
+(tests/fuzz/session/) and fuzz_conv (tests/fuzz/conv/): realistic server
+replies, whole sessions and whole conversations, in the input formats
+described at the top of fuzz_reply.c, fuzz_session.c and fuzz_conv.c.
 
-Usage: python3 tests/fuzz/make_seeds.py   (rewrites both directories)
+Usage: python3 tests/fuzz/make_seeds.py   (rewrites the three directories)
 """
 import os
 import shutil
@@ -301,6 +302,40 @@ def session_seeds():
         start() + mail() + rcpt() + b"D" +
         feed(b"250 ok\r\n250 ok\r\n354 go\r\n") +
         write((b"line of text\r\n.dot\n" * 40)) + b"e" + consume(1))
+    # LMTP (RFC 2033): LHLO, one verdict per accepted recipient
+    lgreet = feed(b"220 lmtp.example.org Dovecot (Debian) ready.\r\n")
+    lhlo = (b"250-lmtp.example.org\r\n250-8BITMIME\r\n250-CHUNKING\r\n"
+            b"250-ENHANCEDSTATUSCODES\r\n250 PIPELINING\r\n")
+    lstart = lgreet + b"L" + bytes([DOM_OK]) + consume() + feed(lhlo)
+    s["lmtp_data"] = (
+        lstart + mail() + rcpt() + rcpt(ADDR_POSTMASTER) + rcpt() + b"D" +
+        consume() +
+        feed(b"250 2.1.0 OK\r\n250 2.1.5 OK\r\n550 5.1.1 no\r\n"
+             b"250 2.1.5 OK\r\n354 OK\r\n") +
+        write(BODY) + b"e" + mail() + consume() +
+        feed(b"250 2.0.0 saved\r\n552 5.2.2 Quota exceeded\r\n"
+             b"250 2.1.0 OK\r\n") + b"X" + b"Q" +
+        feed(b"250 ok\r\n221 bye\r\n"))
+    s["lmtp_bdat"] = (
+        b"l" + lstart + mail() + rcpt() + rcpt() + rcpt() +
+        bdat(b"Subject: x\n\n", False) + bdat(b"body", True) + mail() +
+        rcpt() + bdat(b"x", True) + consume() +
+        feed(b"250 ok\r\n250 ok\r\n452 full\r\n250 ok\r\n250 ok\r\n"
+             b"250 2.0.0 a\r\n451 4.3.0 c\r\n250 ok\r\n550 no\r\n"
+             b"503 5.5.1 No valid recipients\r\n"))
+    s["lmtp_421"] = (
+        lstart + mail() + rcpt() + rcpt() + rcpt() + bdat(b"m", True) +
+        b"Q" + consume() +
+        feed(b"250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n250 saved\r\n"
+             b"421 4.3.2 shutting down\r\n"))
+    s["lmtp_no_rcpt"] = (
+        lstart + mail() + rcpt() + b"D" + consume() +
+        feed(b"250 ok\r\n550 no\r\n354 go\r\n") + consume() +
+        feed(b"503 5.5.1 No valid recipients\r\n") + ehlo() + helo() +
+        b"X" + feed(b"250 ok\r\n"))
+    s["lmtp_extra"] = (
+        lstart + mail() + rcpt() + rcpt() + bdat(b"", True) +
+        feed(b"250 ok\r\n250 ok\r\n550 no\r\n250 ok\r\n250 extra\r\n"))
     return s
 
 
@@ -315,6 +350,128 @@ def write_dir(name, seeds):
     print("%s: %d seeds" % (d, len(seeds)))
 
 
+# ---- fuzz_conv: 3 settings bytes, then events ---------------------------------
+
+# settings: b0 = mode + 3 * tls (+ 0x80: no EHLO name)
+SEND, PROBE, PROBE_AUTH = 0, 1, 2
+T_REQUIRED, T_OPPORTUNISTIC, T_IMPLICIT, T_NONE = 0, 1, 2, 3
+# b1 bits
+ALLOW_PLAIN, PIPE, CHUNK, REQUIRE_ALL = 1, 2, 4, 8
+A_PLAIN, A_XOAUTH2, A_LOGIN = 1 << 4, 2 << 4, 3 << 4
+# canned replies (the table in fuzz_conv.c)
+(R_GREET, R_EHLO_FULL, R_EHLO_AUTH, R_EHLO_TLS, R_250_NAME, R_OK, R_ENV,
+ R_354, R_QUEUED, R_235, R_334, R_334_JSON, R_535, R_220_TLS, R_454, R_421,
+ R_550, R_451, R_554, R_502, R_221, R_MULTI, R_JUNK, R_CHUNK) = range(24)
+
+
+def conf(mode=SEND, tls=T_NONE, b1=PIPE | CHUNK, b2=1):
+    return bytes([mode + 3 * tls, b1, b2])
+
+
+def rep(i, cut=0):
+    return bytes([0, i, cut])
+
+
+def raw(data):
+    return bytes([1, len(data)]) + data
+
+
+def adv(t):
+    return bytes([2, t])
+
+
+def msg(k=0, k2=0):
+    return bytes([4, k, k2])
+
+
+CLOSE, ABORT, TLS_UP, BODY_READY, TOKEN, TIMER = (bytes([5]), bytes([6]),
+                                                  bytes([7]), bytes([11]),
+                                                  bytes([12]), bytes([3]))
+
+
+def fail(e=0):
+    return bytes([8, e])
+
+
+def hand(held=False, chunk=None):
+    m = (2 if held else 0) | (1 if chunk is not None else 0)
+    return bytes([9, m] + ([chunk] if chunk is not None else []))
+
+
+def write_n(n=0):
+    return bytes([10, n])
+
+
+def conv_seeds():
+    s = {}
+    s["plain"] = (conf() + msg() + rep(R_GREET) + rep(R_EHLO_AUTH) +
+                  rep(R_ENV) + rep(R_QUEUED) + CLOSE + rep(R_221))
+    s["two_messages"] = (conf() + msg() + msg(8) + rep(R_GREET) +
+                         rep(R_EHLO_AUTH) + rep(R_ENV) + rep(R_QUEUED) +
+                         rep(R_OK) + rep(R_OK) + rep(R_OK) + rep(R_354) +
+                         rep(R_QUEUED))
+    s["bdat"] = (conf() + msg() + msg(1) + rep(R_GREET) + rep(R_EHLO_FULL) +
+                 rep(R_OK) + rep(R_OK) + rep(R_QUEUED) + rep(R_OK) +
+                 rep(R_OK) + rep(R_OK) + rep(R_QUEUED))
+    s["starttls_plain_auth"] = (
+        conf(tls=T_REQUIRED, b1=PIPE | CHUNK | A_PLAIN) + msg() +
+        rep(R_GREET) + rep(R_EHLO_TLS) + rep(R_220_TLS) + TLS_UP +
+        rep(R_EHLO_FULL) + rep(R_235) + rep(R_OK) + rep(R_OK) +
+        rep(R_QUEUED) + CLOSE + rep(R_221))
+    s["starttls_injection"] = (conf(tls=T_REQUIRED) + msg() + rep(R_GREET) +
+                               rep(R_EHLO_TLS) +
+                               raw(b"220 go\r\n250 injected\r\n"))
+    s["tls_required_not_offered"] = (conf(tls=T_REQUIRED) + msg() +
+                                     rep(R_GREET) + rep(R_EHLO_AUTH) +
+                                     rep(R_221))
+    s["implicit"] = (conf(tls=T_IMPLICIT) + msg() + TLS_UP + rep(R_GREET) +
+                     rep(R_EHLO_AUTH) + rep(R_ENV) + rep(R_QUEUED))
+    s["probe"] = conf(mode=PROBE) + rep(R_GREET) + rep(R_EHLO_AUTH) + rep(R_221)
+    s["probe_auth"] = (conf(mode=PROBE_AUTH, b1=ALLOW_PLAIN | A_PLAIN) +
+                       rep(R_GREET) + rep(R_EHLO_AUTH) + rep(R_235) +
+                       rep(R_221))
+    s["probe_auth_refused"] = (conf(mode=PROBE_AUTH, b1=ALLOW_PLAIN | A_PLAIN)
+                               + rep(R_GREET) + rep(R_EHLO_AUTH) +
+                               rep(R_535) + rep(R_221))
+    s["xoauth2_async"] = (conf(b1=ALLOW_PLAIN | PIPE | A_XOAUTH2) + msg() +
+                          rep(R_GREET) + rep(R_EHLO_AUTH) + adv(5) + TOKEN +
+                          rep(R_334_JSON) + rep(R_535) + TOKEN + rep(R_235) +
+                          rep(R_ENV) + rep(R_QUEUED))
+    s["login"] = (conf(b1=ALLOW_PLAIN | PIPE | A_LOGIN) + msg() +
+                  rep(R_GREET) + rep(R_EHLO_AUTH) + rep(R_334) + rep(R_334) +
+                  rep(R_235) + rep(R_ENV) + rep(R_QUEUED))
+    s["auth_refused"] = (conf(b1=ALLOW_PLAIN | PIPE | A_PLAIN) + msg() +
+                         msg(8) + rep(R_GREET) + rep(R_EHLO_AUTH) +
+                         rep(R_535) + rep(R_221))
+    s["greeting_trickle"] = (conf() + msg() + b"".join(
+        raw(bytes([c])) + adv(5) for c in b"220 mx.test slow\r\n"))
+    s["stream_blocks"] = (conf() + msg(0, 1 | (3 << 1)) + rep(R_GREET) +
+                          rep(R_EHLO_AUTH) + rep(R_ENV) + adv(20) +
+                          BODY_READY + rep(R_QUEUED))
+    s["held_output"] = (conf() + hand(True, 2) + msg() + rep(R_GREET) +
+                        write_n() + rep(R_EHLO_AUTH) + write_n(1) +
+                        rep(R_ENV) + write_n() + write_n() + fail(0))
+    s["lost_after_dot"] = (conf() + msg() + rep(R_GREET) + rep(R_EHLO_AUTH) +
+                           hand(True) + rep(R_ENV) + fail(0))
+    s["abort_mid_data"] = (conf() + msg(0, 1 | (2 << 1)) + rep(R_GREET) +
+                           rep(R_EHLO_AUTH) + rep(R_ENV) + ABORT)
+    s["rset_refusals"] = (conf(b1=PIPE | REQUIRE_ALL) + msg(3 << 3) + msg() +
+                          rep(R_GREET) + rep(R_EHLO_AUTH) + rep(R_OK) +
+                          rep(R_550) + rep(R_554) + rep(R_OK) + rep(R_OK) +
+                          rep(R_OK) + rep(R_354) + rep(R_QUEUED))
+    s["421"] = (conf() + msg() + msg() + rep(R_GREET) + rep(R_EHLO_AUTH) +
+                rep(R_ENV) + rep(R_421))
+    s["helo_fallback"] = (conf(b1=0) + msg() + rep(R_GREET) + rep(R_502) +
+                          rep(R_250_NAME) + rep(R_OK) + rep(R_OK) +
+                          rep(R_354) + rep(R_QUEUED))
+    s["idle_quit"] = (conf() + msg() + rep(R_GREET) + rep(R_EHLO_AUTH) +
+                      rep(R_ENV) + rep(R_QUEUED) + adv(200) + rep(R_221))
+    s["junk"] = (conf() + msg() + rep(R_GREET) + rep(R_EHLO_AUTH) +
+                 rep(R_ENV) + rep(R_QUEUED, 5) + rep(R_JUNK))
+    return s
+
+
 if __name__ == "__main__":
     write_dir("reply", reply_seeds())
     write_dir("session", session_seeds())
+    write_dir("conv", conv_seeds())

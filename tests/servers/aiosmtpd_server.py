@@ -31,6 +31,15 @@ Scripted outcomes (for per-recipient and failure tests):
   a message with a header line "X-Test-Reply: NNN text" gets that reply at its end
   --scram-fault bad-signature|bad-nonce   misbehave in SCRAM (client must detect it)
   --hide KW[,KW]             drop EHLO keywords (e.g. --hide PIPELINING,SMTPUTF8)
+
+LMTP (RFC 2033), --lmtp: every listener speaks LMTP (aiosmtpd's LMTP class: LHLO,
+EHLO and HELO refused with 500) and answers the end of data (DATA's "." or BDAT
+LAST) once per accepted recipient, in RCPT order:
+  <failtemp...@...>  452 4.2.2 <addr> mailbox full, try again later
+  <fail...@...>      550 5.2.1 <addr> mailbox disabled
+  others             250 2.0.0 <addr> delivered (or the X-Test-Reply reply)
+  --unix PATH        also listen on a Unix socket (what local delivery agents use)
+  The .json gains "lmtp": [[recipient, reply], ...]; the message is stored once.
 """
 import argparse
 import asyncio
@@ -46,6 +55,7 @@ import ssl
 import sys
 import time
 
+from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, MISSING
 
 
@@ -71,6 +81,8 @@ def parse():
     p.add_argument("--scram-fault", choices=["none", "bad-signature", "bad-nonce"], default="none")
     p.add_argument("--pid-file")
     p.add_argument("--lifetime", type=float, default=120.0, help="exit after this many seconds")
+    p.add_argument("--lmtp", action="store_true", help="speak LMTP (RFC 2033) instead of ESMTP")
+    p.add_argument("--unix", help="also listen on this Unix socket path")
     a = p.parse_args()
     if a.host not in ("127.0.0.1", "::1", "localhost"):
         p.error("loopback only")
@@ -98,7 +110,7 @@ def _tls_resumed(server):
     return bool(o.session_reused) if o is not None else None
 
 
-def save(server, session, envelope, via, reply):
+def save(server, session, envelope, via, reply, lmtp=None):
     base = os.path.join(A.outdir, "%06d" % _counter)
     with open(base + ".eml", "wb") as f:
         f.write(envelope.original_content)
@@ -118,6 +130,8 @@ def save(server, session, envelope, via, reply):
         "peer": list(session.peer) if session.peer else None,
         "reply": reply,
     }
+    if lmtp is not None:
+        meta["lmtp"] = lmtp
     with open(base + ".json.tmp", "w") as f:
         json.dump(meta, f, indent=1, default=str)
     os.rename(base + ".json.tmp", base + ".json")
@@ -286,8 +300,31 @@ class Handler:
         m = re.search(rb"^X-Test-Reply: ([2-5][0-9][0-9] [^\r\n]*)\r?$",
                       envelope.original_content.split(b"\r\n\r\n", 1)[0], re.M)
         reply = m.group(1).decode("ascii", "replace") if m else "250 2.0.0 OK queued as %06d" % _counter
+        if A.lmtp:
+            return await self.lmtp_replies(server, session, envelope, m)
         save(server, session, envelope, getattr(envelope, "_via", "DATA"), reply)
         return reply
+
+    async def lmtp_replies(self, server, session, envelope, m):
+        """One reply per accepted recipient: all but the last pushed here, the
+        last returned (aiosmtpd pushes it)."""
+        out = []
+        for rcpt in envelope.rcpt_tos:
+            low = rcpt.lower()
+            if low.startswith("failtemp"):
+                r = "452 4.2.2 <%s> mailbox full, try again later" % rcpt
+            elif low.startswith("fail"):
+                r = "550 5.2.1 <%s> mailbox disabled" % rcpt
+            elif m:
+                r = m.group(1).decode("ascii", "replace")
+            else:
+                r = "250 2.0.0 <%s> delivered as %06d" % (rcpt, _counter)
+            out.append([rcpt, r])
+        save(server, session, envelope, getattr(envelope, "_via", "DATA"),
+             out[-1][1], lmtp=out)
+        for _, r in out[:-1]:
+            await server.push(r)
+        return out[-1][1]
 
     # Extra AUTH mechanisms: a method auth_X__Y is mechanism "X-Y".
     async def auth_CRAM__MD5(self, server, args):
@@ -404,6 +441,10 @@ class TestSMTP(SMTP):
         await self.push("250 OK" if status is MISSING else status)
 
 
+class TestLMTP(LMTP, TestSMTP):
+    """LMTP on top of TestSMTP (LHLO; EHLO/HELO refused; BDAT kept)."""
+
+
 def make_factory(tls_ctx, implicit):
     def factory():
         kw = dict(hostname=A.hostname, data_size_limit=A.size, enable_SMTPUTF8=True,
@@ -413,7 +454,7 @@ def make_factory(tls_ctx, implicit):
                   is_tls=implicit)
         if tls_ctx is not None and not implicit:
             kw["tls_context"] = tls_ctx      # enables STARTTLS
-        return TestSMTP(Handler(), **kw)
+        return (TestLMTP if A.lmtp else TestSMTP)(Handler(), **kw)
     return factory
 
 
@@ -430,6 +471,10 @@ async def main():
         tls = await loop.create_server(make_factory(ctx, True), A.host, A.tls_port, ssl=ctx)
         servers.append(tls)
         tls_port = tls.sockets[0].getsockname()[1]
+    if A.unix:
+        if os.path.exists(A.unix):
+            os.unlink(A.unix)
+        servers.append(await loop.create_unix_server(make_factory(ctx, False), A.unix))
     stop = asyncio.Event()
     for s in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(s, stop.set)

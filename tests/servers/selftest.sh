@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # Smoke test of the integration-test servers in this directory (~10 s, needs root for
-# smtp-sink and Postfix). Every server is started on 127.0.0.1, checked with an
+# smtp-sink, Postfix, Dovecot LMTP and Dante). Every server is started on 127.0.0.1, checked with an
 # independent client (swaks, openssl, smtp_check.py) and stopped by its PID.
 #
 # usage: selftest.sh [WORKDIR]      (default: a fresh mktemp -d, removed on success)
@@ -19,6 +19,9 @@ cleanup() {
   for p in "${AIO_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   "$HERE/smtp_sink.sh" stop "$W/sink" >/dev/null 2>&1 || true
   "$HERE/postfix_instance.sh" stop "$W/postfix" >/dev/null 2>&1 || true
+  "$HERE/dovecot_lmtp.sh" stop "$W/dovecot-lmtp" >/dev/null 2>&1 || true
+  "$HERE/dante_socks.sh" stop "$W/dante-none" >/dev/null 2>&1 || true
+  "$HERE/dante_socks.sh" stop "$W/dante-userpass" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -176,6 +179,91 @@ pf() {
   "$HERE/postfix_instance.sh" stop "$P"
 }
 check postfix_starttls_auth_bdat_maildir pf
+
+# ---------------------------------------------------------------- LMTP
+# a body over 1 KiB (the over-quota mailbox holds 1 byte), CRLF, a leading dot
+LMTP_BODY=$W/lmtp-body.eml
+{ printf 'From: <sender@example.org>\r\nSubject: lmtp selftest\r\n\r\n.leading dot\r\n'
+  for i in $(seq 40); do printf 'line %02d of the LMTP self-test body\r\n' "$i"; done
+  printf 'end\r\n'; } > "$LMTP_BODY"
+LMTP=("$PY" "$HERE/lmtp_check.py")
+
+# Dovecot LMTP: Unix socket and TCP; one recipient delivered, one over quota (552
+# after the dot), one unknown (550 at RCPT); the delivered bytes read back.
+dovecot_lmtp() {
+  local port; port=$(free_port)
+  local L=$W/dovecot-lmtp
+  "$HERE/dovecot_lmtp.sh" start "$L" "$port" || return 1
+  "${LMTP[@]}" --unix "$L/lmtp.sock" --body-file "$LMTP_BODY" --via DATA \
+    --rcpt alice@example.org=250 --rcpt nobody@example.org=550 --rcpt full@example.org=552 || return 1
+  "${LMTP[@]}" --port "$port" --body-file "$LMTP_BODY" --via BDAT \
+    --rcpt full@example.org=552 --rcpt bob@example.org=250 || return 1
+  wait_files "$L/mail/alice/Maildir/new/*" 1 && wait_files "$L/mail/bob/Maildir/new/*" 1 || return 1
+  [[ $(compgen -G "$L/mail/full/Maildir/new/*" | wc -l) -eq 0 ]] || { echo "over-quota mailbox got mail"; return 1; }
+  local f
+  for f in "$L"/mail/alice/Maildir/new/* "$L"/mail/bob/Maildir/new/*; do
+    # Dovecot prepends Return-Path, Delivered-To and Received; the rest is our bytes
+    "$PY" -c 'import sys; d=open(sys.argv[1],"rb").read(); b=open(sys.argv[2],"rb").read()
+sys.exit(0 if d.startswith(b"Return-Path: <sender@example.org>\r\n") and d.endswith(b"\r\n"+b) else 1)' \
+      "$f" "$LMTP_BODY" || { echo "delivered bytes differ: $f"; head -c 400 "$f"; return 1; }
+  done
+  grep -q 'full@example.org.*Quota exceeded' "$L/dovecot.log" || return 1
+  local pid; pid=$(cat "$L/dovecot.pid")
+  "$HERE/dovecot_lmtp.sh" stop "$L" || return 1
+  [[ ! -r /proc/$pid/stat || $(awk '{print $3}' "/proc/$pid/stat") == Z ]]
+}
+check dovecot_lmtp_unix_tcp_quota_maildir dovecot_lmtp
+
+# aiosmtpd's LMTP class: per-recipient verdicts chosen by the local part, exact bytes
+aio_lmtp() {
+  start_aiosmtpd aio-lmtp --lmtp --unix "$W/aio-lmtp/lmtp.sock" || return 1
+  local M=$W/aio-lmtp/msgs
+  "${LMTP[@]}" --port "$PORT" --body-file "$LMTP_BODY" --via DATA --rcpt a@example.org=250 \
+    --rcpt fail@example.org=550 --rcpt reject@example.org=550 --rcpt failtemp@example.org=452 || return 1
+  "${LMTP[@]}" --unix "$W/aio-lmtp/lmtp.sock" --body-file "$LMTP_BODY" --via BDAT \
+    --rcpt failtemp@example.org=452 --rcpt b@example.org=250 || return 1
+  wait_files "$M/000002.json" 1 && cmp "$LMTP_BODY" "$M/000001.eml" && cmp "$LMTP_BODY" "$M/000002.eml" &&
+  json_is "$M/000001.json" 'd["via"]=="DATA" and [r[0] for r in d["lmtp"]]==["a@example.org","fail@example.org","failtemp@example.org"] and [r[1][:3] for r in d["lmtp"]]==["250","550","452"]' &&
+  json_is "$M/000002.json" 'd["via"]=="BDAT" and d["peer"] is None and [r[1][:3] for r in d["lmtp"]]==["452","250"]'
+}
+check aiosmtpd_lmtp_tcp_unix_per_recipient aio_lmtp
+
+# ---------------------------------------------------------------- SOCKS5 (Dante)
+# curl through the proxy (the name resolved by the proxy) into aiosmtpd; raw
+# handshakes for the failure replies; no-auth and username/password variants.
+S5=("$PY" "$HERE/socks5_check.py")
+dante() {
+  local pn pu; pn=$(free_port); pu=$(free_port)
+  "$HERE/dante_socks.sh" start "$W/dante-none" "$pn" none || return 1
+  "$HERE/dante_socks.sh" start "$W/dante-userpass" "$pu" userpass || return 1
+  start_aiosmtpd aio-socks || return 1
+  local M=$W/aio-socks/msgs
+  curl -sS --socks5-hostname "127.0.0.1:$pn" "smtp://localhost:$PORT" \
+    --mail-from a@example.com --mail-rcpt noauth@example.com -T "$BODY" || return 1
+  curl -sS --socks5-hostname "127.0.0.1:$pu" --proxy-user smtpuvsocks:smtpuv-socks-pass \
+    "smtp://localhost:$PORT" --mail-from a@example.com --mail-rcpt userpass@example.com -T "$BODY" || return 1
+  wait_files "$M/000002.json" 1 || return 1
+  json_is "$M/000001.json" 'd["rcpt_tos"]==["noauth@example.com"] and d["peer"][0]=="127.0.0.1"' &&
+  json_is "$M/000002.json" 'd["rcpt_tos"]==["userpass@example.com"]' || return 1
+  # without credentials, with wrong ones, to a forbidden destination: refused
+  ! curl -sS --socks5-hostname "127.0.0.1:$pu" "smtp://localhost:$PORT" \
+    --mail-from a@example.com --mail-rcpt x@example.com -T "$BODY" || { echo "no-auth passed"; return 1; }
+  [[ $(compgen -G "$M/*.json" | wc -l) -eq 2 ]] || return 1
+  "${S5[@]}" --port "$pn" --dst-name localhost --dst-port "$PORT" --expect-greeting &&
+  "${S5[@]}" --port "$pn" --dst-ip 127.0.0.1 --dst-port "$PORT" --expect-greeting &&
+  "${S5[@]}" --port "$pn" --dst-ip 127.0.0.2 --dst-port "$PORT" --expect-rep 2 &&
+  "${S5[@]}" --port "$pn" --dst-ip 127.0.0.1 --dst-port "$(free_port)" --expect-rep 5 &&
+  "${S5[@]}" --port "$pu" --dst-name localhost --dst-port "$PORT" --expect-method ff &&
+  "${S5[@]}" --port "$pu" --user smtpuvsocks --password wrong --dst-name localhost \
+    --dst-port "$PORT" --expect-method 02 --expect-auth 01 &&
+  "${S5[@]}" --port "$pu" --user smtpuvsocks --password smtpuv-socks-pass --no-offer-none \
+    --dst-name localhost --dst-port "$PORT" --expect-method 02 --expect-greeting || return 1
+  local p1 p2; p1=$(cat "$W/dante-none/danted.pid"); p2=$(cat "$W/dante-userpass/danted.pid")
+  "$HERE/dante_socks.sh" stop "$W/dante-none" && "$HERE/dante_socks.sh" stop "$W/dante-userpass" || return 1
+  local p
+  for p in $p1 $p2; do [[ ! -r /proc/$p/stat || $(awk '{print $3}' "/proc/$p/stat") == Z ]] || return 1; done
+}
+check dante_socks5_noauth_userpass_curl dante
 
 echo "selftest: $PASS passed, $FAIL failed"
 if [[ $FAIL -eq 0 && $KEEP -eq 0 ]]; then rm -rf "$W"; fi

@@ -1267,6 +1267,50 @@ static void test_alloc_failures(void **st) {
   }
 }
 
+/* RFC 4954 4: after a successful AUTH no second AUTH may be issued; the
+   core refuses one (SMTPUV_ESTATE), writes nothing, and a session on the
+   same core cannot start either. After a refusal another attempt is
+   fine. */
+static void test_no_auth_after_235(void **st) {
+  (void)st;
+  h x;
+  for (int bytewise = 0; bytewise < 2; bytewise++) {
+    h_init(&x, EHLO_REPLY("PLAIN LOGIN"));
+    x.bytewise = bytewise;
+    assert_int_equal(smtpuv_proto_auth(x.p, "PLAIN", "AHUAcA=="), 0);
+    assert_string_equal(out(&x), "AUTH PLAIN AHUAcA==\r\n");
+    assert_int_equal(feed(&x, "235 2.7.0 ok\r\n"), 0);
+    assert_int_equal(smtpuv_proto_state(x.p), SMTPUV_STATE_READY);
+    assert_int_equal(smtpuv_proto_auth(x.p, "PLAIN", "AHUAcA=="),
+                     SMTPUV_ESTATE);
+    assert_int_equal(smtpuv_proto_auth(x.p, "LOGIN", NULL), SMTPUV_ESTATE);
+    assert_int_equal(smtpuv_proto_pending_output(x.p), 0);
+    assert_int_equal(smtpuv_proto_pending_replies(x.p), 0);
+    /* an authenticator cannot go round the rule */
+    assert_int_equal(smtpuv_auth_plain_new(&x.tm.mem, NULL, "u", "p", &x.a), 0);
+    h_session(&x);
+    assert_int_equal(smtpuv_auth_session_start(x.s), SMTPUV_ESTATE);
+    assert_string_equal(out(&x), "");
+    /* the session goes on */
+    assert_int_equal(smtpuv_proto_mail(x.p, "a@b", NULL), 0);
+    assert_string_equal(out(&x), "MAIL FROM:<a@b>\r\n");
+    h_close(&x);
+  }
+
+  h_init(&x, EHLO_REPLY("PLAIN LOGIN"));
+  assert_int_equal(smtpuv_proto_auth(x.p, "PLAIN", "AHUAcA=="), 0);
+  assert_int_equal(feed(&x, "535 5.7.8 no\r\n"), 0);
+  assert_int_equal(smtpuv_proto_auth(x.p, "LOGIN", NULL), 0);
+  assert_int_equal(feed(&x, "334 VXNlcm5hbWU6\r\n"), 0);
+  assert_int_equal(smtpuv_proto_auth_response(x.p, "dQ=="), 0);
+  assert_int_equal(feed(&x, "235 ok\r\n"), 0);
+  assert_string_equal(out(&x),
+                      "AUTH PLAIN AHUAcA==\r\nAUTH LOGIN\r\ndQ==\r\n");
+  assert_int_equal(smtpuv_proto_auth(x.p, "PLAIN", "AHUAcA=="), SMTPUV_ESTATE);
+  assert_string_equal(out(&x), "");
+  h_close(&x);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_plain),
@@ -1290,6 +1334,7 @@ int main(void) {
       cmocka_unit_test(test_token_reentrancy),
       cmocka_unit_test(test_no_secret_in_texts),
       cmocka_unit_test(test_alloc_failures),
+      cmocka_unit_test(test_no_auth_after_235),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -214,6 +214,87 @@ static void expect_usage(const char *reason, ...) {
   assert_null(strchr(err, '\n'));
 }
 
+/* msmtp's options that came with the configuration files, and
+   getopt_long's abbreviations */
+static void test_config_options(void **state) {
+  (void)state;
+  cli_config c;
+  char err[256];
+  assert_int_equal(parse(&c, err, sizeof err, "-C", "/x/rc", "-a", "work",
+                         "-X", "-", "--logfile-time", "none", "--syslog",
+                         "--aliases", "/x/aliases", "--auto-from",
+                         "--maildomain=ex.org", "--set-from-header",
+                         "--set-date-header=off", "--set-msgid=off",
+                         "--undisclosed-recipients", "-F", "Cron Daemon",
+                         "--tls-cert-file", "/c.pem", "--tls-key-file=/k.pem",
+                         "--tls-fingerprint",
+                         "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:"
+                         "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89",
+                         "--read-env", "--protocol=smtp", "--source-ip=",
+                         "r@x", NULL),
+                   0);
+  assert_string_equal(c.conffile, "/x/rc");
+  assert_string_equal(c.account, "work");
+  assert_string_equal(c.logfile, "-");
+  assert_string_equal(c.logfile_time_format, "none");
+  assert_int_equal(c.syslog_on, 1);
+  assert_int_equal(c.syslog_facility, LOG_USER);
+  assert_string_equal(c.aliases, "/x/aliases");
+  assert_int_equal(c.auto_from, 1);
+  assert_string_equal(c.maildomain, "ex.org");
+  assert_int_equal(c.set_from_header, CLI_HDR_ON);
+  assert_int_equal(c.set_date_header, CLI_HDR_OFF);
+  assert_int_equal(c.set_msgid_header, CLI_HDR_OFF);
+  assert_int_equal(c.undisclosed, 1);
+  assert_string_equal(c.full_name, "Cron Daemon");
+  assert_string_equal(c.tls_cert_file, "/c.pem");
+  assert_string_equal(c.tls_key_file, "/k.pem");
+  assert_non_null(c.tls_fingerprint);
+  assert_int_equal(c.read_envelope_from, 1);
+  assert_int_equal(c.host_given, 0);
+  assert_int_equal(c.nrecipients, 1);
+  cli_config_free(&c);
+  /* --host on the command line is remembered (no file data then) */
+  assert_int_equal(parse(&c, err, sizeof err, "--ho", "mx", "--syslog=LOG_MAIL",
+                         NULL),
+                   0);
+  assert_string_equal(c.host, "mx");
+  assert_int_equal(c.host_given, 1);
+  assert_int_equal(c.syslog_facility, LOG_MAIL);
+  cli_config_free(&c);
+}
+
+/* the configuration file's commands go through the same code */
+static void test_config_commands(void **state) {
+  (void)state;
+  cli_config c;
+  char err[256];
+  cli_config_init(&c);
+  assert_int_equal(cli_config_command(&c, "host", "mx.example", err, sizeof err), 0);
+  assert_int_equal(c.host_given, 0);
+  assert_int_equal(cli_config_command(&c, "tls_starttls", "off", err, sizeof err), 0);
+  assert_int_equal(c.tls_starttls, 0);
+  assert_int_equal(cli_config_command(&c, "tls_starttls", "", err, sizeof err), 0);
+  assert_int_equal(c.tls_starttls, 1); /* an empty argument is "on" */
+  assert_int_equal(cli_config_command(&c, "tls_trust_file", "", err, sizeof err), 0);
+  assert_null(c.tls_trust_file);
+  assert_int_equal(cli_config_command(&c, "password", "s3cret", err, sizeof err), 0);
+  assert_string_equal(c.password, "s3cret");
+  assert_int_equal(cli_config_command(&c, "allow_from_override", "off", err, sizeof err), 0);
+  assert_int_equal(c.allow_from_override, 0);
+  assert_int_equal(cli_config_command(&c, "add_missing_date_header", "off", err, sizeof err), 0);
+  assert_int_equal(c.set_date_header, CLI_HDR_OFF);
+  assert_int_equal(cli_config_command(&c, "port", "x", err, sizeof err), CLI_EX_CONFIG);
+  assert_string_equal(err, "--port takes 1..65535, not 'x'");
+  assert_int_equal(cli_config_command(&c, "bogus", "1", err, sizeof err), CLI_EX_CONFIG);
+  assert_string_equal(err, "unknown command bogus");
+  assert_int_equal(cli_config_command(&c, "tls-trust-file", "x", err, sizeof err), CLI_EX_CONFIG);
+  assert_int_equal(cli_config_command(&c, "read_recipients", NULL, err, sizeof err), CLI_EX_CONFIG);
+  assert_int_equal(cli_config_command(&c, "proxy_host", "h", err, sizeof err), CLI_EX_CONFIG);
+  assert_string_equal(err, "command proxy_host is not supported by smtpuv-send");
+  cli_config_free(&c);
+}
+
 static void test_usage_errors(void **state) {
   (void)state;
   expect_usage("option --host needs a value", "--host", NULL);
@@ -248,12 +329,39 @@ static void test_usage_errors(void **state) {
   expect_usage("--dsn-return takes off, hdrs or full, not 'body'", "-R",
                "body", NULL);
   expect_usage("sendmail mode -bp is not supported (only -bm)", "-bp", NULL);
-  expect_usage("msmtp's option --account is not supported by smtpuv-send "
+  expect_usage("msmtp's option --tls-crl-file is not supported by "
+               "smtpuv-send (see --help)",
+               "--tls-crl-file=/x", NULL);
+  expect_usage("msmtp's option --proxy-host is not supported by "
+               "smtpuv-send (see --help)",
+               "--proxy-h", "h", NULL); /* an abbreviation */
+  expect_usage("option '--proxy' is ambiguous (see --help)", "--proxy=h",
+               NULL);
+  expect_usage("option '--tls-c' is ambiguous (see --help)", "--tls-c=x",
+               NULL);
+  expect_usage("'password' is a configuration file command, not an option "
                "(see --help)",
-               "--account=work", NULL);
-  expect_usage("msmtp's option -C (--file) is not supported by smtpuv-send "
-               "(see --help)",
-               "-C", "/etc/msmtprc", NULL);
+               "--password=x", NULL); /* not --passwordeval abbreviated */
+  expect_usage("--tls-fingerprint: only SHA-256 fingerprints are accepted "
+               "(SHA-1 and MD5 are too weak)",
+               "--tls-fingerprint=00:11:22:33:44:55:66:77:88:99:AA:BB:CC:"
+               "DD:EE:FF:00:11:22:33", NULL);
+  expect_usage("--tls-fingerprint takes a SHA-256 fingerprint (32 hex "
+               "pairs, AB:CD:...), not 'zz'",
+               "--tls-fingerprint=zz", NULL);
+  expect_usage("--syslog takes on, off, LOG_USER, LOG_MAIL or LOG_LOCAL0..7, "
+               "not 'LOG_KERN'",
+               "--syslog=LOG_KERN", NULL);
+  expect_usage("--protocol: only smtp is supported, not 'lmtp'",
+               "--protocol=lmtp", NULL);
+  expect_usage("--set-from-header takes auto, on or off, not 'x'",
+               "--set-from-header=x", NULL);
+  expect_usage("--set-date-header takes auto or off, not 'on'",
+               "--set-date-header=on", NULL);
+  expect_usage("--source-ip is not supported by smtpuv-send (the library "
+               "cannot bind a source address)",
+               "--source-ip=127.0.0.2", NULL);
+  expect_usage("-F: the name contains a line break", "-F", "a\nb", NULL);
   expect_usage("'-' is not an option or an address (standard input is "
                "always read)",
                "-", NULL);
@@ -271,6 +379,8 @@ int main(void) {
       cmocka_unit_test(test_optional_values),
       cmocka_unit_test(test_sendmail_flags), cmocka_unit_test(test_operands),
       cmocka_unit_test(test_help_version),  cmocka_unit_test(test_usage_errors),
+      cmocka_unit_test(test_config_options),
+      cmocka_unit_test(test_config_commands),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,6 +53,51 @@ static void test_options(void **state) {
   assert_int_equal(smtpuv_options_new(&m, &o), SMTPUV_EINVAL);
 }
 
+/* The TLS extras: a SHA-256 pin (64 hex digits, colons optional) and a
+   client certificate; anything else is refused without changing the
+   options. */
+static void test_tls_extra_options(void **state) {
+  (void)state;
+  smtpuv_options *o;
+  assert_int_equal(smtpuv_options_new(NULL, &o), 0);
+  static const char colons[] =
+      "AB:CD:EF:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:"
+      "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89";
+  assert_int_equal(smtpuv_options_set_tls_fingerprint(o, colons), 0);
+  assert_int_equal(
+      smtpuv_options_set_tls_fingerprint(
+          o, "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"),
+      0);
+  assert_int_equal(smtpuv_options_set_tls_fingerprint(o, NULL), 0);
+  static const char *const bad[] = {
+      "",
+      "AB:CD",                                                   /* short */
+      "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33", /* SHA-1 */
+      "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:"
+      "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:00", /* 33 bytes */
+      "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:"
+      "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:8G", /* not hex */
+      "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:"
+      "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:", /* trailing */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    assert_int_equal(smtpuv_options_set_tls_fingerprint(o, bad[i]),
+                     SMTPUV_EINVAL);
+  assert_int_equal(smtpuv_options_set_tls_fingerprint(NULL, colons),
+                   SMTPUV_EINVAL);
+  assert_int_equal(smtpuv_options_set_tls_client_cert(o, "/c.pem", "/k.pem"), 0);
+  assert_int_equal(smtpuv_options_set_tls_client_cert(o, "/both.pem", NULL), 0);
+  assert_int_equal(smtpuv_options_set_tls_client_cert(o, NULL, NULL), 0);
+  assert_int_equal(smtpuv_options_set_tls_client_cert(o, NULL, "/k.pem"),
+                   SMTPUV_EINVAL);
+  assert_int_equal(smtpuv_options_set_tls_client_cert(o, "", NULL),
+                   SMTPUV_EINVAL);
+  assert_int_equal(smtpuv_options_set_tls_client_cert(o, "/c.pem", ""),
+                   SMTPUV_EINVAL);
+  assert_int_equal(smtpuv_options_set_tls_client_cert(o, "/c.pem", "/k.pem"), 0);
+  smtpuv_options_free(o); /* frees the copies */
+}
+
 static void test_client_args(void **state) {
   (void)state;
   uv_loop_t loop;
@@ -112,6 +157,7 @@ static void test_names(void **state) {
   assert_string_equal(smtpuv_phase_name(SMTPUV_PHASE_END_OF_DATA),
                       "end-of-data");
   assert_string_equal(smtpuv_phase_name(SMTPUV_PHASE_TLS), "TLS");
+  assert_string_equal(smtpuv_phase_name(SMTPUV_PHASE_PROXY), "proxy");
 }
 
 static void test_result_dup(void **state) {
@@ -592,6 +638,7 @@ static void test_message_wrap(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_options),
+      cmocka_unit_test(test_tls_extra_options),
       cmocka_unit_test(test_client_args),
       cmocka_unit_test(test_names),
       cmocka_unit_test(test_result_dup),

@@ -293,6 +293,42 @@ static void test_fallback_server(void **state) {
   finish(&f);
 }
 
+/* ---- setup failures in a pool ------------------------------------------------- */
+
+/* Every connection's greeting is refused: with several connections (and
+   with a fallback that is never skipped) the queue fails with the
+   greeting's reply after a bounded number of connections, instead of
+   reconnecting for ever. */
+static void test_pool_setup_failures(void **state) {
+  (void)state;
+  for (int variant = 0; variant < 2; variant++) {
+    fixture f;
+    setup(&f);
+    f.srv.greeting = "554 5.7.1 no service for you\r\n";
+    assert_int_equal(smtpuv_options_set_max_connections(f.o, 4), 0);
+    if (variant == 1) {
+      /* a dead first server, the refusing one as fallback, no skipping */
+      smtpuv_options_set_port(f.o, (unsigned)itest_like_free_port());
+      assert_int_equal(smtpuv_options_add_fallback_host(
+                           f.o, "127.0.0.1", (unsigned)f.srv.port),
+                       0);
+      assert_int_equal(smtpuv_options_set_host_skip_time(f.o, 0), 0);
+    }
+    make_client(&f);
+    for (int i = 0; i < 20; i++)
+      assert_int_equal(send_one(&f, i), 0);
+    run_until(&f, 20);
+    for (int i = 0; i < 20; i++) {
+      assert_int_equal(f.r[i]->status, SMTPUV_SEND_FAILED);
+      assert_true(f.r[i]->error == SMTPUV_EPERMFAIL ||
+                  f.r[i]->error == SMTPUV_ECONNECT);
+    }
+    assert_true(f.srv.connections >= 1);
+    assert_true(f.srv.connections <= 8);
+    finish(&f);
+  }
+}
+
 /* ---- back-pressure -------------------------------------------------------------- */
 
 static void test_queue_limits(void **state) {
@@ -426,6 +462,7 @@ int main(void) {
       cmocka_unit_test(test_no_retry_permanent_or_unknown),
       cmocka_unit_test(test_retry_refused_connection),
       cmocka_unit_test(test_fallback_server),
+      cmocka_unit_test(test_pool_setup_failures),
       cmocka_unit_test(test_queue_limits),
       cmocka_unit_test(test_completion_order),
       cmocka_unit_test(test_message_rate),

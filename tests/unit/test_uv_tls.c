@@ -264,6 +264,7 @@ typedef struct srv_opts {
   int reject_sni;   /* fatal unrecognized_name alert from the SNI callback */
   SSL_CTX *shared;  /* use this server context (referenced), ignore the
                        fields above: sessions resume across connections */
+  int want_client_cert; /* require a client certificate from Test CA */
 } srv_opts;
 
 static int sni_reject(SSL *s, int *al, void *arg) {
@@ -295,6 +296,16 @@ static void srv_init(srv *s, const srv_opts *o) {
                      1);
   if (o && o->reject_sni)
     SSL_CTX_set_tlsext_servername_callback(s->ctx, sni_reject);
+  if (o && o->want_client_cert) {
+    assert_int_equal(X509_STORE_add_cert(SSL_CTX_get_cert_store(s->ctx),
+                                         ca_cert),
+                     1);
+    SSL_CTX_set_verify(s->ctx,
+                       SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                       NULL);
+    /* the fixture's certificate is for servers (EKU serverAuth) */
+    assert_int_equal(SSL_CTX_set_purpose(s->ctx, X509_PURPOSE_ANY), 1);
+  }
 ssl:
   s->ssl = SSL_new(s->ctx);
   s->in = BIO_new(BIO_s_mem());
@@ -534,6 +545,18 @@ static void check_summary(conn *c, const char *version) {
   assert_int_equal(n, strlen(sum));
   assert_ptr_equal(strstr(sum, version), sum);
   assert_non_null(strstr(sum, "; subject CN=localhost; issuer CN=Test CA; "));
+  {
+    /* the certificate's SHA-256 (as -S prints it) and validity */
+    unsigned char md[32];
+    unsigned int mdn = 0;
+    char hex[160] = "; sha256 ";
+    assert_int_equal(X509_digest(srv_cert, EVP_sha256(), md, &mdn), 1);
+    for (unsigned int i = 0; i < mdn; i++)
+      snprintf(hex + strlen(hex), 4, "%02X%s", md[i], i + 1 < mdn ? ":" : "");
+    strcat(hex, "; valid since ");
+    if (strstr(sum, hex) == NULL)
+      fail_msg("summary \"%s\" lacks \"%s\"", sum, hex);
+  }
   assert_int_equal(ASN1_TIME_to_tm(X509_get0_notAfter(srv_cert), &tm), 1);
   snprintf(want, sizeof(want), "; expires %04d-%02d-%02d", tm.tm_year + 1900,
            tm.tm_mon + 1, tm.tm_mday);
@@ -1763,6 +1786,178 @@ static const int v13 = TLS1_3_VERSION, v12 = TLS1_2_VERSION;
   cmocka_unit_test_prestate(fn, (void *)&v13),                                 \
       cmocka_unit_test_prestate(fn, (void *)&v12)
 
+
+/* ------------------------------------------------------------------------ */
+/* Certificate pinning and client certificates                              */
+/* ------------------------------------------------------------------------ */
+
+static void sha256_of(X509 *cert, unsigned char out[32]) {
+  unsigned int n = 0;
+  assert_int_equal(X509_digest(cert, EVP_sha256(), out, &n), 1);
+  assert_int_equal(n, 32);
+}
+
+/* The pin replaces the chain check: the engine's own context trusts only
+   the system store, and a certificate from an unknown CA is accepted when
+   its digest is the pin. */
+static void test_pin_match(void **state) {
+  smtpuv_tls_config cfg;
+  srv_opts so;
+  conn c;
+  unsigned char pin[32];
+  X509 *certs[2] = {srv_cert, evil_srv};
+  (void)state;
+  for (int i = 0; i < 2; i++) {
+    sha256_of(certs[i], pin);
+    memset(&so, 0, sizeof(so));
+    so.cert = certs[i];
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.host = "localhost";
+    cfg.verify = 1;
+    cfg.pin_sha256 = pin;
+    conn_open(&c, NULL, &so, &cfg);
+    assert_int_equal(run_handshake(&c, 0), 1);
+    assert_int_equal(x_write(c.t, "hi", 2), 0);
+    conn_close(&c);
+  }
+}
+
+static void test_pin_mismatch(void **state) {
+  smtpuv_tls_config cfg;
+  srv_opts so;
+  conn c;
+  unsigned char pin[32];
+  SSL_CTX *ctx = trusting_ctx();
+  (void)state;
+  /* the pin of the good certificate; the server shows another, even one
+     the CA store would accept */
+  X509 *shown[2] = {evil_srv, expired_srv};
+  sha256_of(srv_cert, pin);
+  for (int i = 0; i < 2; i++) {
+    memset(&so, 0, sizeof(so));
+    so.cert = shown[i];
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.ctx = ctx;
+    cfg.host = "localhost";
+    cfg.verify = 1;
+    cfg.pin_sha256 = pin;
+    conn_open(&c, NULL, &so, &cfg);
+    assert_int_equal(run_handshake(&c, 0), SMTPUV_ECERT);
+    assert_ptr_equal(strstr(smtpuv__tls_error_text(c.t),
+                            "certificate fingerprint mismatch: the server's "
+                            "SHA-256 is "),
+                     smtpuv__tls_error_text(c.t));
+    /* sticky: nothing can be written */
+    assert_int_equal(x_handshake(c.t), SMTPUV_ECERT);
+    assert_int_equal(x_write(c.t, "x", 1), SMTPUV_ECERT);
+    conn_close(&c);
+  }
+  SSL_CTX_free(ctx);
+}
+
+static int run_handshake_nocheck(conn *c) {
+  int r = 0;
+  for (int round = 0; round < 100; round++) {
+    unsigned char *q = NULL;
+    r = x_handshake(c->t);
+    assert_int_equal(e2s(c), 0);
+    srv_step(&c->s);
+    if (r != 0)
+      break;
+    size_t n = srv_take(&c->s, &q);
+    if (n > 0)
+      assert_int_equal(x_feed(c->t, q, n), 0);
+    free(q);
+  }
+  return r;
+}
+
+static char *write_pem(const char *tag, X509 *cert, EVP_PKEY *key) {
+  char *path = malloc(64);
+  assert_non_null(path);
+  snprintf(path, 64, "/tmp/smtpuv-tls-%s-%ld.pem", tag, (long)getpid());
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  if (cert != NULL)
+    assert_int_equal(PEM_write_X509(f, cert), 1);
+  if (key != NULL)
+    assert_int_equal(PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL),
+                     1);
+  fclose(f);
+  return path;
+}
+
+static void test_client_certificate(void **state) {
+  smtpuv_tls_config cfg;
+  srv_opts so;
+  conn c;
+  SSL_CTX *ctx = trusting_ctx();
+  char *cert = write_pem("cert", srv_cert, NULL);
+  char *key = write_pem("key", NULL, srv_key);
+  char *both = write_pem("both", srv_cert, srv_key);
+  (void)state;
+  memset(&so, 0, sizeof(so));
+  so.want_client_cert = 1;
+  /* separate files, then the key in the certificate's file */
+  const char *keys[2] = {key, NULL};
+  const char *certs[2] = {cert, both};
+  for (int i = 0; i < 2; i++) {
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.ctx = ctx;
+    cfg.host = "localhost";
+    cfg.verify = 1;
+    cfg.cert_file = certs[i];
+    cfg.key_file = keys[i];
+    conn_open(&c, NULL, &so, &cfg);
+    int hr = run_handshake_nocheck(&c);
+    if (!c.s.done)
+      fail_msg("server: %s", X509_verify_cert_error_string(SSL_get_verify_result(c.s.ssl)));
+    assert_int_equal(hr, 1);
+    X509 *peer = SSL_get_peer_certificate(c.s.ssl);
+    assert_non_null(peer);
+    assert_int_equal(X509_cmp(peer, srv_cert), 0);
+    X509_free(peer);
+    conn_close(&c);
+  }
+  /* without one, the server refuses the handshake */
+  memset(&cfg, 0, sizeof(cfg));
+  cfg.ctx = ctx;
+  cfg.host = "localhost";
+  cfg.verify = 1;
+  conn_open(&c, NULL, &so, &cfg);
+  (void)run_handshake_nocheck(&c); /* TLS 1.3: the client is done first */
+  assert_false(c.s.done);
+  assert_true(c.s.failed);
+  conn_close(&c);
+  /* a file that is not there, a key that does not match */
+  const char *bad_certs[2] = {"/nonexistent/cert.pem", cert};
+  const char *bad_keys[2] = {NULL, cert};
+  for (int i = 0; i < 2; i++) {
+    char err[256];
+    smtpuv_tls *t = NULL;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.ctx = ctx;
+    cfg.host = "localhost";
+    cfg.verify = 1;
+    cfg.cert_file = bad_certs[i];
+    cfg.key_file = bad_keys[i];
+    cfg.err = err;
+    cfg.errlen = sizeof(err);
+    poison();
+    assert_int_equal(smtpuv__tls_new(NULL, &cfg, &t), SMTPUV_ETLS);
+    QUEUE_EMPTY();
+    assert_null(t);
+    assert_ptr_equal(strstr(err, "cannot load the client certificate "), err);
+  }
+  unlink(cert);
+  unlink(key);
+  unlink(both);
+  free(cert);
+  free(key);
+  free(both);
+  SSL_CTX_free(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       BOTH(test_handshake_and_data),
@@ -1802,6 +1997,9 @@ int main(void) {
       cmocka_unit_test_prestate(test_resumption_key, (void *)&r12id),
       cmocka_unit_test(test_resumption_cache_bounded),
       BOTH(test_trim),
+      cmocka_unit_test(test_pin_match),
+      cmocka_unit_test(test_pin_mismatch),
+      cmocka_unit_test(test_client_certificate),
   };
   return cmocka_run_group_tests(tests, make_fixtures, free_fixtures);
 }

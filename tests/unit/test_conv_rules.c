@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* The body rules that hold for every body (smtpuv/send.h, mail_params):
- * binary content (NUL, lines over 998 octets) only as BINARYMIME, 8-bit
- * content only as 8BITMIME; a buffer refused before MAIL, a stream stopped
- * before its final "."; and QUIT after the last refusal. Driven through
- * the conversation (src/conv) directly: server bytes in, client bytes out,
- * no sockets. */
+/* Rules of the conversation (src/conv), driven directly: server bytes in,
+ * client bytes out, a fake clock, no sockets.
+ *   - the body rules that hold for every body (smtpuv/send.h,
+ *     mail_params): binary content (NUL, lines over 998 octets) only as
+ *     BINARYMIME, 8-bit content only as 8BITMIME; a buffer refused before
+ *     MAIL, a stream stopped before its final ".";
+ *   - QUIT after the last refusal;
+ *   - the deadlines: idle from the moment the connection went idle, a
+ *     final reply's deadline not moved by a later pipelined write. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -341,6 +344,95 @@ static void test_quit_after_refusal(void **state) {
   }
 }
 
+/* ---- deadlines ---------------------------------------------------------------- */
+
+static uint64_t deadline(run *r) {
+  uint64_t at = 0;
+  assert_int_equal(smtpuv__conv_deadline(r->cv, &at), 1);
+  return at;
+}
+
+/* A server that takes long to answer the final dot: the idle time starts
+   when the reply came, not when the dot was written. */
+static void test_idle_after_slow_reply(void **state) {
+  (void)state;
+  static const char body[] = "Subject: x\r\n\r\nhi\r\n";
+  run r;
+  smtpuv_body b;
+  start(&r, EHLO_BASE "250 SIZE 1000\r\n", 0); /* timeouts: 1000 each */
+  smtpuv__conv_set_now(r.cv, 100);
+  smtpuv_body_init_buffer(&b, body, sizeof body - 1);
+  submit(&r, &b);
+  feed(&r, "250 ok\r\n250 ok\r\n354 go\r\n");
+  assert_non_null(strstr(r.out, "hi\r\n.\r\n"));
+  assert_int_equal(deadline(&r), 1100); /* FINAL from the dot */
+  smtpuv__conv_set_now(r.cv, 900);
+  feed(&r, "250 queued\r\n");
+  smtpuv__msg *m = finished(&r);
+  assert_int_equal(m->status, SMTPUV_SEND_SENT);
+  assert_int_equal(deadline(&r), 1900); /* IDLE from the reply */
+  smtpuv__conv_set_now(r.cv, 1800);
+  smtpuv__conv_timer(r.cv);
+  assert_null(strstr(r.out, "QUIT")); /* not yet */
+  smtpuv__conv_set_now(r.cv, 1900);
+  smtpuv__conv_timer(r.cv);
+  drain(&r);
+  assert_non_null(strstr(r.out, "QUIT\r\n"));
+  done(&r, m);
+}
+
+/* A reply trickled a byte at a time does not move its deadline; a later
+   pipelined message's write does not move the deadline of the reply
+   awaited before it. */
+static void test_reply_deadline_fixed(void **state) {
+  (void)state;
+  static const char body[] = "Subject: x\r\n\r\nhi\r\n";
+  run r;
+  smtpuv_body b;
+  start(&r, EHLO_BASE "250 SIZE 1000\r\n", 0);
+  smtpuv__conv_set_now(r.cv, 0);
+  smtpuv_body_init_buffer(&b, body, sizeof body - 1);
+  submit(&r, &b);
+  assert_int_equal(deadline(&r), 1000);
+  /* "250 ok" for MAIL, one byte every 100 ms */
+  const char *t = "250 ok\r";
+  for (int i = 0; t[i]; i++) {
+    smtpuv__conv_set_now(r.cv, 100 * (uint64_t)(i + 1));
+    smtpuv__conv_received(r.cv, t + i, 1);
+    assert_int_equal(deadline(&r), 1000);
+  }
+  smtpuv__conv_set_now(r.cv, 1000);
+  smtpuv__conv_timer(r.cv);
+  smtpuv__msg *m = finished(&r);
+  assert_int_equal(m->status, SMTPUV_SEND_FAILED);
+  assert_int_equal(m->error, SMTPUV_ETIMEDOUT);
+  assert_int_equal(m->phase, SMTPUV_PHASE_MAIL);
+  done(&r, m);
+
+  /* message 1's dot at t=0, message 2 pipelined and written at t=500:
+     message 1's final reply is still due at t=1000 */
+  start(&r, EHLO_BASE "250 SIZE 1000\r\n", 0);
+  smtpuv__conv_set_now(r.cv, 0);
+  submit(&r, &b);
+  feed(&r, "250 ok\r\n250 ok\r\n354 go\r\n");
+  assert_int_equal(deadline(&r), 1000);
+  smtpuv__conv_set_now(r.cv, 500);
+  submit(&r, &b); /* MAIL of #2 behind #1's dot */
+  assert_non_null(strstr(r.out, "hi\r\n.\r\nMAIL FROM:"));
+  assert_int_equal(deadline(&r), 1000);
+  smtpuv__msg *m2;
+  smtpuv__conv_set_now(r.cv, 1000);
+  smtpuv__conv_timer(r.cv);
+  m = smtpuv__conv_pop_finished(r.cv);
+  m2 = smtpuv__conv_pop_finished(r.cv);
+  assert_non_null(m);
+  assert_non_null(m2);
+  assert_int_equal(m->status, SMTPUV_SEND_UNKNOWN); /* its dot was out */
+  assert_int_equal(m2->status, SMTPUV_SEND_FAILED);
+  smtpuv__msg_free(smtpuv_mem_default(), m2);
+  done(&r, m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_buffer_long_line),
@@ -350,6 +442,8 @@ int main(void) {
       cmocka_unit_test(test_stream_late_nul_bdat),
       cmocka_unit_test(test_stream_binarymime),
       cmocka_unit_test(test_quit_after_refusal),
+      cmocka_unit_test(test_idle_after_slow_reply),
+      cmocka_unit_test(test_reply_deadline_fixed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
