@@ -65,6 +65,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <smtpuv/client.h>
 
 #define NVARIANTS 16
@@ -148,6 +149,13 @@ struct bench {
 
   /* counting allocator */
   long heap_live, heap_peak;
+
+  /* TLS at scale: --reconnect, --no-resume; OpenSSL's heap with --heap */
+  int reconnect, no_resume;
+  int wait_quit;                 /* --reconnect: next message after the 221 */
+  uv_timer_t next_timer;         /* ... sent from here, outside the trace */
+  unsigned long connects, resumed, quits;
+  long ossl_live, ossl_peak, ossl_baseline, ossl_connected;
 };
 
 static bench B;
@@ -209,6 +217,11 @@ static void die_usage(const char *msg) {
 "  --no-pipelining\n"
 "  --hold      (with -d) connect every session first, sample RSS, then send\n"
 "  --heap      count the library's heap through a counting allocator\n"
+"              (and OpenSSL's, through CRYPTO_set_mem_functions)\n"
+"  --reconnect (with -d -s 1) every message on a new connection of the one\n"
+"              client (idle timeout 1 ms, next message after the 221)\n"
+"  --no-resume smtpuv_options_set_tls_resumption(0): full handshakes\n"
+
 "  --timeout=S give up after S seconds (default 600)\n"
 "  --threads=T (with -d -s 1) T threads submit to the one client\n");
   exit(2);
@@ -514,6 +527,10 @@ static void stop_watchdog(bench *b) {
 }
 
 static void maybe_done(bench *b) {
+  if (b->done == b->messages && b->reconnect && b->reconnect != 2) {
+    b->reconnect = 2; /* the timer closed once */
+    uv_close((uv_handle_t *)&b->next_timer, NULL);
+  }
   if (b->done == b->messages && b->t_end == 0) {
     b->t_end = now_s();
     getrusage(RUSAGE_SELF, &b->ru_end);
@@ -524,6 +541,7 @@ static void maybe_done(bench *b) {
 static void start_phase2(bench *b) {
   b->rss_connected_kib = rss_now_kib();
   b->heap_connected = b->heap_live;
+  b->ossl_connected = b->ossl_live;
   b->t_connected = now_s();
   b->hold_phase = 0;
   for (unsigned i = 0; i < b->sessions; i++) {
@@ -562,6 +580,15 @@ static void on_sent(smtpuv_client *c, const smtpuv_send_result *r,
       if (++b->first_done_count == b->sessions)
         start_phase2(b);
     }
+    maybe_done(b);
+    return;
+  }
+  if (b->reconnect && remaining(b) > 0 && !b->timed_out) {
+    /* the next message once this connection is gone (bench_trace) */
+    if (b->quits >= b->done)
+      refill(s);
+    else
+      b->wait_quit = 1;
     maybe_done(b);
     return;
   }
@@ -728,6 +755,101 @@ static void raise_nofile(void) {
   }
 }
 
+/* ------------------------------------------------------------------------ */
+/* TLS at scale: reconnects through one client, OpenSSL's heap               */
+/* ------------------------------------------------------------------------ */
+
+static void refill(session *s);
+
+/* Counting OpenSSL allocator (--heap): the size in a 16-byte header. */
+static void *ossl_malloc(size_t n, const char *file, int line) {
+  (void)file;
+  (void)line;
+  unsigned char *p = malloc(n + 16);
+  if (p == NULL)
+    return NULL;
+  memcpy(p, &n, sizeof n);
+  B.ossl_live += (long)n;
+  if (B.ossl_live > B.ossl_peak)
+    B.ossl_peak = B.ossl_live;
+  return p + 16;
+}
+
+static void ossl_free(void *ptr, const char *file, int line) {
+  (void)file;
+  (void)line;
+  if (ptr == NULL)
+    return;
+  unsigned char *p = (unsigned char *)ptr - 16;
+  size_t n;
+  memcpy(&n, p, sizeof n);
+  B.ossl_live -= (long)n;
+  free(p);
+}
+
+static void *ossl_realloc(void *ptr, size_t n, const char *file, int line) {
+  if (ptr == NULL)
+    return ossl_malloc(n, file, line);
+  if (n == 0) {
+    ossl_free(ptr, file, line);
+    return NULL;
+  }
+  unsigned char *p = (unsigned char *)ptr - 16;
+  size_t old;
+  memcpy(&old, p, sizeof old);
+  unsigned char *q = realloc(p, n + 16);
+  if (q == NULL)
+    return NULL;
+  memcpy(q, &n, sizeof n);
+  B.ossl_live += (long)n - (long)old;
+  if (B.ossl_live > B.ossl_peak)
+    B.ossl_peak = B.ossl_live;
+  return q + 16;
+}
+
+static void on_next_timer(uv_timer_t *t) {
+  bench *b = t->data;
+  if (b->sess[0].c != NULL)
+    refill(&b->sess[0]);
+}
+
+/* --reconnect: counts connections, resumed handshakes and QUIT replies;
+   the next message goes out once the previous connection said goodbye, so
+   each message gets a new connection of the same client. */
+static void bench_trace(void *data, smtpuv_trace_kind kind, const char *p,
+                        size_t len) {
+  bench *b = data;
+  if (kind == SMTPUV_TRACE_INFO) {
+    if (len >= 12 && memcmp(p, "connected to", 12) == 0)
+      b->connects++;
+    if (len >= 5 && memcmp(p, "TLS: ", 5) == 0 && len >= 9 &&
+        memcmp(p + len - 9, "; resumed", 9) == 0)
+      b->resumed++;
+  } else if (kind == SMTPUV_TRACE_RECV && len >= 4 && memcmp(p, "221", 3) == 0) {
+    b->quits++;
+    if (b->wait_quit) {
+      b->wait_quit = 0;
+      uv_timer_start(&b->next_timer, on_next_timer, 0, 0);
+    }
+  }
+}
+
+static int tls_scale_options(bench *b) {
+  int rc = 0;
+  if (b->no_resume)
+    rc = smtpuv_options_set_tls_resumption(b->opts, 0);
+  if (rc == 0 && b->reconnect) {
+    /* an idle connection QUITs after 1 ms; the trace sees the 221 */
+    rc = smtpuv_options_set_timeout(b->opts, SMTPUV_TIMEOUT_IDLE, 1);
+    if (rc == 0)
+      rc = smtpuv_options_set_trace(b->opts, bench_trace, b);
+    uv_timer_init(b->loop, &b->next_timer);
+    b->next_timer.data = b;
+    b->window = 1;
+  }
+  return rc;
+}
+
 static void make_options(bench *b) {
   smtpuv_mem cm = {b, cnt_malloc, cnt_free, cnt_calloc, cnt_realloc};
   int rc = smtpuv_options_new(b->count_alloc ? &cm : NULL, &b->opts);
@@ -759,6 +881,8 @@ static void make_options(bench *b) {
     rc = smtpuv_options_set_chunking(b->opts, b->chunking);
   if (rc == 0)
     rc = smtpuv_options_set_pipelining(b->opts, b->pipelining);
+  if (rc == 0)
+    rc = tls_scale_options(b);
   if (rc != 0) {
     fprintf(stderr, "smtpuv-bench: options: %s\n", smtpuv_strerror(rc));
     exit(2);
@@ -835,6 +959,10 @@ static int long_opt(bench *b, const char *a) {
     b->hold = 1;
   } else if (IS("--heap") && !v) {
     b->count_alloc = 1;
+  } else if (IS("--reconnect") && !v) {
+    b->reconnect = 1;
+  } else if (IS("--no-resume") && !v) {
+    b->no_resume = 1;
   } else if (IS("--connections") && v) {
     b->connections = (unsigned)parse_ulong(v, "--connections");
   } else if (IS("--depth") && v) {
@@ -917,6 +1045,8 @@ static void parse_args(bench *b, int argc, char **argv) {
     die_usage("-r must be 1..1000");
   if (b->hold && !b->reuse)
     die_usage("--hold needs -d");
+  if (b->reconnect && (!b->reuse || b->sessions != 1 || b->hold))
+    die_usage("--reconnect needs -d -s 1 (and no --hold)");
   if (b->hold && b->messages < b->sessions)
     die_usage("--hold needs at least one message per session (-m >= -s)");
   if (b->file != NULL && b->length >= 0)
@@ -970,6 +1100,8 @@ int main(int argc, char **argv) {
   b->timeout_s = 600;
   b->fd = -1;
   parse_args(b, argc, argv);
+  if (b->count_alloc) /* before OpenSSL allocates anything */
+    CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free);
 
   static char hostname[256];
   if (b->myhost == NULL) {
@@ -1025,6 +1157,7 @@ int main(int argc, char **argv) {
 
   b->rss_baseline_kib = rss_now_kib();
   b->heap_baseline = b->heap_live;
+  b->ossl_baseline = b->ossl_live;
   getrusage(RUSAGE_SELF, &b->ru_start);
   b->t_start = now_s();
   b->hold_phase = b->hold;
@@ -1127,6 +1260,11 @@ int main(int argc, char **argv) {
   if (b->hold && b->count_alloc)
     printf(" heap_per_conn=%.0f",
            (double)(b->heap_connected - b->heap_baseline) / b->sessions);
+  if (b->hold && b->count_alloc && b->tls != SMTPUV_TLS_NONE)
+    printf(" openssl_heap_per_conn=%.0f",
+           (double)(b->ossl_connected - b->ossl_baseline) / b->sessions);
+  if (b->reconnect)
+    printf(" connects=%lu resumed=%lu", b->connects, b->resumed);
   printf("\n");
   fflush(stdout);
 

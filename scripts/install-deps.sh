@@ -18,6 +18,7 @@ PACKAGES=(
   postfix dovecot-core                  # real MTA + SASL for integration tests, smtp-sink
   swaks libnet-ssleay-perl              # reference SMTP client (its STARTTLS needs Net::SSLeay)
   openssl curl libcurl4-openssl-dev     # certificates, TLS probes, curl as a peer in benchmarks
+  stunnel4                              # TLS front-end of smtp-sink in bench/compare_tls.sh
   dovecot-lmtpd                         # LMTP server for the LMTP tests (tests/servers/dovecot_lmtp.sh)
   dante-server                          # SOCKS5 proxy for the proxy tests (tests/servers/dante_socks.sh)
   msmtp                                 # smtpuv-send is compared with it (tests, bench/cli_stream.sh)

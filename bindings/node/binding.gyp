@@ -41,6 +41,7 @@
         "../../src/protocol/ehlo.c",
         "../../src/protocol/encoder.c",
         "../../src/protocol/headers.c",
+        "../../src/protocol/idle.c",
         "../../src/protocol/outbuf.c",
         "../../src/protocol/reply.c",
         "../../src/protocol/session.c",
@@ -53,6 +54,8 @@
         "../../src/uv/sslshare.c",
         "../../src/uv/sync.c",
         "../../src/uv/tls.c",
+        "../../src/uv/tlsprep.c",
+        "../../src/uv/tlssess.c",
         "../../src/uv/sync_session.c",
         "../../src/uv/threadsafe.c"
       ],

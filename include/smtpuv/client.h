@@ -200,6 +200,19 @@ SMTPUV_EXTERN int smtpuv_options_set_tls_client_cert(smtpuv_options *o,
 SMTPUV_EXTERN int smtpuv_options_set_tls_verify(smtpuv_options *o,
                                                 int verify);
 
+/** TLS session resumption (default 1): a client keeps the last session
+    each server sent (TLS 1.3 tickets, TLS 1.2 session IDs or tickets) and
+    its next connection to the same server (host name, port, verification
+    setting) offers it, for an abbreviated handshake without certificate
+    transfer or verification; the result's TLS summary then ends with
+    "; resumed". Sessions live with the client and are freed with it. 0
+    makes every handshake a full one (e.g. so that a server cannot link a
+    client's connections through its tickets). Only the library's own
+    context keeps sessions: over a caller's context
+    (smtpuv_options_set_ssl_ctx()) the caller's session settings rule. */
+SMTPUV_EXTERN int smtpuv_options_set_tls_resumption(smtpuv_options *o,
+                                                    int enable);
+
 /** EHLO/HELO name; default: the machine's host name (an address literal
     "[a.b.c.d]" of the local end when the host name is unusable). */
 SMTPUV_EXTERN int smtpuv_options_set_ehlo_name(smtpuv_options *o,

@@ -158,6 +158,7 @@ int smtpuv_client_new(uv_loop_t *loop, const smtpuv_options *options,
   }
   uv_idle_init(loop, &c->idle);
   c->idle.data = c;
+  smtpuv__client_tls_start(c); /* tlsprep.c: the SSL_CTX off the loop */
   uv_timer_init(loop, &c->timer);
   c->timer.data = c;
   c->msg_tokens = c->opts.msg_burst ? c->opts.msg_burst
@@ -638,6 +639,7 @@ static void client_free(smtpuv_client *c) {
     smtpuv_auth_free(c->auth);
   if (c->ssl_ctx != NULL)
     SSL_CTX_free(c->ssl_ctx);
+  smtpuv__client_tls_clear(c); /* tlsprep.c */
   smtpuv__options_clear(&c->opts);
   smtpuv__free(&m, c->read_buf);
   smtpuv__free(&m, c->plain_buf);
@@ -780,7 +782,8 @@ static void dispatch(uv_idle_t *h) {
   uv_idle_stop(&c->idle);
   c->idle_active = 0;
   if (c->closing && c->conns == NULL && c->nconns == 0 && c->queue == NULL &&
-      c->delayed == NULL && c->done == NULL && !c->close_done) {
+      c->delayed == NULL && c->done == NULL && !c->close_done &&
+      !c->tls.work_pending /* tlsprep.c */) {
     c->close_done = 1;
     c->handles_closing = 3;
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);

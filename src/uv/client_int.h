@@ -67,6 +67,11 @@ void smtpuv__ssl_share_unref(smtpuv__ssl_share *s);
 int smtpuv__ssl_share_get(smtpuv__ssl_share *s, const char *ca_file,
                           const char *ca_dir, SSL_CTX **out, char *err,
                           size_t errlen);
+/* The context if it is built already (1, a new reference in *out), else 0
+   without building. Thread-safe. */
+int smtpuv__ssl_share_peek(smtpuv__ssl_share *s, SSL_CTX **out);
+/* 1 and the thread that built the context, or 0 while not built (tests). */
+int smtpuv__ssl_share_built_by(smtpuv__ssl_share *s, uv_thread_t *out);
 /* smtpuv__ssl_share_get() that also trusts a PEM bundle in memory (`pem`
    NULL: none; see smtpuv_options_set_ca_pem()). */
 int smtpuv__ssl_share_get_pem(smtpuv__ssl_share *s, const char *pem,
@@ -94,6 +99,7 @@ struct smtpuv_options {
   int pipelining, chunking, require_all;
   smtpuv_trace_cb trace;
   void *trace_data;
+  int tls_no_resume; /* smtpuv_options_set_tls_resumption(o, 0) */
   /* TLS extras: SHA-256 pin of the server certificate, client certificate */
   int has_tls_pin;
   unsigned char tls_pin[32];
@@ -202,6 +208,10 @@ struct smtpuv__conn {
   /* TLS */
   smtpuv_tls *tls;
   int tls_up;        /* handshake complete */
+  int tls_wait;      /* TLS asked for, the context still being built */
+  int read_paused;   /* ... and reading stopped meanwhile */
+  smtpuv__conn *tls_wait_next; /* client->tls.waiters list (tlsprep.c) */
+  int tls_listed;    /* ... is on it */
 
   /* output: at most one uv_write in flight */
   int writing;
@@ -282,6 +292,16 @@ struct smtpuv_client {
 
   char *read_buf;                  /* SMTPUV__READ_BUF, lazily */
   char *plain_buf;                 /* TLS plaintext, lazily */
+
+  struct {                         /* TLS at scale (tlsprep.c) */
+    smtpuv__tls_cache *cache;      /* sessions, lazily */
+    uv_work_t work;                /* the options' context built off-loop */
+    int work_pending;              /* ... until its after-work callback */
+    SSL_CTX *built;                /* the worker's reference */
+    char err[256];                 /* the worker's failure (retried later) */
+    smtpuv__conn *waiters;         /* connections holding their handshake
+                                      (probes too: not in the pool's list) */
+  } tls;
   int unref;                       /* smtpuv_client_set_ref(c, 0) */
 
   struct smtpuv__tsq *tsq;         /* threadsafe.c: other threads' queue */
@@ -308,6 +328,29 @@ int smtpuv__client_ssl_ctx(smtpuv_client *c, SSL_CTX **ctx, char *err,
                            size_t errlen);
 unsigned smtpuv__client_timeout(const smtpuv_client *c, smtpuv_timeout which);
 
+/* ---- TLS at scale (tlsprep.c) ---------------------------------------------- */
+
+/* At smtpuv_client_new(): a TLS client whose context is the options' built
+   one takes it if built, else starts building it on the thread pool
+   (c->tls.work_pending until done; the client is not freed before). */
+void smtpuv__client_tls_start(smtpuv_client *c);
+/* 1 while the context is being built off the loop: a connection holds its
+   handshake; the client's dispatch drives it again when the build is done. */
+int smtpuv__client_tls_waiting(const smtpuv_client *c);
+/* The client's session cache (created at first use; NULL without memory:
+   connections then do full handshakes). */
+smtpuv__tls_cache *smtpuv__client_tls_cache(smtpuv_client *c);
+/* A connection holds its handshake until the context is built: it is
+   driven again from the after-work callback. */
+void smtpuv__client_tls_wait(smtpuv_client *c, smtpuv__conn *cn);
+/* The connection is being freed: off the waiting list. */
+void smtpuv__client_tls_forget(smtpuv_client *c, smtpuv__conn *cn);
+/* At client_free(): the sessions and anything the worker left. */
+void smtpuv__client_tls_clear(smtpuv_client *c);
+/* After a read: the client's read buffers are given back (they come back
+   at the next read), and an idle connection (no message in flight, nothing
+   queued) trims its TLS engine (smtpuv__tls_trim()). */
+void smtpuv__conn_trim_idle(smtpuv__conn *cn);
 /* ---- submissions from other threads (threadsafe.c) ------------------------ */
 
 /* Create the client's cross-thread queue and its uv_async_t (unreferenced:

@@ -65,6 +65,7 @@ static void conn_maybe_free(smtpuv__conn *cn) {
   const smtpuv_mem *mem = &c->mem;
   if (cn->ops->gone != NULL)
     cn->ops->gone(cn);
+  smtpuv__client_tls_forget(c, cn); /* tlsprep.c */
   if (cn->ai_list != NULL)
     uv_freeaddrinfo(cn->ai_list);
   smtpuv__conv_free(cn->conv);
@@ -482,6 +483,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     tls_drain(cn);
   }
   smtpuv__conn_drive(cn);
+  smtpuv__conn_trim_idle(cn); /* tlsprep.c */
 }
 
 /* ---- TLS -------------------------------------------------------------------- */
@@ -492,6 +494,24 @@ static int start_tls(smtpuv__conn *cn) {
   smtpuv_client *c = cn->client;
   char err[256] = "";
   SSL_CTX *ctx;
+  /* tlsprep.c: the context is built off the loop; drive() comes back.
+     Reading pauses meanwhile: what the server sends before our ClientHello
+     goes to the engine, as without the wait, never to the conversation. */
+  cn->tls_wait = smtpuv__client_tls_waiting(c);
+  if (cn->tls_wait != cn->read_paused) {
+    int rr = cn->tls_wait ? uv_read_stop((uv_stream_t *)&cn->s.tcp)
+                          : uv_read_start((uv_stream_t *)&cn->s.tcp, on_alloc,
+                                          on_read);
+    if (rr != 0) {
+      conn_fail(cn, SMTPUV_ECONNLOST, "read: %s", uv_strerror(rr));
+      return rr;
+    }
+    cn->read_paused = cn->tls_wait;
+  }
+  if (cn->tls_wait) {
+    smtpuv__client_tls_wait(c, cn);
+    return 0;
+  }
   int rc = smtpuv__client_ssl_ctx(c, &ctx, err, sizeof err);
   if (rc == 0) {
     smtpuv_tls_config cfg;
@@ -506,6 +526,8 @@ static int start_tls(smtpuv__conn *cn) {
     cfg.key_file = c->opts.tls_key_file;
     cfg.err = err;
     cfg.errlen = sizeof err;
+    cfg.cache = c->opts.tls_no_resume ? NULL : smtpuv__client_tls_cache(c);
+    cfg.port = cn->port; /* the cache key: this connection's server */
     rc = smtpuv__tls_new(&c->mem, &cfg, &cn->tls);
   }
   if (rc != 0) {
@@ -532,7 +554,7 @@ void smtpuv__conn_drive(smtpuv__conn *cn) {
   for (; round < 16 && cn->state == SMTPUV__C_OPEN; round++) {
     if (cn->ops->settle != NULL)
       cn->ops->settle(cn);
-    if (smtpuv__conv_take_start_tls(cv) && start_tls(cn) != 0)
+    if ((cn->tls_wait || smtpuv__conv_take_start_tls(cv)) && start_tls(cn) != 0)
       break;
     if (smtpuv__conv_end(cv, NULL) != SMTPUV__CONV_RUN || !write_out(cn))
       break;

@@ -674,3 +674,10 @@ int smtpuv_options_set_socks5_proxy(smtpuv_options *o, const char *host,
   o->proxy_pass = p;
   return 0;
 }
+
+int smtpuv_options_set_tls_resumption(smtpuv_options *o, int enable) {
+  if (o == NULL)
+    return SMTPUV_EINVAL;
+  o->tls_no_resume = enable == 0;
+  return 0;
+}

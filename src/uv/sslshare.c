@@ -10,6 +10,10 @@
  * the options (smtpuv_options_set_ca) starts a new share; clients made
  * before keep theirs.
  *
+ * A TLS client starts the build on libuv's thread pool when it is created
+ * (tlsprep.c), so the loop thread does not spend the ~20 ms; a connection
+ * that needs TLS before the build is done waits for it.
+ *
  * Options are const to smtpuv_client_new() and smtpuv_send_sync(), which
  * may run in several threads at once with the same options object: the
  * reference count and the lazy build are guarded by a mutex. A built
@@ -25,6 +29,7 @@ struct smtpuv__ssl_share {
   uv_mutex_t lock;
   unsigned refs;
   SSL_CTX *ctx; /* NULL until first needed (or after a failed build) */
+  uv_thread_t built_by; /* the thread that built ctx (tests) */
 };
 
 int smtpuv__ssl_share_new(const smtpuv_mem *mem, smtpuv__ssl_share **out) {
@@ -89,7 +94,14 @@ int smtpuv__ssl_share_get_pem(smtpuv__ssl_share *s, const char *pem,
     if (rc == 0) {
       /* idle connections give their 2 x ~17 KiB record buffers back */
       SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-      s->ctx = ctx;
+      /* sessions go to the cache of the client whose connection got them */
+      rc = smtpuv__tls_ctx_enable_sessions(ctx);
+      if (rc == 0) {
+        s->ctx = ctx;
+        s->built_by = uv_thread_self();
+      } else {
+        SSL_CTX_free(ctx);
+      }
     }
   }
   if (rc == 0) {
@@ -100,4 +112,31 @@ int smtpuv__ssl_share_get_pem(smtpuv__ssl_share *s, const char *pem,
   }
   uv_mutex_unlock(&s->lock);
   return rc;
+}
+
+int smtpuv__ssl_share_peek(smtpuv__ssl_share *s, SSL_CTX **out) {
+  int got = 0;
+  *out = NULL;
+  if (s == NULL)
+    return 0;
+  uv_mutex_lock(&s->lock);
+  if (s->ctx != NULL && SSL_CTX_up_ref(s->ctx) == 1) {
+    *out = s->ctx;
+    got = 1;
+  }
+  uv_mutex_unlock(&s->lock);
+  return got;
+}
+
+int smtpuv__ssl_share_built_by(smtpuv__ssl_share *s, uv_thread_t *out) {
+  int built = 0;
+  if (s == NULL)
+    return 0;
+  uv_mutex_lock(&s->lock);
+  if (s->ctx != NULL) {
+    *out = s->built_by;
+    built = 1;
+  }
+  uv_mutex_unlock(&s->lock);
+  return built;
 }

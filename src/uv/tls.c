@@ -51,7 +51,12 @@ struct smtpuv_tls {
   int shut;        /* our close_notify queued */
   int dead;        /* sticky fatal error code, 0 while usable */
   char err[256];
+  smtpuv__tls_cache *cache; /* sessions offered and kept, or NULL */
+  unsigned port;            /* the cache key's port */
+  int eof;                  /* smtpuv__tls_eof() was called */
 };
+
+static int session_setup(smtpuv_tls *t, const smtpuv_tls_config *cfg);
 
 /* ------------------------------------------------------------------------ */
 /* Error text                                                                */
@@ -412,6 +417,11 @@ int smtpuv__tls_new(const smtpuv_mem *mem, const smtpuv_tls_config *cfg,
   SSL_set_verify(t->ssl, t->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
   if (setup_name(t, t->host, t->verify) != 0)
     goto ssl_fail;
+  /* idle connections give their record buffers back (also over a caller's
+     context: a per-connection setting) */
+  SSL_set_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
+  if (session_setup(t, cfg) != 0)
+    goto ssl_fail;
   if (cfg->cert_file != NULL) {
     const char *key = cfg->key_file != NULL ? cfg->key_file : cfg->cert_file;
     if (SSL_use_certificate_chain_file(t->ssl, cfg->cert_file) != 1 ||
@@ -481,6 +491,7 @@ void smtpuv__tls_eof(smtpuv_tls *t) {
   if (t == NULL)
     return;
   BIO_set_mem_eof_return(t->rbio, 0);
+  t->eof = 1;
 }
 
 size_t smtpuv__tls_pending_output(const smtpuv_tls *t) {
@@ -746,18 +757,106 @@ size_t smtpuv__tls_summary(const smtpuv_tls *t, char *buf, size_t cap) {
     }
     n = snprintf(buf, cap,
                  "%s %s; subject CN=%s; issuer CN=%s; sha256 %s; valid "
-                 "since %s; expires %s",
+                 "since %s; expires %s%s",
                  SSL_get_version(t->ssl),
                  cipher != NULL ? SSL_CIPHER_get_name(cipher) : "(none)",
-                 subject, issuer, sha, since, expires);
+                 subject, issuer, sha, since, expires,
+                 SSL_session_reused(t->ssl) ? "; resumed" : "");
     X509_free(cert);
   } else {
-    n = snprintf(buf, cap, "%s %s; no peer certificate",
+    n = snprintf(buf, cap, "%s %s; no peer certificate%s",
                  SSL_get_version(t->ssl),
-                 cipher != NULL ? SSL_CIPHER_get_name(cipher) : "(none)");
+                 cipher != NULL ? SSL_CIPHER_get_name(cipher) : "(none)",
+                 SSL_session_reused(t->ssl) ? "; resumed" : "");
   }
   ERR_clear_error();
   if (n < 0)
     return 0;
   return (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Session resumption (the cache itself: tlssess.c)                          */
+/* ------------------------------------------------------------------------ */
+
+static CRYPTO_ONCE ex_once = CRYPTO_ONCE_STATIC_INIT;
+static int ex_idx = -1; /* SSL ex data: the engine owning the SSL */
+
+static void ex_init(void) {
+  ex_idx = SSL_get_ex_new_index(0, "smtpuv TLS engine", NULL, NULL, NULL);
+}
+
+static int ex_index(void) {
+  if (CRYPTO_THREAD_run_once(&ex_once, ex_init) != 1)
+    return -1;
+  return ex_idx;
+}
+
+/* OpenSSL: a new session from the server (TLS 1.2 at the end of the
+   handshake, TLS 1.3 per NewSessionTicket, during a later read). Returning
+   1 hands our reference to the cache. */
+static int on_new_session(SSL *ssl, SSL_SESSION *sess) {
+  int idx = ex_index();
+  smtpuv_tls *t = idx >= 0 ? SSL_get_ex_data(ssl, idx) : NULL;
+  if (t == NULL || t->cache == NULL)
+    return 0;
+  return smtpuv__tls_cache_put(t->cache, t->host, t->port, t->verify, sess);
+}
+
+int smtpuv__tls_ctx_enable_sessions(SSL_CTX *ctx) {
+  if (ctx == NULL)
+    return SMTPUV_EINVAL;
+  if (ex_index() < 0) {
+    ERR_clear_error();
+    return SMTPUV_ENOMEM;
+  }
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+                                          SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx, on_new_session);
+  return 0;
+}
+
+/* With a cache: register the engine on its SSL (for on_new_session) and
+   offer the session cached for this server, if any. 0 or -1 (OpenSSL
+   failure, queue filled). */
+static int session_setup(smtpuv_tls *t, const smtpuv_tls_config *cfg) {
+  if (cfg->cache == NULL || t->host == NULL)
+    return 0;
+  int idx = ex_index();
+  if (idx < 0 || SSL_set_ex_data(t->ssl, idx, t) != 1)
+    return -1;
+  t->cache = cfg->cache;
+  t->port = cfg->port;
+  SSL_SESSION *s =
+      smtpuv__tls_cache_find(t->cache, t->host, t->port, t->verify);
+  if (s != NULL && SSL_set_session(t->ssl, s) != 1)
+    return -1;
+  return 0;
+}
+
+int smtpuv__tls_resumed(const smtpuv_tls *t) {
+  return t != NULL && t->established && SSL_session_reused(t->ssl) == 1;
+}
+
+int smtpuv__tls_trim(smtpuv_tls *t) {
+  if (t == NULL || !t->established || t->dead ||
+      BIO_ctrl_pending(t->rbio) != 0 || BIO_ctrl_pending(t->wbio) != 0 ||
+      SSL_pending(t->ssl) != 0)
+    return 0;
+  ERR_clear_error();
+  BIO *r = BIO_new(BIO_s_mem());
+  BIO *w = r != NULL ? BIO_new(BIO_s_mem()) : NULL;
+  if (w == NULL) { /* keep the old ones: nothing lost */
+    BIO_free(r);
+    ERR_clear_error();
+    return 0;
+  }
+  /* the EOF setting goes with the read BIO */
+  BIO_set_mem_eof_return(r, t->eof ? 0 : -1);
+  SSL_set0_rbio(t->ssl, r); /* frees the old one */
+  SSL_set0_wbio(t->ssl, w);
+  t->rbio = r;
+  t->wbio = w;
+  ERR_clear_error();
+  return 1;
 }

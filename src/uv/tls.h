@@ -22,6 +22,9 @@
 
 typedef struct smtpuv_tls smtpuv_tls;
 
+/* A client's TLS session cache (tlssess.c): the last session per server. */
+typedef struct smtpuv__tls_cache smtpuv__tls_cache;
+
 /* Client-side verification settings for smtpuv__tls_new(). */
 typedef struct smtpuv_tls_config {
   SSL_CTX *ctx;          /* caller's context (referenced, not owned); NULL:
@@ -41,6 +44,11 @@ typedef struct smtpuv_tls_config {
   char *err;             /* optional: receives the text when
                             smtpuv__tls_new() fails (e.g. CA file missing) */
   size_t errlen;         /* size of `err` */
+  smtpuv__tls_cache *cache; /* optional: offer the last session cached for
+                            (host, port, verify) and keep the ones the
+                            server sends (needs a context prepared with
+                            smtpuv__tls_ctx_enable_sessions()) */
+  unsigned port;         /* the server's port, part of the cache key */
 } smtpuv_tls_config;
 
 /*
@@ -156,5 +164,43 @@ const char *smtpuv__tls_error_text(const smtpuv_tls *t);
    CN=Test CA; expires 2027-11-24". Returns the length written (truncated to
    cap-1, NUL-terminated). */
 size_t smtpuv__tls_summary(const smtpuv_tls *t, char *buf, size_t cap);
+
+/* ---- session resumption (tlssess.c) ---------------------------------------- */
+
+/* A new, empty cache. 0, SMTPUV_ENOMEM or SMTPUV_EINVAL. */
+int smtpuv__tls_cache_new(const smtpuv_mem *mem, smtpuv__tls_cache **out);
+/* Free the cache and every session in it. NULL is accepted. */
+void smtpuv__tls_cache_free(smtpuv__tls_cache *c);
+/* Number of sessions held (for tests and the memory figures). */
+size_t smtpuv__tls_cache_count(const smtpuv__tls_cache *c);
+
+/* Let engines of `ctx` keep the sessions the server sends (TLS 1.2 session
+   IDs or tickets after the handshake, TLS 1.3 tickets after it):
+   client-side session caching without OpenSSL's internal store, and a
+   new-session callback that hands each session to the cache of the engine
+   it belongs to (found through an SSL ex-data index created once). Call on
+   a context before it is shared (the library's own built contexts,
+   sslshare.c). 0 or SMTPUV_ENOMEM (no ex-data index). */
+int smtpuv__tls_ctx_enable_sessions(SSL_CTX *ctx);
+
+/* An idle engine (everything fed was consumed, all output taken) gives
+   back the buffers its memory BIOs grew to (they keep their largest size
+   otherwise: a whole handshake flight or body write), by replacing both
+   with fresh empty ones. Nothing is done while bytes wait either way, or
+   before the handshake completed. Returns 1 when trimmed, 0 when not. */
+int smtpuv__tls_trim(smtpuv_tls *t);
+
+/* After the handshake: 1 when the server accepted the offered session (an
+   abbreviated handshake), else 0. */
+int smtpuv__tls_resumed(const smtpuv_tls *t);
+
+/* Internal to tls.c/tlssess.c: the session cached for the key (borrowed,
+   NULL when none or no longer resumable), and storing a new one (the cache
+   takes the caller's reference; 1 when kept, 0 when not and the caller
+   still owns it). */
+SSL_SESSION *smtpuv__tls_cache_find(smtpuv__tls_cache *c, const char *host,
+                                    unsigned port, int verify);
+int smtpuv__tls_cache_put(smtpuv__tls_cache *c, const char *host,
+                          unsigned port, int verify, SSL_SESSION *s);
 
 #endif

@@ -596,6 +596,113 @@ static void test_shared_ssl_ctx(void **state) {
   }
 }
 
+/* TLS session resumption: two messages on two connections of one client
+   (the first connection ends by the idle timeout); the second connection
+   resumes the first's session (TLS 1.3 ticket from Python's ssl), as the
+   result's TLS summary and the server's own record say. */
+typedef struct resume_run {
+  smtpuv_client *c;
+  uv_timer_t poll;
+  int connects, quits, done;
+  uint64_t give_up; /* loop time: stop waiting for the QUIT */
+  smtpuv_send_status st[2];
+  char tls[2][512];
+  const smtpuv_envelope *env;
+  const smtpuv_body *body;
+} resume_run;
+
+static void resume_trace(void *data, smtpuv_trace_kind kind, const char *b,
+                         size_t len) {
+  resume_run *x = data;
+  if (kind == SMTPUV_TRACE_INFO && len >= 12 && memcmp(b, "connected to", 12) == 0)
+    x->connects++;
+  if (kind == SMTPUV_TRACE_RECV && len >= 4 && memcmp(b, "221 ", 4) == 0)
+    x->quits++;
+}
+
+static void resume_cb(smtpuv_client *c, const smtpuv_send_result *r,
+                      void *data);
+
+/* Poll (bounded) until the first connection said goodbye, then send the
+   second message: it needs a new connection. */
+static void resume_poll(uv_timer_t *t) {
+  resume_run *x = t->data;
+  if (x->quits == 0 && uv_now(t->loop) < x->give_up)
+    return;
+  uv_timer_stop(t);
+  assert_int_equal(
+      smtpuv_client_send(x->c, x->env, x->body, resume_cb, x), 0);
+}
+
+static void resume_cb(smtpuv_client *c, const smtpuv_send_result *r,
+                      void *data) {
+  resume_run *x = data;
+  x->st[x->done] = r->status;
+  snprintf(x->tls[x->done], sizeof x->tls[0], "%s", r->tls ? r->tls : "");
+  if (++x->done == 1) {
+    x->give_up = uv_now(x->poll.loop) + 10000;
+    uv_timer_start(&x->poll, resume_poll, 5, 5);
+  }
+  else {
+    uv_close((uv_handle_t *)&x->poll, NULL);
+    smtpuv_client_close(c, NULL);
+  }
+}
+
+static void tls_resumption(int enable) {
+  resume_run x;
+  memset(&x, 0, sizeof x);
+  smtpuv_options *o = itest_options(aio_tls_port, SMTPUV_TLS_IMPLICIT);
+  if (!enable) /* smtpuv_options_set_tls_resumption(o, 0): full handshakes */
+    assert_int_equal(smtpuv_options_set_tls_resumption(o, 0), 0);
+  smtpuv_options_set_timeout(o, SMTPUV_TIMEOUT_IDLE, 20);
+  smtpuv_options_set_trace(o, resume_trace, &x);
+  static const char msg[] = "Subject: resumed\r\n\r\nresumed\r\n";
+  ITEST_ONE_MESSAGE(env, b, "b@example.com", msg, sizeof msg - 1);
+  x.env = &env;
+  x.body = &b;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  uv_timer_init(&loop, &x.poll);
+  x.poll.data = &x;
+  assert_int_equal(smtpuv_client_new(&loop, o, &x.c), 0);
+  assert_int_equal(smtpuv_client_send(x.c, &env, &b, resume_cb, &x), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  smtpuv_options_free(o);
+  assert_int_equal(x.done, 2);
+  assert_int_equal(x.st[0], SMTPUV_SEND_SENT);
+  assert_int_equal(x.st[1], SMTPUV_SEND_SENT);
+  assert_int_equal(x.connects, 2);
+  assert_ptr_equal(strstr(x.tls[0], "TLSv1.3 "), x.tls[0]);
+  if (strstr(x.tls[0], "resumed") != NULL)
+    fail_msg("first connection resumed? %s", x.tls[0]);
+  size_t n2 = strlen(x.tls[1]);
+  int resumed = n2 >= 9 && strcmp(x.tls[1] + n2 - 9, "; resumed") == 0;
+  if (resumed != enable)
+    fail_msg("second connection %sresumed: %s", resumed ? "" : "not ",
+             x.tls[1]);
+  const char *want[2] = {"\"tls_resumed\":false",
+                         enable ? "\"tls_resumed\":true"
+                                : "\"tls_resumed\":false"};
+  for (int i = 0; i < 2; i++) {
+    char *eml, *json;
+    size_t n;
+    next_stored(&eml, &n, &json);
+    assert_int_equal(n, sizeof msg - 1);
+    assert_memory_equal(eml, msg, n);
+    assert_json_has(json, want[i]);
+    free(eml);
+    free(json);
+  }
+}
+
+static void test_tls_resumption(void **state) {
+  (void)state;
+  tls_resumption(1);
+  tls_resumption(0);
+}
+
 /* Envelope from headers; Bcc not transmitted; SMTPUTF8 addresses. */
 static void test_send_message_headers(void **state) {
   (void)state;
@@ -722,6 +829,7 @@ int main(void) {
       cmocka_unit_test(test_big_body_bdat),
       cmocka_unit_test(test_send_message_headers),
       cmocka_unit_test(test_no_starttls),
+      cmocka_unit_test(test_tls_resumption),
       cmocka_unit_test(test_shared_ssl_ctx),
   };
   return cmocka_run_group_tests(tests, start_aio, stop_aio);

@@ -103,6 +103,13 @@ def _login_name(d):
     return d.decode("utf-8", "replace") if isinstance(d, (bytes, bytearray)) else d
 
 
+def _tls_resumed(server):
+    """The server's own view: did this TLS session resume an earlier one?"""
+    t = getattr(server, "transport", None)
+    o = t.get_extra_info("ssl_object") if t is not None else None
+    return bool(o.session_reused) if o is not None else None
+
+
 def save(server, session, envelope, via, reply, lmtp=None):
     base = os.path.join(A.outdir, "%06d" % _counter)
     with open(base + ".eml", "wb") as f:
@@ -119,6 +126,7 @@ def save(server, session, envelope, via, reply, lmtp=None):
         "auth": _login_name(session.auth_data),
         "auth_mech": getattr(session, "auth_mech", None),
         "tls": bool(server._is_tls or server._tls_protocol),
+        "tls_resumed": _tls_resumed(server),
         "peer": list(session.peer) if session.peer else None,
         "reply": reply,
     }

@@ -10,6 +10,8 @@
  */
 #include "test_proto_util.h"
 
+#include "protocol/idle.h"
+
 typedef struct hdr {
   struct hdr *prev, *next;
   size_t size;
@@ -425,6 +427,55 @@ static void test_steady_small_lockstep(void **state) {
   steady_small_messages(EHLO_BASIC, 0);
 }
 
+/* An idle session gives back its spare output block and its empty input
+   buffer (smtpuv__proto_release_idle, for transports holding many idle
+   connections); the next transaction works as before and allocates them
+   again; bytes not yet written or replies not yet popped are kept. */
+static void test_release_idle(void **state) {
+  (void)state;
+  heap h;
+  heap_init(&h);
+  smtpuv_proto *p = session_with(&h.mem, EHLO_FULL);
+  drain(p);
+  pop_all(p);
+  size_t idle0 = h.live_bytes;
+  smtpuv__proto_release_idle(p);
+  check_heap_count(&h, p);
+  if (idle0 - h.live_bytes < 4096)
+    fail_msg("released only %zu of %zu bytes", idle0 - h.live_bytes, idle0);
+  size_t bare = h.live_bytes;
+  smtpuv__proto_release_idle(p); /* idempotent */
+  assert_int_equal(h.live_bytes, bare);
+  for (int round = 0; round < 3; round++) {
+    /* output waiting: kept, written afterwards byte for byte */
+    assert_int_equal(smtpuv_proto_noop(p), 0);
+    size_t n = smtpuv_proto_pending_output(p);
+    assert_true(n > 0);
+    smtpuv__proto_release_idle(p);
+    assert_int_equal(smtpuv_proto_pending_output(p), n);
+    smtpuv_iov iov[4];
+    int k = smtpuv_proto_outgoing_iov(p, 0, iov, 4);
+    assert_true(k >= 1);
+    assert_int_equal(iov[0].len, 6);
+    assert_int_equal(memcmp(iov[0].base, "NOOP\r\n", 6), 0);
+    drain(p);
+    /* a partial reply: kept */
+    assert_int_equal(feed_str(p, "250 2.1"), 0);
+    smtpuv__proto_release_idle(p);
+    assert_int_equal(feed_str(p, ".0 ok\r\n"), 0);
+    smtpuv_reply r;
+    assert_int_equal(smtpuv_proto_next_reply(p, &r), 1);
+    assert_int_equal(r.code, 250);
+    assert_string_equal(r.text, "2.1.0 ok");
+    assert_int_equal(pop_all(p), 0);
+    smtpuv__proto_release_idle(p);
+    check_heap_count(&h, p);
+    assert_int_equal(h.live_bytes, bare);
+  }
+  smtpuv_proto_free(p);
+  assert_int_equal(h.live_bytes, 0);
+}
+
 /* ---- 3. 8-bit check ------------------------------------------------------ */
 
 /* An 8-bit byte deep in a write of many slices: refused, nothing of the
@@ -476,6 +527,7 @@ int main(void) {
       cmocka_unit_test(test_steady_small_pipelined),
       cmocka_unit_test(test_steady_small_lockstep),
       cmocka_unit_test(test_8bit_late_in_large_write),
+      cmocka_unit_test(test_release_idle),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -127,6 +127,7 @@ static void test_caller_context(void **state) {
   assert_ptr_equal(got, mine);
   /* used as given: no mode added to the caller's context */
   assert_false(SSL_CTX_get_mode(mine) & SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_up_ref(mine); /* kept, so a new context cannot take its address */
   SSL_CTX_free(mine); /* the options hold their own reference */
   assert_ptr_equal(ctx_of(o), got);
   /* keep it alive, so that a new context cannot reuse its address */
@@ -135,6 +136,7 @@ static void test_caller_context(void **state) {
   assert_ptr_not_equal(ctx_of(o), got);
   SSL_CTX_free(got);
   smtpuv_options_free(o);
+  SSL_CTX_free(mine);
 }
 
 static void test_failed_build_is_retried(void **state) {
@@ -228,6 +230,92 @@ static void test_failmalloc(void **state) {
   assert_true(done);
 }
 
+/* A TLS client starts building the options' context on the thread pool
+   when it is created: the loop thread never loads the trust store; a
+   client made later takes the built one without a thread; closing at once
+   waits for the build (no leak, nothing left running). */
+static int closed_n;
+static void on_closed_count(smtpuv_client *c) {
+  (void)c;
+  closed_n++;
+}
+static unsigned idle_ticks;
+static void on_idle_tick(uv_idle_t *h) {
+  idle_ticks++;
+  smtpuv_client *c = h->data;
+  if (!c->tls.work_pending)
+    uv_idle_stop(h);
+}
+
+static void test_built_off_loop(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  smtpuv_options *o = new_options(NULL);
+  assert_int_equal(smtpuv_options_set_tls(o, SMTPUV_TLS_IMPLICIT), 0);
+  smtpuv_client *c1, *c2, *c3;
+  uv_thread_t by;
+  assert_int_equal(smtpuv_client_new(&loop, o, &c1), 0);
+  assert_true(c1->tls.work_pending);
+  assert_true(smtpuv__client_tls_waiting(c1));
+  assert_null(c1->ssl_ctx);
+  /* the loop runs (an idle handle ticks) while the context is built */
+  uv_idle_t idle;
+  uv_idle_init(&loop, &idle);
+  idle.data = c1;
+  idle_ticks = 0;
+  uv_idle_start(&idle, on_idle_tick);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_true(idle_ticks >= 1);
+  assert_false(c1->tls.work_pending);
+  assert_false(smtpuv__client_tls_waiting(c1));
+  assert_non_null(c1->ssl_ctx);
+  assert_ptr_equal(c1->ssl_ctx, ctx_of(o));
+  assert_true(smtpuv__ssl_share_built_by(o->ssl_share, &by));
+  uv_thread_t self = uv_thread_self();
+  assert_false(uv_thread_equal(&by, &self));
+  /* built once, with resumption enabled */
+  assert_true(SSL_CTX_get_session_cache_mode(c1->ssl_ctx) &
+              SSL_SESS_CACHE_CLIENT);
+  assert_non_null(SSL_CTX_sess_get_new_cb(c1->ssl_ctx));
+  /* a later client takes it at once */
+  assert_int_equal(smtpuv_client_new(&loop, o, &c2), 0);
+  assert_false(c2->tls.work_pending);
+  assert_ptr_equal(c2->ssl_ctx, c1->ssl_ctx);
+  SSL_CTX *ctx;
+  char err[256];
+  assert_int_equal(smtpuv__client_ssl_ctx(c2, &ctx, err, sizeof err), 0);
+  assert_ptr_equal(ctx, c1->ssl_ctx);
+  closed_n = 0;
+  smtpuv_client_close(c1, on_closed_count);
+  smtpuv_client_close(c2, on_closed_count);
+  uv_close((uv_handle_t *)&idle, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(closed_n, 2);
+  /* new trust anchors: a new build; closing before it is done */
+  assert_int_equal(smtpuv_options_set_ca(o, ca_path, NULL), 0);
+  assert_int_equal(smtpuv_client_new(&loop, o, &c3), 0);
+  assert_true(c3->tls.work_pending);
+  smtpuv_client_close(c3, on_closed_count);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(closed_n, 3);
+  assert_true(smtpuv__ssl_share_built_by(o->ssl_share, &by));
+  assert_false(uv_thread_equal(&by, &self));
+  /* a plaintext client or a caller's context: no build */
+  smtpuv_options *p = new_options(NULL);
+  assert_int_equal(smtpuv_options_set_tls(p, SMTPUV_TLS_NONE), 0);
+  smtpuv_client *c4;
+  assert_int_equal(smtpuv_client_new(&loop, p, &c4), 0);
+  assert_false(c4->tls.work_pending);
+  smtpuv_client_close(c4, on_closed_count);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(closed_n, 4);
+  assert_false(smtpuv__ssl_share_built_by(p->ssl_share, &by));
+  smtpuv_options_free(p);
+  smtpuv_options_free(o);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_one_context_per_options),
@@ -235,6 +323,7 @@ int main(void) {
       cmocka_unit_test(test_failed_build_is_retried),
       cmocka_unit_test(test_threads_share_one),
       cmocka_unit_test(test_failmalloc),
+      cmocka_unit_test(test_built_off_loop),
   };
   return cmocka_run_group_tests(tests, make_ca_file, remove_ca_file);
 }

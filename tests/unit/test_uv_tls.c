@@ -262,6 +262,8 @@ typedef struct srv_opts {
   int max_version;  /* 0: default */
   int old_versions; /* allow TLS 1.0/1.1 (security level 0) */
   int reject_sni;   /* fatal unrecognized_name alert from the SNI callback */
+  SSL_CTX *shared;  /* use this server context (referenced), ignore the
+                       fields above: sessions resume across connections */
   int want_client_cert; /* require a client certificate from Test CA */
 } srv_opts;
 
@@ -274,6 +276,12 @@ static int sni_reject(SSL *s, int *al, void *arg) {
 
 static void srv_init(srv *s, const srv_opts *o) {
   memset(s, 0, sizeof(*s));
+  if (o && o->shared) {
+    assert_int_equal(SSL_CTX_up_ref(o->shared), 1);
+    s->ctx = o->shared;
+    o = NULL;
+    goto ssl;
+  }
   s->ctx = SSL_CTX_new(TLS_server_method());
   assert_non_null(s->ctx);
   assert_int_equal(
@@ -298,6 +306,7 @@ static void srv_init(srv *s, const srv_opts *o) {
     /* the fixture's certificate is for servers (EKU serverAuth) */
     assert_int_equal(SSL_CTX_set_purpose(s->ctx, X509_PURPOSE_ANY), 1);
   }
+ssl:
   s->ssl = SSL_new(s->ctx);
   s->in = BIO_new(BIO_s_mem());
   s->out = BIO_new(BIO_s_mem());
@@ -1529,6 +1538,248 @@ static void test_allocator_used(void **state) {
   assert_true(tm.calls >= 3);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Session resumption                                                        */
+/* ------------------------------------------------------------------------ */
+
+typedef struct resume_case {
+  int version;
+  int no_ticket; /* TLS 1.2 session IDs (server cache) instead of tickets */
+} resume_case;
+
+static SSL_CTX *server_ctx(const resume_case *rc) {
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  assert_non_null(ctx);
+  assert_int_equal(SSL_CTX_use_certificate(ctx, srv_cert), 1);
+  assert_int_equal(SSL_CTX_use_PrivateKey(ctx, srv_key), 1);
+  assert_int_equal(SSL_CTX_set_max_proto_version(ctx, rc->version), 1);
+  if (rc->no_ticket)
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  assert_int_equal(
+      SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"t", 1), 1);
+  return ctx;
+}
+
+/* One connection: handshake, a greeting from the server (which carries
+   TLS 1.3's tickets to the engine), close. Returns whether the engine
+   says it resumed (checked against the server's view); `sum` gets the
+   summary. */
+static int resume_round(SSL_CTX *sctx, SSL_CTX *cctx, smtpuv__tls_cache *cache,
+                        const char *host, unsigned port, int verify,
+                        char *sum, size_t sumcap) {
+  static const char greeting[] = "220 mail.example ESMTP\r\n";
+  unsigned char buf[256];
+  srv_opts so;
+  conn c;
+  smtpuv_tls_config cfg;
+  memset(&so, 0, sizeof(so));
+  memset(&c, 0, sizeof(c));
+  memset(&cfg, 0, sizeof(cfg));
+  so.shared = sctx;
+  c.mem = smtpuv_mem_default();
+  srv_init(&c.s, &so);
+  cfg.ctx = cctx;
+  cfg.host = host;
+  cfg.verify = verify;
+  cfg.cache = cache;
+  cfg.port = port;
+  assert_int_equal(smtpuv__tls_new(NULL, &cfg, &c.t), 0);
+  assert_int_equal(smtpuv__tls_resumed(c.t), 0); /* not before the end */
+  assert_int_equal(run_handshake(&c, 0), 1);
+  srv_write(&c.s, greeting, sizeof(greeting) - 1);
+  assert_int_equal(s2e(&c, 0, buf, sizeof(buf), sizeof(buf)),
+                   (long)sizeof(greeting) - 1);
+  assert_memory_equal(buf, greeting, sizeof(greeting) - 1);
+  int resumed = smtpuv__tls_resumed(c.t);
+  assert_int_equal(resumed, SSL_session_reused(c.s.ssl));
+  x_summary(c.t, sum, sumcap);
+  /* a session whose connection ended without our close_notify is marked
+     not resumable by OpenSSL (SSL_free of an unshut SSL): shut down as the
+     client does after QUIT */
+  assert_int_equal(x_shutdown(c.t), 0);
+  assert_int_equal(e2s(&c), 0);
+  smtpuv__tls_free(c.t);
+  /* the server's side likewise (its session cache keeps the TLS 1.2
+     session IDs) */
+  assert_int_equal(srv_read(&c.s, buf, sizeof(buf)), 0);
+  assert_int_equal(c.s.last_err, SSL_ERROR_ZERO_RETURN);
+  assert_true(SSL_shutdown(c.s.ssl) >= 0);
+  srv_free(&c.s);
+  return resumed;
+}
+
+static int ends_with(const char *s, const char *tail) {
+  size_t n = strlen(s), k = strlen(tail);
+  return n >= k && strcmp(s + n - k, tail) == 0;
+}
+
+/* The second and later connections with the client's cache resume; the
+   summary says so. */
+static void test_resumption(void **state) {
+  const resume_case *rc = *state;
+  SSL_CTX *sctx = server_ctx(rc);
+  SSL_CTX *cctx = trusting_ctx();
+  smtpuv__tls_cache *cache;
+  char sum[256];
+  const char *version = rc->version == TLS1_3_VERSION ? "TLSv1.3 " : "TLSv1.2 ";
+  assert_int_equal(smtpuv__tls_ctx_enable_sessions(cctx), 0);
+  assert_int_equal(smtpuv__tls_cache_new(NULL, &cache), 0);
+  assert_int_equal(
+      resume_round(sctx, cctx, cache, "localhost", 465, 1, sum, sizeof(sum)),
+      0);
+  assert_ptr_equal(strstr(sum, version), sum);
+  assert_null(strstr(sum, "resumed"));
+  assert_int_equal(smtpuv__tls_cache_count(cache), 1);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(resume_round(sctx, cctx, cache, "localhost", 465, 1, sum,
+                                  sizeof(sum)),
+                     1);
+    assert_ptr_equal(strstr(sum, version), sum);
+    assert_true(ends_with(sum, "; resumed"));
+    /* the session (and its certificate) is the first one's */
+    assert_non_null(strstr(sum, "; subject CN=localhost; issuer CN=Test CA"));
+    assert_int_equal(smtpuv__tls_cache_count(cache), 1);
+  }
+  smtpuv__tls_cache_free(cache);
+  SSL_CTX_free(cctx);
+  SSL_CTX_free(sctx);
+}
+
+/* A session is offered only to the same host name, port and verification
+   setting; without a cache (or over a context not prepared for sessions)
+   nothing is kept or offered. */
+static void test_resumption_key(void **state) {
+  const resume_case *rc = *state;
+  SSL_CTX *sctx = server_ctx(rc);
+  SSL_CTX *cctx = trusting_ctx();
+  SSL_CTX *plain = trusting_ctx();
+  smtpuv__tls_cache *cache, *other;
+  char sum[256];
+  assert_int_equal(smtpuv__tls_ctx_enable_sessions(cctx), 0);
+  assert_int_equal(smtpuv__tls_cache_new(NULL, &cache), 0);
+  assert_int_equal(smtpuv__tls_cache_new(NULL, &other), 0);
+  assert_int_equal(
+      resume_round(sctx, cctx, cache, "localhost", 465, 1, sum, sizeof(sum)),
+      0);
+  /* another port, another name (IP literal: no SNI), verification off:
+     full handshakes, each cached under its own key */
+  assert_int_equal(
+      resume_round(sctx, cctx, cache, "localhost", 466, 1, sum, sizeof(sum)),
+      0);
+  assert_int_equal(
+      resume_round(sctx, cctx, cache, "127.0.0.1", 465, 1, sum, sizeof(sum)),
+      0);
+  assert_int_equal(
+      resume_round(sctx, cctx, cache, "localhost", 465, 0, sum, sizeof(sum)),
+      0);
+  assert_int_equal(smtpuv__tls_cache_count(cache), 4);
+  /* another client's cache knows nothing */
+  assert_int_equal(
+      resume_round(sctx, cctx, other, "localhost", 465, 1, sum, sizeof(sum)),
+      0);
+  /* no cache: nothing offered */
+  assert_int_equal(
+      resume_round(sctx, cctx, NULL, "localhost", 465, 1, sum, sizeof(sum)), 0);
+  /* a caller's context left as it was: nothing arrives in the cache */
+  smtpuv__tls_cache *mine;
+  assert_int_equal(smtpuv__tls_cache_new(NULL, &mine), 0);
+  assert_int_equal(
+      resume_round(sctx, plain, mine, "localhost", 465, 1, sum, sizeof(sum)), 0);
+  assert_int_equal(smtpuv__tls_cache_count(mine), 0);
+  /* every key resumes its own session */
+  assert_int_equal(
+      resume_round(sctx, cctx, cache, "localhost", 466, 1, sum, sizeof(sum)),
+      1);
+  assert_int_equal(
+      resume_round(sctx, cctx, cache, "127.0.0.1", 465, 1, sum, sizeof(sum)),
+      1);
+  assert_int_equal(
+      resume_round(sctx, cctx, cache, "localhost", 465, 0, sum, sizeof(sum)),
+      1);
+  assert_int_equal(
+      resume_round(sctx, cctx, cache, "localhost", 465, 1, sum, sizeof(sum)),
+      1);
+  smtpuv__tls_cache_free(mine);
+  smtpuv__tls_cache_free(other);
+  smtpuv__tls_cache_free(cache);
+  SSL_CTX_free(plain);
+  SSL_CTX_free(cctx);
+  SSL_CTX_free(sctx);
+}
+
+/* The cache holds at most 8 servers and drops the least recently used. */
+static void test_resumption_cache_bounded(void **state) {
+  static const resume_case rc = {TLS1_3_VERSION, 0};
+  SSL_CTX *sctx = server_ctx(&rc);
+  SSL_CTX *cctx = trusting_ctx();
+  smtpuv__tls_cache *cache;
+  char sum[256];
+  (void)state;
+  assert_int_equal(smtpuv__tls_ctx_enable_sessions(cctx), 0);
+  assert_int_equal(smtpuv__tls_cache_new(NULL, &cache), 0);
+  for (unsigned port = 1; port <= 9; port++)
+    assert_int_equal(resume_round(sctx, cctx, cache, "localhost", port, 1, sum,
+                                  sizeof(sum)),
+                     0);
+  assert_int_equal(smtpuv__tls_cache_count(cache), 8);
+  assert_int_equal(
+      resume_round(sctx, cctx, cache, "localhost", 9, 1, sum, sizeof(sum)), 1);
+  assert_int_equal(
+      resume_round(sctx, cctx, cache, "localhost", 2, 1, sum, sizeof(sum)), 1);
+  assert_int_equal( /* the oldest, dropped */
+      resume_round(sctx, cctx, cache, "localhost", 1, 1, sum, sizeof(sum)), 0);
+  assert_int_equal(smtpuv__tls_cache_count(cache), 8);
+  smtpuv__tls_cache_free(cache);
+  SSL_CTX_free(cctx);
+  SSL_CTX_free(sctx);
+}
+
+/* An idle engine trims its memory BIOs and keeps working; it refuses
+   while bytes wait in either direction or before the handshake. */
+static void test_trim(void **state) {
+  static const char ping[] = "NOOP\r\n", pong[] = "250 2.0.0 Ok\r\n";
+  unsigned char buf[4096];
+  conn c;
+  open_version(&c, state);
+  assert_int_equal(smtpuv__tls_trim(c.t), 0); /* handshake not done */
+  assert_int_equal(run_handshake(&c, 0), 1);
+  srv_write(&c.s, pong, sizeof(pong) - 1);
+  assert_int_equal(s2e(&c, 0, buf, sizeof(buf), sizeof(buf)),
+                   (long)sizeof(pong) - 1);
+  for (int round = 0; round < 3; round++) {
+    assert_int_equal(smtpuv__tls_trim(c.t), 1);
+    /* output waiting: no trim, nothing lost */
+    assert_int_equal(x_write(c.t, ping, sizeof(ping) - 1), 0);
+    assert_int_equal(smtpuv__tls_trim(c.t), 0);
+    assert_int_equal(e2s(&c), 0);
+    assert_int_equal(srv_read(&c.s, buf, sizeof(buf)), sizeof(ping) - 1);
+    assert_memory_equal(buf, ping, sizeof(ping) - 1);
+    /* input waiting: no trim, nothing lost */
+    srv_write(&c.s, pong, sizeof(pong) - 1);
+    {
+      unsigned char *q;
+      size_t n = srv_take(&c.s, &q);
+      assert_int_equal(x_feed(c.t, q, n), 0);
+      free(q);
+    }
+    assert_int_equal(smtpuv__tls_trim(c.t), 0);
+    size_t got = 0;
+    assert_int_equal(engine_read_all(&c, buf, sizeof(buf), sizeof(buf), &got),
+                     (long)sizeof(pong) - 1);
+    assert_memory_equal(buf, pong, sizeof(pong) - 1);
+  }
+  /* after the stream's end the fresh read BIO still reports it */
+  assert_int_equal(smtpuv__tls_trim(c.t), 1);
+  x_eof(c.t);
+  assert_int_equal(smtpuv__tls_trim(c.t), 1);
+  assert_int_equal(x_read(c.t, buf, sizeof(buf)), SMTPUV_ECONNLOST);
+  conn_close(&c);
+}
+
+static const resume_case r13 = {TLS1_3_VERSION, 0},
+                         r12 = {TLS1_2_VERSION, 0},
+                         r12id = {TLS1_2_VERSION, 1};
+
 static const int v13 = TLS1_3_VERSION, v12 = TLS1_2_VERSION;
 
 #define BOTH(fn)                                                               \
@@ -1739,6 +1990,13 @@ int main(void) {
       cmocka_unit_test(test_error_queue_hygiene),
       cmocka_unit_test(test_alloc_failures),
       cmocka_unit_test(test_allocator_used),
+      cmocka_unit_test_prestate(test_resumption, (void *)&r13),
+      cmocka_unit_test_prestate(test_resumption, (void *)&r12),
+      cmocka_unit_test_prestate(test_resumption, (void *)&r12id),
+      cmocka_unit_test_prestate(test_resumption_key, (void *)&r13),
+      cmocka_unit_test_prestate(test_resumption_key, (void *)&r12id),
+      cmocka_unit_test(test_resumption_cache_bounded),
+      BOTH(test_trim),
       cmocka_unit_test(test_pin_match),
       cmocka_unit_test(test_pin_mismatch),
       cmocka_unit_test(test_client_certificate),
