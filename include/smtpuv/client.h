@@ -69,7 +69,7 @@
  * that thread. Nothing is global: many clients may share a loop and many
  * loops may run in one process. The exceptions, callable from any thread,
  * are the functions whose name ends in _threadsafe (see "Threads" below)
- * and the blocking session smtpuv_session_sync_*(); docs/threads.md has
+ * and the blocking session smtpuv_session_sync_*(); docs/ARCHITECTURE.md ("Threads") has
  * the full rules.
  */
 #ifndef SMTPUV_CLIENT_H
