@@ -29,18 +29,18 @@ void smtpuv__pump_fail(smtpuv__conv *cv, smtpuv__msg *m, int err,
   cv->doomed_err = SMTPUV_ECONNLOST;
 }
 
-/* Fill the pump buffer from a streamed body. Returns 1 when data
-   (or the end) is available, 0 when blocked, -1 after a failure. */
-static int stream_fill(smtpuv__conv *cv, smtpuv__msg *m) {
+/* Read a streamed body into the pump buffer until it is full, the source
+   ends or says SMTPUV_EAGAIN (at most `reads` calls). 0, SMTPUV_EAGAIN,
+   SMTPUV_ENOMEM or SMTPUV_EBODY (the source failed: the buffer is
+   emptied). */
+static int fill(smtpuv__conv *cv, smtpuv__msg *m, int reads) {
   if (cv->pump_buf == NULL) {
     cv->pump_buf = smtpuv__malloc(&cv->mem, SMTPUV__CONV_PUMP_BUF);
-    if (cv->pump_buf == NULL) {
-      smtpuv__pump_fail(cv, m, SMTPUV_ENOMEM, "out of memory");
-      return -1;
-    }
+    if (cv->pump_buf == NULL)
+      return SMTPUV_ENOMEM;
   }
   for (int guard = 0; cv->pump_len < SMTPUV__CONV_PUMP_BUF && !m->body_eof &&
-                      guard < 4096;
+                      guard < reads;
        guard++) {
     long n = m->body.read(m->body.user, cv->pump_buf + cv->pump_len,
                           SMTPUV__CONV_PUMP_BUF - cv->pump_len);
@@ -51,16 +51,28 @@ static int stream_fill(smtpuv__conv *cv, smtpuv__msg *m) {
     } else if (n == 0) {
       m->body_eof = 1;
     } else if (n == SMTPUV_EAGAIN) {
-      if (cv->pump_len == 0) {
-        cv->body_blocked = 1;
-        return 0;
-      }
-      break;
+      return SMTPUV_EAGAIN;
     } else {
       cv->pump_len = 0;
-      smtpuv__pump_fail(cv, m, SMTPUV_EBODY, "the message body source failed");
-      return -1;
+      return SMTPUV_EBODY;
     }
+  }
+  return 0;
+}
+
+/* Fill the pump buffer from a streamed body. Returns 1 when data (or the
+   end) is available, 0 when blocked, -1 after a failure. */
+static int stream_fill(smtpuv__conv *cv, smtpuv__msg *m) {
+  int rc = fill(cv, m, 4096);
+  if (rc == SMTPUV_ENOMEM || rc == SMTPUV_EBODY) {
+    smtpuv__pump_fail(cv, m, rc,
+                      rc == SMTPUV_ENOMEM ? "out of memory"
+                                          : "the message body source failed");
+    return -1;
+  }
+  if (rc == SMTPUV_EAGAIN && cv->pump_len == 0) {
+    cv->body_blocked = 1;
+    return 0;
   }
   return 1;
 }
@@ -68,30 +80,11 @@ static int stream_fill(smtpuv__conv *cv, smtpuv__msg *m) {
 int smtpuv__pump_prefetch(smtpuv__conv *cv, smtpuv__msg *m, int *binary,
                           int *eight) {
   *binary = *eight = 0;
-  if (cv->pump_buf == NULL) {
-    cv->pump_buf = smtpuv__malloc(&cv->mem, SMTPUV__CONV_PUMP_BUF);
-    if (cv->pump_buf == NULL)
-      return SMTPUV_ENOMEM;
-  }
   cv->pump_len = 0;
-  for (int guard = 0; cv->pump_len < SMTPUV__CONV_PUMP_BUF && !m->body_eof &&
-                      guard < 64;
-       guard++) {
-    long n = m->body.read(m->body.user, cv->pump_buf + cv->pump_len,
-                          SMTPUV__CONV_PUMP_BUF - cv->pump_len);
-    if (n > 0) {
-      if ((size_t)n > SMTPUV__CONV_PUMP_BUF - cv->pump_len)
-        n = (long)(SMTPUV__CONV_PUMP_BUF - cv->pump_len);
-      cv->pump_len += (size_t)n;
-    } else if (n == 0) {
-      m->body_eof = 1;
-    } else if (n == SMTPUV_EAGAIN) {
-      break; /* judged by what came; the rest is checked as it flows */
-    } else {
-      cv->pump_len = 0;
-      return SMTPUV_EBODY;
-    }
-  }
+  /* judged by what came; the rest is checked as it flows */
+  int rc = fill(cv, m, 64);
+  if (rc == SMTPUV_ENOMEM || rc == SMTPUV_EBODY)
+    return rc;
   uint32_t line = 0;
   *binary = smtpuv__binary_chunk(cv->pump_buf, cv->pump_len, &line);
   *eight = !*binary && smtpuv_is_8bit(cv->pump_buf, cv->pump_len);
