@@ -525,6 +525,18 @@ static handle *get_handle(napi_env env, napi_value v) {
   return p;
 }
 
+/* A call on a handle: its arguments into argv[0..n) (missing ones are
+   undefined) and the handle of argv[0]. NULL after throwing. */
+static handle *call_handle(napi_env env, napi_callback_info info,
+                           napi_value *argv, size_t n) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    throw_last(env, "napi_get_cb_info");
+    return NULL;
+  }
+  return get_handle(env, argv[0]);
+}
+
 /* Options in the shape index.js normalised them to. Returns 0 or an
    SMTPUV_E* code. */
 static int build_options(napi_env env, napi_value o, handle *h,
@@ -654,10 +666,8 @@ static napi_value js_new_client(napi_env env, napi_callback_info info) {
 
 /* send(handle, id, from, to[], body Buffer | null (streamed), size) -> rc */
 static napi_value js_send(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  handle *h = get_handle(env, argv[0]);
+  handle *h = call_handle(env, info, argv, 6);
   if (h == NULL)
     return NULL;
   if (h->c == NULL || h->closing)
@@ -749,10 +759,8 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
 /* push(handle, id, Buffer | null (end) | false (error)) -> true: go on,
    false: pause until the drain event */
 static napi_value js_push(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  handle *h = get_handle(env, argv[0]);
+  handle *h = call_handle(env, info, argv, 3);
   if (h == NULL)
     return NULL;
   uint32_t id;
@@ -1008,10 +1016,8 @@ static int compose_spec(napi_env env, napi_value sp, nmsg *m, int *streamed,
 
 /* sendMail(handle, id, spec) -> 0 | [rc, step] */
 static napi_value js_send_mail(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  handle *h = get_handle(env, argv[0]);
+  handle *h = call_handle(env, info, argv, 3);
   if (h == NULL)
     return NULL;
   if (h->c == NULL || h->closing)
@@ -1087,10 +1093,8 @@ static napi_value js_send_mail(napi_env env, napi_callback_info info) {
 
 /* close(handle) -> rc; abort(handle) -> rc */
 static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  handle *h = get_handle(env, argv[0]);
+  handle *h = call_handle(env, info, argv, 1);
   if (h == NULL)
     return NULL;
   if (h->c == NULL || h->closing)
@@ -1101,10 +1105,8 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_abort(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  handle *h = get_handle(env, argv[0]);
+  handle *h = call_handle(env, info, argv, 1);
   if (h == NULL)
     return NULL;
   if (h->c == NULL)
@@ -1116,10 +1118,8 @@ static napi_value js_abort(napi_env env, napi_callback_info info) {
 
 /* tokenAnswer(handle, seq, token | null, reason) */
 static napi_value js_token_answer(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  handle *h = get_handle(env, argv[0]);
+  handle *h = call_handle(env, info, argv, 4);
   if (h == NULL)
     return NULL;
   uint32_t seq;
@@ -1147,10 +1147,8 @@ static napi_value js_token_answer(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_pending(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  handle *h = get_handle(env, argv[0]);
+  handle *h = call_handle(env, info, argv, 1);
   if (h == NULL)
     return NULL;
   return num(env, (double)h->pending);
