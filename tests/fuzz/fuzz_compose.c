@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "smtpuv/compose.h"
 
@@ -21,6 +22,78 @@ static const char *piece(const uint8_t **d, size_t *n, char *buf, size_t cap) {
   *d += adv;
   *n -= adv;
   return buf;
+}
+
+/* The boundaries are learnt from the structure, never from a text search:
+ * only a "Content-Type: multipart/" field at the start of a line inside a
+ * header section (the message's own, or a part's after a delimiter line)
+ * declares one; a caller's subject or body that imitates the parameter is
+ * content. Every occurrence of a declared boundary must then be a delimiter
+ * at the start of a line or its own parameter, and each one is used. */
+#define MAX_BOUNDARIES 8
+
+static int line_is_delim(const char *l, size_t ll, const char (*bd)[72],
+                         int nb) {
+  for (int k = 0; k < nb; k++) {
+    size_t bl = strlen(bd[k]);
+    if (ll >= bl + 2 && l[0] == '-' && l[1] == '-' &&
+        memcmp(l + 2, bd[k], bl) == 0 &&
+        (ll == bl + 2 || (ll == bl + 4 && memcmp(l + 2 + bl, "--", 2) == 0)))
+      return ll == bl + 2 ? 1 : 2; /* 1: a part follows; 2: close */
+  }
+  return 0;
+}
+
+static void check_boundaries(const char *m, size_t len) {
+  char bd[MAX_BOUNDARIES][72];
+  int nb = 0, in_head = 1;
+  for (size_t i = 0; i < len;) {
+    const char *l = m + i;
+    const char *e = memchr(l, '\r', len - i); /* CRLF checked already */
+    size_t ll = (size_t)(e - l);
+    if (in_head) {
+      if (ll == 0) {
+        in_head = 0;
+      } else if (ll > 24 &&
+                 strncasecmp(l, "Content-Type: multipart/", 24) == 0) {
+        /* the field with its folded continuation lines */
+        const char *fe = e;
+        while (fe + 2 < m + len && (fe[2] == ' ' || fe[2] == '\t'))
+          fe = memchr(fe + 2, '\r', (size_t)(m + len - fe - 2));
+        const char *b = NULL;
+        for (const char *q = l; q + 10 <= fe; q++)
+          if (memcmp(q, "boundary=\"", 10) == 0) {
+            b = q + 10;
+            break;
+          }
+        if (b == NULL || nb == MAX_BOUNDARIES)
+          abort(); /* a multipart without a boundary, or too deep */
+        const char *bq = memchr(b, '"', (size_t)(fe - b));
+        if (bq == NULL || bq == b || (size_t)(bq - b) >= sizeof bd[0])
+          abort();
+        memcpy(bd[nb], b, (size_t)(bq - b));
+        bd[nb][bq - b] = 0;
+        nb++;
+      }
+    } else if (line_is_delim(l, ll, bd, nb) == 1) {
+      in_head = 1;
+    }
+    i += ll + 2;
+  }
+  for (int k = 0; k < nb; k++) {
+    size_t occ = 0, bl = strlen(bd[k]);
+    for (const char *q = strstr(m, bd[k]); q; q = strstr(q + 1, bd[k])) {
+      int delim = q >= m + 2 && q[-1] == '-' && q[-2] == '-' &&
+                  (q == m + 2 || q[-3] == '\n');
+      int param = q >= m + 10 && memcmp(q - 10, "boundary=\"", 10) == 0 &&
+                  q[bl] == '"';
+      if (!delim && !param)
+        abort(); /* a boundary inside content */
+      occ++;
+    }
+    if (occ < 3)
+      abort(); /* declared, opened and closed at least */
+  }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -81,32 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (++line > 998)
       abort();
   }
-  /* each boundary "=_" + 28 hex occurs only as delimiters and parameters */
-  const char *b = strstr(m, "boundary=\"");
-  while (b != NULL) {
-    char bd[40];
-    memcpy(bd, b + 10, 30);
-    bd[30] = 0;
-    int ours = bd[0] == '=' && bd[1] == '_' && strlen(bd) == 30;
-    for (int k = 2; k < 30 && ours; k++)
-      ours = (bd[k] >= '0' && bd[k] <= '9') || (bd[k] >= 'A' && bd[k] <= 'F');
-    if (!ours) { /* the caller's text, not a Content-Type parameter */
-      b = strstr(b + 1, "boundary=\"");
-      continue;
-    }
-    size_t occ = 0;
-    for (const char *q = strstr(m, bd); q; q = strstr(q + 1, bd)) {
-      int delim = q >= m + 2 && q[-1] == '-' && q[-2] == '-' &&
-                  (q == m + 2 || q[-3] == '\n');
-      int param = q >= m + 10 && memcmp(q - 10, "boundary=\"", 10) == 0;
-      if (!delim && !param)
-        abort(); /* a boundary inside content */
-      occ++;
-    }
-    if (occ < 3)
-      abort();
-    b = strstr(b + 1, "boundary=\"");
-  }
+  check_boundaries(m, len);
   smtpuv_compose_buffer_free(NULL, m);
   smtpuv_compose_free(c);
   return 0;
