@@ -19,9 +19,16 @@
 #   W4TLS  1,000 concurrent TLS connections on one loop (smtpuv-bench -d -s
 #          1000 -m 1000 --hold): RSS per idle connection (a run without and
 #          one with --heap: the library's and OpenSSL's heap per connection),
-#          then 200 reconnects of ONE client (--reconnect: every message on a
-#          new connection) with TLS session resumption and without
-#          (--no-resume): CPU per reconnect and the resumed handshakes.
+#          then the same 1,000 connections as ONE client's pool
+#          (--connections=1000 --depth=1 --pool-hold against a second sink
+#          that delays its DATA reply, so the pool needs a connection per
+#          message): RSS per idle connection with the default
+#          smtpuv_options_set_max_connecting() (16 set up at once) and with
+#          no cap (--connecting=1000, all handshakes at once, as 1,000
+#          separate clients do), then 200 reconnects of ONE client
+#          (--reconnect: every message on a new connection) with TLS session
+#          resumption and without (--no-resume): CPU per reconnect and the
+#          resumed handshakes.
 #
 # smtpuv-bench and curl-smtps-bench: --bench/--curl PATH (or SMTPUV_BENCH /
 # CURL_BENCH), else built from this tree into build-bench/ (RelWithDebInfo).
@@ -82,14 +89,15 @@ GNUTIME=/usr/bin/time
 [[ -x $GNUTIME ]] || GNUTIME=
 
 if ((QUICK)); then
-  PAIRS=${PAIRS:-1}; N5=1000 N4=100 NR=20
+  PAIRS=${PAIRS:-1}; N5=1000 N4=100 NR=20 DELAY4=3
 else
-  PAIRS=${PAIRS:-5}; N5=10000 N4=1000 NR=200
+  PAIRS=${PAIRS:-5}; N5=10000 N4=1000 NR=200 DELAY4=12
 fi
 
 TMP=$(mktemp -d "${BENCH_TMP:-/tmp}/smtpuv-compare-tls.XXXXXX")
 chmod 755 "$TMP"
 ST_PID=
+SLOW_PID=
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
   if [[ -n $ST_PID ]]; then
@@ -97,6 +105,10 @@ cleanup() {
     wait "$ST_PID" 2>/dev/null || true
   fi
   sink_stop
+  if [[ -n $SLOW_PID ]]; then
+    kill "$SLOW_PID" 2>/dev/null || true
+    wait "$SLOW_PID" 2>/dev/null || true
+  fi
   if [[ ${KEEP:-0} == 1 ]]; then echo "logs kept in $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -107,8 +119,13 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # front of it with the test PKI's server certificate.
 sh "$REPO/tests/servers/gen_certs.sh" "$TMP/pki" >/dev/null || exit 2
 CA=$TMP/pki/ca.crt
+# A second sink for the pool's W4TLS: it waits DELAY4 seconds before its
+# DATA reply, longer than the pool takes to open every connection.
+sink_start "$TMP" 1100 -m 1100 -w "$DELAY4" || exit 2
+SLOW_PID=$SINK_PID SLOW_PORT=$SINK_PORT SINK_PID=
 sink_start "$TMP" 1100 -m 1100 || exit 2
 TLS_PORT=$(sink_free_port)
+SLOW_TLS_PORT=$(sink_free_port)
 cat >"$TMP/stunnel.conf" <<CONF
 foreground = yes
 pid =
@@ -116,6 +133,11 @@ output = $TMP/stunnel.log
 [smtps]
 accept = 127.0.0.1:$TLS_PORT
 connect = 127.0.0.1:$SINK_PORT
+cert = $TMP/pki/server.crt
+key = $TMP/pki/server.key
+[smtps-slow]
+accept = 127.0.0.1:$SLOW_TLS_PORT
+connect = 127.0.0.1:$SLOW_PORT
 cert = $TMP/pki/server.crt
 key = $TMP/pki/server.key
 CONF
@@ -137,7 +159,7 @@ RUNINFO=(
   "command: $CMDLINE"
   "machine: $(nproc) CPUs, $(uname -r), load average at start $LOAD_START"
   "smtpuv-bench: $BENCH ($BENCH_FROM; tree $REV); curl-smtps-bench: $CURLB ($(curl-config --version 2>/dev/null || echo libcurl))"
-  "servers: smtp-sink pid $SINK_PID on 127.0.0.1:$SINK_PORT, stunnel4 $(dpkg-query -W -f '${Version}' stunnel4 2>/dev/null || echo '?') pid $ST_PID on $TARGET"
+  "servers: smtp-sink pid $SINK_PID on 127.0.0.1:$SINK_PORT (and pid $SLOW_PID on 127.0.0.1:$SLOW_PORT with -w $DELAY4), stunnel4 $(dpkg-query -W -f '${Version}' stunnel4 2>/dev/null || echo '?') pid $ST_PID on $TARGET"
 )
 printf '%s\n' "${RUNINFO[@]}"
 FAILED=0
@@ -211,8 +233,24 @@ w4tls() {
   [[ ${r[4]} == 0 ]] || { echo "   W4TLS --heap FAILED (exit ${r[4]})"; FAILED=1; }
   heap=$(field heap_per_conn "$TMP/W4h.out")
   ossl=$(field openssl_heap_per_conn "$TMP/W4h.out")
-  SUMMARY+=("$(printf 'W4TLS-%sconn   RSS per idle connection %s KiB (target <= 48); heap per connection: library %s B, OpenSSL %s B' \
+  SUMMARY+=("$(printf 'W4TLS-%sclients RSS per idle connection %s KiB (target <= 48); heap per connection: library %s B, OpenSSL %s B' \
     "$N4" "${per:-?}" "${heap:-?}" "${ossl:-?}")")
+
+  echo
+  echo "== W4TLS pool: ONE client, $N4 connections (--connections=$N4 --depth=1 --pool-hold; the sink delays DATA ${DELAY4} s)"
+  local cap cpu pool=()
+  for cap in default 1000; do
+    local extra=()
+    [[ $cap == default ]] || extra=(--connecting=$cap)
+    read -r -a r < <(timed "$TMP/P.$cap" "$BENCH" "${TLSOPTS[@]}" -d -s 1 --connections="$N4" --depth=1 --pool-hold "${extra[@]}" -m "$N4" -l 2048 "127.0.0.1:$SLOW_TLS_PORT")
+    sed 's/^/   /' "$TMP/P.$cap" | grep -E 'pool-hold|RESULT|FAILED'
+    [[ ${r[4]} == 0 ]] || { echo "   W4TLS pool ($cap) FAILED (exit ${r[4]})"; FAILED=1; }
+    cpu=$(awk -v u="${r[1]}" -v s="${r[2]}" 'BEGIN {printf "%.2f", u+s}')
+    pool+=("$(printf 'max_connecting %s: %s KiB per idle connection, %s connections, %s s CPU' \
+      "$cap" "$(field rss_per_conn_kib "$TMP/P.$cap")" "$(field connects "$TMP/P.$cap")" "$cpu")")
+  done
+  printf '   %s\n' "${pool[@]}"
+  SUMMARY+=("W4TLS-pool-${N4}conn ${pool[0]} (target <= 48); ${pool[1]}")
 
   echo
   echo "== W4TLS reconnects: $NR messages, each on a new connection of ONE client (--reconnect), with and without resumption"

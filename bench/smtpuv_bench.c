@@ -50,6 +50,15 @@
  * remaining messages are sent. Prints (RSS_connected - RSS_baseline) / N as
  * the RSS per connection, and the library heap per client as seen by a
  * counting smtpuv_mem allocator (OpenSSL and libuv allocations excluded).
+ *
+ * --pool-hold (needs --connections N, -d, -s 1): the pool's version of
+ * --hold. Every message is queued at once (-w 0); against a server that
+ * delays its DATA reply (smtp-sink -w) each connection carries one message
+ * at a time, so the pool opens as many connections as it may. Once every
+ * message is done (the connections idle, none closed yet) the RSS is
+ * sampled and divided by the connections opened (counted in the trace).
+ * --connecting=N sets smtpuv_options_set_max_connecting() (how many are
+ * set up at once).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -101,6 +110,8 @@ struct bench {
   unsigned sessions;
   unsigned connections; /* --connections: one client's pool size */
   unsigned depth;       /* --depth: pipeline depth (0: the default) */
+  unsigned connecting;  /* --connecting: setups at once (0: the default) */
+  int pool_hold;        /* --pool-hold */
   int window_set;       /* -w given */
   unsigned long messages;
   long length;          /* -1: smtp-source's default one-line body */
@@ -197,6 +208,9 @@ static void die_usage(const char *msg) {
 "  --connections=N  each client keeps up to N connections (its pool;\n"
 "              needs -d; the default window grows N times)\n"
 "  --depth=N   messages on the wire per connection (pipeline depth)\n"
+"  --connecting=N  at most N connections of a client set up at once\n"
+"  --pool-hold (with --connections, -d, -s 1) queue every message, sample\n"
+"              RSS once all are done, per connection the pool opened\n"
 "  -m N        messages in total (default 1)\n"
 "  -l N        payload length in bytes (smtp-source's -l)\n"
 "  -F FILE     stream FILE as the message (headers and body)\n"
@@ -568,6 +582,13 @@ static void on_sent(smtpuv_client *c, const smtpuv_send_result *r,
   }
   if (b->counter)
     fprintf(stderr, "%lu\r", b->done);
+  if (b->pool_hold && b->done == b->messages) {
+    /* every connection idle, none closed yet */
+    b->rss_connected_kib = rss_now_kib();
+    b->heap_connected = b->heap_live;
+    b->ossl_connected = b->ossl_live;
+    b->t_connected = now_s();
+  }
 
   if (!b->reuse) {
     finish_session(s);
@@ -867,6 +888,10 @@ static void make_options(bench *b) {
     rc = smtpuv_options_set_max_connections(b->opts, b->connections);
   if (rc == 0 && b->depth > 0)
     rc = smtpuv_options_set_pipeline_depth(b->opts, b->depth);
+  if (rc == 0 && b->connecting > 0)
+    rc = smtpuv_options_set_max_connecting(b->opts, b->connecting);
+  if (rc == 0 && b->pool_hold)
+    rc = smtpuv_options_set_trace(b->opts, bench_trace, b); /* connects */
   if (rc == 0 && b->tls_name != NULL)
     rc = smtpuv_options_set_tls_server_name(b->opts, b->tls_name);
   if (rc == 0 && b->insecure)
@@ -965,6 +990,10 @@ static int long_opt(bench *b, const char *a) {
     b->no_resume = 1;
   } else if (IS("--connections") && v) {
     b->connections = (unsigned)parse_ulong(v, "--connections");
+  } else if (IS("--connecting") && v) {
+    b->connecting = (unsigned)parse_ulong(v, "--connecting");
+  } else if (IS("--pool-hold") && !v) {
+    b->pool_hold = 1;
   } else if (IS("--depth") && v) {
     b->depth = (unsigned)parse_ulong(v, "--depth");
   } else if (IS("--threads") && v) {
@@ -1057,6 +1086,16 @@ static void parse_args(bench *b, int argc, char **argv) {
     die_usage("--connections needs -d");
   if (b->depth > 64)
     die_usage("--depth must be 1..64");
+  if (b->connecting > 1000)
+    die_usage("--connecting must be 1..1000");
+  if (b->pool_hold && (b->connections < 2 || !b->reuse || b->sessions != 1 ||
+                       b->hold || b->reconnect || b->threads > 0))
+    die_usage("--pool-hold needs --connections, -d and -s 1 (and no --hold, "
+              "--reconnect or --threads)");
+  if (b->pool_hold) {
+    b->window = 0; /* everything queued at once */
+    b->window_set = 1;
+  }
   /* one client's window feeds all of its connections */
   if (b->connections > 1 && !b->window_set)
     b->window *= b->connections;
@@ -1237,6 +1276,12 @@ int main(int argc, char **argv) {
              (double)(b->rss_connected_kib - b->rss_baseline_kib) /
                  b->sessions,
              b->count_alloc ? "" : " (--heap adds the library's own share)");
+    if (b->pool_hold && b->rss_connected_kib > 0)
+      printf("  pool-hold: %lu connections opened; RSS baseline %ld KiB, "
+             "all done and idle %ld KiB: %.1f KiB per connection\n",
+             b->connects, b->rss_baseline_kib, b->rss_connected_kib,
+             (double)(b->rss_connected_kib - b->rss_baseline_kib) /
+                 (double)(b->connects ? b->connects : 1));
     if (b->hold && b->count_alloc && b->rss_connected_kib > 0)
       printf("  hold: library heap %.0f bytes per connected client\n",
              (double)(b->heap_connected - b->heap_baseline) / b->sessions);
@@ -1265,6 +1310,19 @@ int main(int argc, char **argv) {
            (double)(b->ossl_connected - b->ossl_baseline) / b->sessions);
   if (b->reconnect)
     printf(" connects=%lu resumed=%lu", b->connects, b->resumed);
+  if (b->pool_hold) {
+    double nc = (double)(b->connects ? b->connects : 1);
+    printf(" connects=%lu rss_base_kib=%ld rss_idle_kib=%ld "
+           "rss_per_conn_kib=%.2f",
+           b->connects, b->rss_baseline_kib, b->rss_connected_kib,
+           b->rss_connected_kib > 0
+               ? (double)(b->rss_connected_kib - b->rss_baseline_kib) / nc
+               : -1.0);
+    if (b->count_alloc)
+      printf(" heap_per_conn=%.0f openssl_heap_per_conn=%.0f",
+             (double)(b->heap_connected - b->heap_baseline) / nc,
+             (double)(b->ossl_connected - b->ossl_baseline) / nc);
+  }
   printf("\n");
   fflush(stdout);
 

@@ -365,6 +365,26 @@ SMTPUV_EXTERN int smtpuv_options_set_socks5_proxy(smtpuv_options *o,
 SMTPUV_EXTERN int smtpuv_options_set_max_connections(smtpuv_options *o,
                                                      unsigned n);
 
+/** Default of smtpuv_options_set_max_connecting(). */
+#define SMTPUV_DEFAULT_MAX_CONNECTING 16
+
+/**
+ * At most `n` of the client's connections being set up at once (1..1000;
+ * default SMTPUV_DEFAULT_MAX_CONNECTING): connecting, waiting for the
+ * greeting, EHLO, the TLS handshake, AUTH. The pool opens more as these
+ * get ready or fail, the way Postfix starts a destination with a few
+ * connections. This bounds the burst a server sees when a deep queue meets
+ * an empty pool, and the memory of simultaneous handshakes (OpenSSL holds
+ * about 40 KiB per TLS handshake in progress and frees it afterwards;
+ * opened all at once, a thousand connections leave the heap about 20 KiB
+ * per connection larger than it needs to be once they are idle). The cost
+ * is latency: a pool of N reaches full size after about N / n setup times,
+ * which matters with slow servers (a greeting delay counts). Messages flow
+ * on the first ready connections meanwhile. SMTPUV_EINVAL out of range.
+ */
+SMTPUV_EXTERN int smtpuv_options_set_max_connecting(smtpuv_options *o,
+                                                    unsigned n);
+
 /**
  * Messages per connection: after `n` the connection QUITs once they are
  * done and a new one is opened when needed (nodemailer's maxMessages).

@@ -538,6 +538,7 @@ static void settle(smtpuv__conn *cn) {
            !smtpuv__conv_setup_failed(cv)) {
     cn->ready_seen = 1;
     new_round(c); /* a server works: every one may be tried again */
+    smtpuv__client_kick(c); /* a setup slot is free: grow() may open more */
   }
   for (int guard = 0; guard < 1024; guard++) {
     smtpuv__msg *m;
@@ -591,20 +592,32 @@ void smtpuv__client_detach(smtpuv_client *c, smtpuv__conn *cn) {
   smtpuv__client_kick(c);
 }
 
+/* A connection still connecting, greeting, saying EHLO, handshaking TLS
+   or authenticating (not one whose setup already failed). */
+static int setting_up(const smtpuv__conn *cn) {
+  const smtpuv__conv *cv = cn->conv;
+  return smtpuv__conv_end(cv, NULL) == SMTPUV__CONV_RUN &&
+         smtpuv__conv_in_setup(cv) && !smtpuv__conv_setup_failed(cv);
+}
+
 /* Open connections while more messages are queued than the open ones
    absorb (a connection being set up absorbs a pipeline's depth, a ready
-   one what its pipeline still has room for). */
+   one what its pipeline still has room for), at most max_connecting of
+   them being set up at once (settle() kicks the client when one gets
+   ready, setup_failed() when one fails). */
 static void grow(smtpuv_client *c) {
   for (unsigned guard = 0; guard < c->opts.max_connections; guard++) {
     if (c->closing || c->queue == NULL)
       return;
-    unsigned open = 0;
+    unsigned open = 0, opening = 0;
     size_t absorb = 0;
     for (smtpuv__conn *cn = c->conns; cn != NULL; cn = cn->next) {
       open++;
+      opening += (unsigned)setting_up(cn);
       absorb += smtpuv__conv_room(cn->conv);
     }
-    if (open >= c->opts.max_connections || c->queued <= absorb)
+    if (open >= c->opts.max_connections || c->queued <= absorb ||
+        opening >= c->opts.max_connecting)
       return;
     int server = pick_server(c);
     if (server < 0 || !conn_token(c))

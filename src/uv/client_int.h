@@ -106,6 +106,7 @@ struct smtpuv_options {
   char *tls_cert_file, *tls_key_file;
   /* the pool */
   unsigned max_connections, max_messages, pipeline_depth;
+  unsigned max_connecting; /* connections in setup at once */
   double msg_rate, conn_rate;
   unsigned msg_burst;
   struct {

@@ -100,6 +100,7 @@ int smtpuv_options_new(const smtpuv_mem *mem, smtpuv_options **out) {
   o->pipelining = 1;
   o->chunking = 1;
   o->max_connections = 1;
+  o->max_connecting = SMTPUV_DEFAULT_MAX_CONNECTING;
   o->pipeline_depth = SMTPUV__DEFAULT_DEPTH;
   o->host_skip_ms = 30000;
   o->ordered = 1;
@@ -490,6 +491,13 @@ int smtpuv_options_set_max_connections(smtpuv_options *o, unsigned n) {
   if (o == NULL || n < 1 || n > 1000)
     return SMTPUV_EINVAL;
   o->max_connections = n;
+  return 0;
+}
+
+int smtpuv_options_set_max_connecting(smtpuv_options *o, unsigned n) {
+  if (o == NULL || n < 1 || n > 1000)
+    return SMTPUV_EINVAL;
+  o->max_connecting = n;
   return 0;
 }
 
