@@ -604,7 +604,8 @@ static int setting_up(const smtpuv__conn *cn) {
    absorb (a connection being set up absorbs a pipeline's depth, a ready
    one what its pipeline still has room for), at most max_connecting of
    them being set up at once (settle() kicks the client when one gets
-   ready, setup_failed() when one fails). */
+   ready; one that fails frees its slot when smtpuv__client_detach()
+   takes it off the list, which kicks too). */
 static void grow(smtpuv_client *c) {
   for (unsigned guard = 0; guard < c->opts.max_connections; guard++) {
     if (c->closing || c->queue == NULL)
